@@ -1,0 +1,81 @@
+package schema
+
+import (
+	"entgo.io/ent"
+	"entgo.io/ent/dialect/entsql"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+	"github.com/google/uuid"
+)
+
+// Chat holds the schema definition for the Chat entity.
+type Chat struct {
+	ent.Schema
+}
+
+// Mixin of the Chat.
+func (Chat) Mixin() []ent.Mixin {
+	return []ent.Mixin{IDMixin{}, TimeMixin{}, SoftDeleteMixin{}}
+}
+
+// Fields of the Chat.
+func (Chat) Fields() []ent.Field {
+	return []ent.Field{
+		field.Enum("kind").
+			Values("direct", "group", "assistant").
+			Immutable(),
+		field.String("title").
+			Optional().
+			Validate(ValidateTitle),
+		field.UUID("created_by", uuid.UUID{}).
+			Immutable(),
+		field.Time("last_message_at").
+			Default(Now).
+			Comment("time of the newest message, or of creation; an inbox sorts by it"),
+		field.Time("archived_at").
+			Optional().
+			Nillable(),
+	}
+}
+
+// Edges of the Chat.
+func (Chat) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("creator", User.Type).
+			Ref("created_chats").
+			Field("created_by").
+			Unique().
+			Required().
+			Immutable(),
+		edge.From("members", User.Type).
+			Ref("chats").
+			Through("memberships", Membership.Type),
+		edge.To("messages", Message.Type).
+			// Messages belong to their chat: removing a chat for good removes them.
+			Annotations(entsql.OnDelete(entsql.Cascade)).
+			StorageKey(edge.Symbol("messages_chat_id_fkey")),
+	}
+}
+
+// Indexes of the Chat.
+func (Chat) Indexes() []ent.Index {
+	return []ent.Index{
+		// Serves the foreign key and "chats this user created".
+		index.Fields("created_by").
+			StorageKey("chats_created_by_idx"),
+	}
+}
+
+// Annotations of the Chat.
+func (Chat) Annotations() []schema.Annotation {
+	return []schema.Annotation{
+		// The title limit is enforced by the database too, for writers that bypass
+		// the Go validators.
+		entsql.Checks(map[string]string{
+			"chats_title_length": "length(title) <= 200",
+			"chats_kind_check":   "kind IN ('direct', 'group', 'assistant')",
+		}),
+	}
+}

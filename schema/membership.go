@@ -1,0 +1,94 @@
+package schema
+
+import (
+	"entgo.io/ent"
+	"entgo.io/ent/dialect/entsql"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+	"github.com/google/uuid"
+)
+
+// Membership holds the schema definition for the Membership entity: the edge schema
+// between User and Chat, carrying the member's role and read state.
+type Membership struct {
+	ent.Schema
+}
+
+// Mixin of the Membership.
+func (Membership) Mixin() []ent.Mixin {
+	return []ent.Mixin{IDMixin{}}
+}
+
+// Fields of the Membership.
+func (Membership) Fields() []ent.Field {
+	return []ent.Field{
+		field.UUID("user_id", uuid.UUID{}).
+			Immutable(),
+		field.UUID("chat_id", uuid.UUID{}).
+			Immutable(),
+		field.Enum("role").
+			Values("owner", "admin", "member").
+			Default("member"),
+		field.Time("joined_at").
+			Default(Now).
+			Immutable(),
+		field.Time("last_read_at").
+			Optional().
+			Nillable().
+			Comment("created_at of the last message read; with last_read_message_id, the read position"),
+		field.UUID("last_read_message_id", uuid.UUID{}).
+			Optional().
+			Nillable().
+			Comment("id of the last message read; ties on last_read_at are broken by id, as in history order"),
+		field.Bool("muted").
+			Default(false),
+	}
+}
+
+// Edges of the Membership.
+func (Membership) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.To("user", User.Type).
+			Field("user_id").
+			Unique().
+			Required().
+			Immutable().
+			// A user erased for good leaves none of their memberships behind.
+			Annotations(entsql.OnDelete(entsql.Cascade)).
+			StorageKey(edge.Symbol("memberships_user_id_fkey")),
+		edge.To("chat", Chat.Type).
+			Field("chat_id").
+			Unique().
+			Required().
+			Immutable().
+			// Memberships belong to their chat, as its messages do.
+			Annotations(entsql.OnDelete(entsql.Cascade)).
+			StorageKey(edge.Symbol("memberships_chat_id_fkey")),
+	}
+}
+
+// Indexes of the Membership.
+func (Membership) Indexes() []ent.Index {
+	return []ent.Index{
+		// A user is a member of a chat at most once; the index also serves
+		// "a user's chats" (the inbox) by its leading column.
+		index.Fields("user_id", "chat_id").
+			Unique().
+			StorageKey("memberships_user_chat_key"),
+		// Serves "members of a chat" and the foreign key to chats.
+		index.Fields("chat_id").
+			StorageKey("memberships_chat_idx"),
+	}
+}
+
+// Annotations of the Membership.
+func (Membership) Annotations() []schema.Annotation {
+	return []schema.Annotation{
+		// Enum values are checked by the database too, for writers that bypass ent.
+		entsql.Checks(map[string]string{
+			"memberships_role_check": "role IN ('owner', 'admin', 'member')",
+		}),
+	}
+}

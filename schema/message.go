@@ -1,0 +1,121 @@
+package schema
+
+import (
+	"entgo.io/ent"
+	"entgo.io/ent/dialect"
+	"entgo.io/ent/dialect/entsql"
+	"entgo.io/ent/schema"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+	"github.com/google/uuid"
+
+	"github.com/chatdb/chatdb/schema/schematype"
+)
+
+// Message holds the schema definition for the Message entity.
+type Message struct {
+	ent.Schema
+}
+
+// Mixin of the Message.
+func (Message) Mixin() []ent.Mixin {
+	return []ent.Mixin{IDMixin{}}
+}
+
+// Fields of the Message.
+func (Message) Fields() []ent.Field {
+	return []ent.Field{
+		field.UUID("chat_id", uuid.UUID{}).
+			Immutable(),
+		field.UUID("sender_id", uuid.UUID{}).
+			Optional().
+			Nillable().
+			Immutable().
+			Comment("the user who sent it; NULL for system and assistant messages"),
+		field.Enum("role").
+			Values("user", "assistant", "system", "tool").
+			Immutable(),
+		field.Text("content").
+			Validate(ValidateContent),
+		// A JSON document typed in Go. field.Other rather than field.JSON: ent
+		// passes JSON fields to the driver as []byte, which lib/pq's binary
+		// parameters send in a format jsonb refuses; MessageMetadata.Value gives text.
+		field.Other("metadata", schematype.MessageMetadata{}).
+			SchemaType(map[string]string{
+				dialect.Postgres: "jsonb",
+				dialect.SQLite:   "json",
+			}).
+			Optional(),
+		field.UUID("reply_to_id", uuid.UUID{}).
+			Optional().
+			Nillable().
+			Immutable(),
+		field.Time("created_at").
+			Default(Now).
+			Immutable(),
+		field.Time("edited_at").
+			Optional().
+			Nillable(),
+		field.Time("deleted_at").
+			Optional().
+			Nillable().
+			Comment("set when the message is soft-deleted; history shows it as deleted"),
+	}
+}
+
+// Edges of the Message.
+func (Message) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("chat", Chat.Type).
+			Ref("messages").
+			Field("chat_id").
+			Unique().
+			Required().
+			Immutable(),
+		edge.From("sender", User.Type).
+			Ref("sent_messages").
+			Field("sender_id").
+			Unique().
+			Immutable(),
+		edge.To("replies", Message.Type).
+			// Deleting a message for good leaves its replies standing, unlinked.
+			// (ent names this constraint itself: a self-reference cannot take a
+			// storage key on one side only.)
+			Annotations(entsql.OnDelete(entsql.SetNull)).
+			From("reply_to").
+			Field("reply_to_id").
+			Unique().
+			Immutable(),
+	}
+}
+
+// Indexes of the Message.
+func (Message) Indexes() []ent.Index {
+	return []ent.Index{
+		// A chat's history in (created_at, id) order, read by keyset in either
+		// direction; unread counts are ranges over the same index.
+		index.Fields("chat_id", "created_at", "id").
+			StorageKey("messages_chat_created_id_idx"),
+		// Serves the foreign key to users (SET NULL on delete) and "messages by user".
+		index.Fields("sender_id").
+			StorageKey("messages_sender_idx"),
+	}
+}
+
+// Annotations of the Message.
+func (Message) Annotations() []schema.Annotation {
+	return []schema.Annotation{
+		// The database enforces the content limit too, for writers that bypass the
+		// Go validators. octet_length counts bytes on both PostgreSQL and SQLite.
+		entsql.Checks(map[string]string{
+			"messages_content_length": "octet_length(content) BETWEEN 1 AND 65536",
+			"messages_role_check":     "role IN ('user', 'assistant', 'system', 'tool')",
+		}),
+	}
+}
+
+// Hooks of the Message.
+func (Message) Hooks() []ent.Hook {
+	return []ent.Hook{validateMetadata}
+}
