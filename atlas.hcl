@@ -1,0 +1,111 @@
+# Atlas project file (https://atlasgo.io/atlas-schema/projects).
+#
+# chatdb plans and applies its migrations itself: `chatdb migrate diff NAME`
+# writes the files, `chatdb migrate apply` and database.Migrate apply them. This
+# file lets the Atlas CLI work on the same directories and the same databases
+# (lint, status, validate, apply), with the same results:
+#
+#   atlas migrate lint     --env ci --git-base main
+#   atlas migrate status   --env local
+#   atlas migrate validate --env sqlite
+#
+# Both tools record applied files in the revisions table
+# atlas_schema_revisions.atlas_schema_revisions (PostgreSQL) or
+# atlas_schema_revisions (SQLite), and take the same advisory lock.
+
+variable "url" {
+  type        = string
+  default     = getenv("DATABASE_URL")
+  description = "Database to apply to or report on; a postgres:// URL for local and ci."
+}
+
+locals {
+  # The desired schema: the ent schemas in ./schema, loaded by the Atlas CLI's
+  # ent integration (it needs entgo.io/ent in go.mod, which it is).
+  src = "ent://schema"
+
+  # Atlas's dev database must be empty, and Atlas wipes it: never point it at a
+  # database that matters. Docker (docker://postgres/15/dev) is not available
+  # here, so it is a dedicated database on the local server, created once with:
+  #   createdb -h 127.0.0.1 -U postgres chatdb_atlas_dev
+  # search_path binds it to one schema, as chatdb's own planner is bound: the
+  # migration files name no schema, and a realm-wide dev database would plan
+  # schema-qualified statements instead. (chatdb migrate diff needs none of this;
+  # it creates and drops a chatdb_dev_* database of its own.)
+  pg_dev = "postgres://postgres@127.0.0.1:5432/chatdb_atlas_dev?search_path=public&sslmode=disable"
+
+  # Files are written with two-space indentation, as chatdb migrate diff does.
+  diff_format = "{{ sql . \"  \" }}"
+}
+
+# Lint rules for every env: a migration that drops data, depends on the data
+# already in the table (adding a unique index, a NOT NULL column without a
+# default) or breaks running application code (renames) fails the lint. When one
+# is intended, say so in the file with an `-- atlas:nolint <analyzer>` directive.
+lint {
+  destructive {
+    error = true
+  }
+  data_depend {
+    error = true
+  }
+  incompatible {
+    error = true
+  }
+}
+
+# A developer's PostgreSQL: DATABASE_URL as the target.
+env "local" {
+  src = local.src
+  url = var.url
+  dev = local.pg_dev
+  migration {
+    dir = "file://migrations/postgres"
+    # Where chatdb keeps it, whether or not the URL names a schema.
+    revisions_schema = "atlas_schema_revisions"
+  }
+  format {
+    migrate {
+      diff = local.diff_format
+    }
+  }
+}
+
+# CI: lint and validate the PostgreSQL directory against the CI runner's local
+# server; only the files added since main are linted.
+env "ci" {
+  src = local.src
+  url = var.url
+  dev = local.pg_dev
+  migration {
+    dir              = "file://migrations/postgres"
+    revisions_schema = "atlas_schema_revisions"
+  }
+  format {
+    migrate {
+      diff = local.diff_format
+    }
+  }
+  lint {
+    git {
+      base = "main"
+    }
+  }
+}
+
+# The embedded SQLite database. The target is chatdb's default file in the
+# working directory (database.DefaultSQLitePath); the dev database lives in
+# memory.
+env "sqlite" {
+  src = local.src
+  url = "sqlite://chatdb.db?_fk=1"
+  dev = "sqlite://dev?mode=memory&_fk=1"
+  migration {
+    dir = "file://migrations/sqlite"
+  }
+  format {
+    migrate {
+      diff = local.diff_format
+    }
+  }
+}

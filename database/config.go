@@ -1,0 +1,278 @@
+package database
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of Config. They follow the system chatdb replaces: 20 pooled connections
+// plus 10 overflow, recycled on a lifetime, checked before reuse after sitting idle.
+const (
+	DefaultMaxOpenConns     = 30
+	DefaultMaxIdleConns     = 20
+	DefaultConnMaxLifetime  = 30 * time.Minute
+	DefaultConnMaxIdleTime  = 5 * time.Minute
+	DefaultHealthCheckAfter = time.Second
+	DefaultConnectTimeout   = 5 * time.Second
+	DefaultOpenRetryWindow  = 10 * time.Second
+	DefaultSQLiteBusy       = 5 * time.Second
+	DefaultSQLitePath       = "chatdb.db"
+)
+
+// Drivers for PostgreSQL, the values of Config.Driver.
+const (
+	// DriverPgx is pgx's database/sql driver (github.com/jackc/pgx/v5/stdlib), the
+	// default: one round trip per statement, and it checks idle connections itself.
+	DriverPgx = "pgx"
+	// DriverPQ is github.com/lib/pq, opened with binary_parameters=yes (one round
+	// trip per statement) and wrapped so that idle connections are checked before
+	// reuse as pgx does.
+	DriverPQ = "pq"
+)
+
+// Dialects, the values of (*DB).Dialect. They are ent's dialect names.
+const (
+	Postgres = "postgres"
+	SQLite   = "sqlite3"
+)
+
+// Config configures Open. The zero value opens the embedded SQLite file
+// DefaultSQLitePath in the working directory with the default pool settings.
+type Config struct {
+	// URL names the database: "postgres://" or "postgresql://" for PostgreSQL;
+	// "sqlite://PATH", "sqlite:PATH", "file:PATH" or a bare path for SQLite, where
+	// PATH ":memory:" is a private in-memory database. Empty means the SQLite file
+	// DefaultSQLitePath. For PostgreSQL, say sslmode explicitly; Open keeps the
+	// driver's own default (prefer for pgx, require for lib/pq) when it is absent.
+	URL string
+
+	// Driver chooses the PostgreSQL driver: DriverPgx or DriverPQ. Empty means
+	// DriverPgx. Ignored for SQLite.
+	Driver string
+
+	// MaxOpenConns caps the connections open at once (pooled and overflow).
+	// Zero means DefaultMaxOpenConns (30); negative means no limit.
+	MaxOpenConns int
+
+	// MaxIdleConns caps the connections kept open while idle. Zero means
+	// DefaultMaxIdleConns (20); negative means none are kept.
+	MaxIdleConns int
+
+	// ConnMaxLifetime closes a connection this long after it was opened, so that
+	// connections are spread again after a failover or a load balancer change.
+	// Zero means DefaultConnMaxLifetime (30m); negative means forever.
+	ConnMaxLifetime time.Duration
+
+	// ConnMaxIdleTime closes a connection that sat idle this long. Zero means
+	// DefaultConnMaxIdleTime (5m); negative means never.
+	ConnMaxIdleTime time.Duration
+
+	// HealthCheckAfter is how long a connection may sit idle before it is pinged
+	// when taken from the pool; a dead one is replaced without the caller seeing an
+	// error. pgx does this itself after one second; chatdb does the same for lib/pq.
+	// Zero means DefaultHealthCheckAfter (1s); negative means always ping.
+	HealthCheckAfter time.Duration
+
+	// ConnectTimeout bounds the dial and start-up of one new connection. Zero means
+	// DefaultConnectTimeout (5s).
+	ConnectTimeout time.Duration
+
+	// OpenRetryWindow bounds how long Open keeps retrying its first ping while the
+	// server cannot be reached (a server that answers with an error, such as a bad
+	// password, is not retried). Zero means DefaultOpenRetryWindow (10s); negative
+	// means a single attempt.
+	OpenRetryWindow time.Duration
+
+	// SQLiteBusyTimeout is how long an SQLite writer waits for the file lock before
+	// giving up with ErrTimeout. Zero means DefaultSQLiteBusy (5s).
+	SQLiteBusyTimeout time.Duration
+
+	// Logger receives the few events the package logs (connection retries, slow
+	// migrations) and, when LogQueries is set, every statement at debug level with
+	// its arguments left out. Nil means nothing is logged.
+	Logger *slog.Logger
+
+	// LogQueries logs each statement ent runs at debug level. Arguments are never
+	// logged: they carry message bodies and password hashes.
+	LogQueries bool
+}
+
+// ConfigFromEnv returns a Config read from the environment:
+//
+//	DATABASE_URL               Config.URL
+//	CHATDB_PG_DRIVER           Config.Driver ("pgx" or "pq")
+//	CHATDB_MAX_OPEN_CONNS      Config.MaxOpenConns
+//	CHATDB_MAX_IDLE_CONNS      Config.MaxIdleConns
+//	CHATDB_CONN_MAX_LIFETIME   Config.ConnMaxLifetime (a Go duration, "30m")
+//	CHATDB_CONN_MAX_IDLE_TIME  Config.ConnMaxIdleTime
+//	CHATDB_HEALTH_CHECK_AFTER  Config.HealthCheckAfter
+//	CHATDB_CONNECT_TIMEOUT     Config.ConnectTimeout
+//	CHATDB_OPEN_RETRY_WINDOW   Config.OpenRetryWindow
+//	CHATDB_SQLITE_BUSY_TIMEOUT Config.SQLiteBusyTimeout
+//	CHATDB_LOG_QUERIES         Config.LogQueries ("1", "true")
+//
+// Unset variables leave the field zero, which means its default. A malformed value
+// is an error naming the variable (not its value, which may be a URL with a password).
+func ConfigFromEnv() (Config, error) {
+	cfg := Config{
+		URL:    os.Getenv("DATABASE_URL"),
+		Driver: os.Getenv("CHATDB_PG_DRIVER"),
+	}
+	ints := []struct {
+		name string
+		dst  *int
+	}{
+		{"CHATDB_MAX_OPEN_CONNS", &cfg.MaxOpenConns},
+		{"CHATDB_MAX_IDLE_CONNS", &cfg.MaxIdleConns},
+	}
+	for _, v := range ints {
+		if s := os.Getenv(v.name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return Config{}, fmt.Errorf("database: %s: not an integer", v.name)
+			}
+			*v.dst = n
+		}
+	}
+	durations := []struct {
+		name string
+		dst  *time.Duration
+	}{
+		{"CHATDB_CONN_MAX_LIFETIME", &cfg.ConnMaxLifetime},
+		{"CHATDB_CONN_MAX_IDLE_TIME", &cfg.ConnMaxIdleTime},
+		{"CHATDB_HEALTH_CHECK_AFTER", &cfg.HealthCheckAfter},
+		{"CHATDB_CONNECT_TIMEOUT", &cfg.ConnectTimeout},
+		{"CHATDB_OPEN_RETRY_WINDOW", &cfg.OpenRetryWindow},
+		{"CHATDB_SQLITE_BUSY_TIMEOUT", &cfg.SQLiteBusyTimeout},
+	}
+	for _, v := range durations {
+		if s := os.Getenv(v.name); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				return Config{}, fmt.Errorf("database: %s: not a duration such as 30s or 5m", v.name)
+			}
+			*v.dst = d
+		}
+	}
+	if s := os.Getenv("CHATDB_LOG_QUERIES"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return Config{}, fmt.Errorf("database: CHATDB_LOG_QUERIES: not a boolean")
+		}
+		cfg.LogQueries = b
+	}
+	return cfg, nil
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.MaxOpenConns == 0 {
+		c.MaxOpenConns = DefaultMaxOpenConns
+	}
+	if c.MaxIdleConns == 0 {
+		c.MaxIdleConns = DefaultMaxIdleConns
+	}
+	def(&c.ConnMaxLifetime, DefaultConnMaxLifetime)
+	def(&c.ConnMaxIdleTime, DefaultConnMaxIdleTime)
+	def(&c.HealthCheckAfter, DefaultHealthCheckAfter)
+	def(&c.ConnectTimeout, DefaultConnectTimeout)
+	def(&c.OpenRetryWindow, DefaultOpenRetryWindow)
+	def(&c.SQLiteBusyTimeout, DefaultSQLiteBusy)
+	if c.Driver == "" {
+		c.Driver = DriverPgx
+	}
+	return c
+}
+
+// target is a parsed Config.URL.
+type target struct {
+	dialect string
+	// pgURL is the PostgreSQL URL, with the password; never print it.
+	pgURL *url.URL
+	// sqlitePath is the SQLite file path, or ":memory:".
+	sqlitePath string
+}
+
+// parseURL parses a Config.URL without ever putting the URL in an error: net/url's
+// errors quote the whole input, password included.
+func parseURL(raw string) (target, error) {
+	lower := strings.ToLower(raw)
+	switch {
+	case raw == "":
+		return target{dialect: SQLite, sqlitePath: DefaultSQLitePath}, nil
+	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
+		u, err := url.Parse(raw)
+		if err != nil {
+			return target{}, &ConfigError{Reason: "malformed PostgreSQL URL (check the host, port and percent-escapes)"}
+		}
+		if u.Host == "" && u.Query().Get("host") == "" {
+			return target{}, &ConfigError{Reason: "PostgreSQL URL has no host"}
+		}
+		return target{dialect: Postgres, pgURL: u}, nil
+	case strings.HasPrefix(lower, "sqlite://"):
+		return sqliteTarget(raw[len("sqlite://"):])
+	case strings.HasPrefix(lower, "sqlite:"):
+		return sqliteTarget(raw[len("sqlite:"):])
+	case strings.HasPrefix(lower, "file:"):
+		return sqliteTarget(raw[len("file:"):])
+	case strings.Contains(raw, "://"):
+		return target{}, &ConfigError{Reason: "unsupported URL scheme (use postgres://, sqlite:// or a file path)"}
+	default:
+		return sqliteTarget(raw)
+	}
+}
+
+func sqliteTarget(p string) (target, error) {
+	// Options come from Config, not from the path; a query string would be
+	// silently ignored, so refuse it.
+	if strings.ContainsAny(p, "?#") {
+		return target{}, &ConfigError{Reason: "SQLite path must not carry options; use Config fields"}
+	}
+	if p == "" {
+		return target{}, &ConfigError{Reason: "SQLite URL has no path"}
+	}
+	return target{dialect: SQLite, sqlitePath: p}, nil
+}
+
+// Redact returns u with its password replaced by "xxxxx", for printing. A URL that
+// does not parse is replaced entirely, since the parser cannot say where the
+// password is.
+func Redact(u string) string {
+	t, err := parseURL(u)
+	if err != nil {
+		return "(malformed URL)"
+	}
+	if t.dialect == SQLite {
+		return "sqlite://" + t.sqlitePath
+	}
+	return redactURL(t.pgURL)
+}
+
+// redactURL prints u without its password, whether it is in the user information
+// or in a password= query parameter.
+func redactURL(u *url.URL) string {
+	c := *u
+	if q := c.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		c.RawQuery = q.Encode()
+	}
+	return c.Redacted()
+}
+
+// ConfigError is returned by Open and Redact when Config is invalid. It never holds
+// the URL.
+type ConfigError struct {
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return "database: invalid config: " + e.Reason }

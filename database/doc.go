@@ -1,0 +1,23 @@
+// Package database opens chatdb's database and manages its lifecycle: the
+// connection pool, transactions, error classification and migrations.
+//
+// PostgreSQL is reached through pgx's database/sql driver by default, or through
+// github.com/lib/pq (Config.Driver = DriverPQ); an empty URL opens the embedded
+// SQLite file. Nothing outside this package imports a driver.
+//
+//	db, err := database.Open(ctx, database.Config{URL: os.Getenv("DATABASE_URL")})
+//	if err != nil {
+//		return err
+//	}
+//	defer db.Close()
+//	if err := database.Migrate(ctx, db); err != nil {
+//		return err
+//	}
+//	err = db.WithTx(ctx, func(tx *ent.Tx) error {
+//		_, err := tx.User.Create().SetEmail("ada@example.com").SetDisplayName("Ada").Save(ctx)
+//		return err
+//	}, database.WithRetry(3))
+//	if errors.Is(err, database.ErrConflict) {
+//		// the address is taken
+//	}
+package database

@@ -1,0 +1,304 @@
+package database
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	entdialect "entgo.io/ent/dialect"
+	entsql "entgo.io/ent/dialect/sql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/lib/pq"
+	"modernc.org/sqlite"
+
+	"github.com/chatdb/chatdb/ent"
+	// The schema's defaults, validators and hooks: without them the client that
+	// Open returns cannot create a row ("uninitialized user.DefaultCreatedAt").
+	_ "github.com/chatdb/chatdb/ent/runtime"
+)
+
+func init() {
+	// modernc.org/sqlite registers itself as "sqlite"; ent and Atlas know SQLite
+	// as "sqlite3". Register that name too, unless another driver took it.
+	for _, name := range sql.Drivers() {
+		if name == "sqlite3" {
+			return
+		}
+	}
+	sql.Register("sqlite3", &sqlite.Driver{})
+}
+
+// DB is an open database: a connection pool and the ent client over it. It is safe
+// for concurrent use. Close it when done.
+type DB struct {
+	sql     *sql.DB
+	client  *ent.Client
+	dialect string
+	driver  string
+	logger  *slog.Logger
+	// redacted is the URL without its password, for messages.
+	redacted string
+	// password is kept only to scrub it from driver errors; never print it.
+	password string
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens the database that cfg names, applies the pool settings, and pings it,
+// retrying while the server cannot be reached for at most cfg.OpenRetryWindow. It
+// does not apply migrations; call Migrate for that.
+//
+// Errors never contain the password: the URL in them is redacted.
+func Open(ctx context.Context, cfg Config) (*DB, error) {
+	cfg = cfg.withDefaults()
+	t, err := parseURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	db := &DB{dialect: t.dialect, logger: logger}
+	switch t.dialect {
+	case Postgres:
+		db.redacted = redactURL(t.pgURL)
+		db.password, _ = t.pgURL.User.Password()
+		if p := t.pgURL.Query().Get("password"); p != "" {
+			db.password = p
+		}
+		db.driver = cfg.Driver
+		db.sql, err = openPostgres(t.pgURL, cfg)
+	case SQLite:
+		db.redacted = "sqlite://" + t.sqlitePath
+		db.driver = "sqlite"
+		db.sql, err = openSQLite(t.sqlitePath, cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	applyPool(db.sql, t, cfg)
+	if err := db.pingWithRetry(ctx, cfg.OpenRetryWindow); err != nil {
+		db.sql.Close()
+		return nil, err
+	}
+	drv := entsql.OpenDB(t.dialect, db.sql)
+	var opts []ent.Option
+	opts = append(opts, ent.Driver(drv))
+	if cfg.LogQueries {
+		opts = append(opts, ent.Driver(entdialect.DebugWithContext(drv, queryLogger(logger))))
+	}
+	db.client = ent.NewClient(opts...)
+	return db, nil
+}
+
+// queryLogger logs the statement text only. ent's debug driver passes a string
+// with the arguments appended ("args=[...]"); they are cut, because they carry
+// message bodies and password hashes.
+func queryLogger(l *slog.Logger) func(context.Context, ...any) {
+	return func(ctx context.Context, v ...any) {
+		if len(v) == 0 {
+			return
+		}
+		s, ok := v[0].(string)
+		if !ok {
+			return
+		}
+		// ent's own SQL never contains " args=", so the first one is the separator.
+		if i := strings.Index(s, " args="); i >= 0 {
+			s = s[:i]
+		}
+		l.DebugContext(ctx, "query", slog.String("sql", s))
+	}
+}
+
+func applyPool(db *sql.DB, t target, cfg Config) {
+	maxOpen, maxIdle := cfg.MaxOpenConns, cfg.MaxIdleConns
+	if maxOpen < 0 {
+		maxOpen = 0 // database/sql: 0 is unlimited
+	}
+	if maxIdle < 0 {
+		maxIdle = 0
+	}
+	if t.dialect == SQLite && t.sqlitePath == ":memory:" {
+		// Each connection to ":memory:" is a database of its own; keep exactly one,
+		// forever, or the data goes away with the connection.
+		maxOpen, maxIdle = 1, 1
+		cfg.ConnMaxLifetime, cfg.ConnMaxIdleTime = -1, -1
+	}
+	db.SetMaxOpenConns(maxOpen)
+	db.SetMaxIdleConns(maxIdle)
+	if cfg.ConnMaxLifetime > 0 {
+		db.SetConnMaxLifetime(cfg.ConnMaxLifetime)
+	}
+	if cfg.ConnMaxIdleTime > 0 {
+		db.SetConnMaxIdleTime(cfg.ConnMaxIdleTime)
+	}
+}
+
+func openPostgres(u *url.URL, cfg Config) (*sql.DB, error) {
+	switch cfg.Driver {
+	case DriverPgx:
+		pc, err := pgx.ParseConfig(u.String())
+		if err != nil {
+			return nil, &ConfigError{Reason: "PostgreSQL URL rejected by pgx (check its parameters)"}
+		}
+		pc.ConnectTimeout = cfg.ConnectTimeout
+		threshold := cfg.HealthCheckAfter
+		return stdlib.OpenDB(*pc, stdlib.OptionShouldPing(func(_ context.Context, p stdlib.ShouldPingParams) bool {
+			return threshold < 0 || p.IdleDuration > threshold
+		})), nil
+	case DriverPQ:
+		c := *u
+		q := c.Query()
+		// One round trip per parameterised statement instead of two (Parse/Describe,
+		// then Bind/Execute). lib/pq then sends []byte arguments in binary format,
+		// which is why JSON columns are written as text (schematype.MessageMetadata).
+		if !q.Has("binary_parameters") {
+			q.Set("binary_parameters", "yes")
+		}
+		if !q.Has("connect_timeout") {
+			secs := int(cfg.ConnectTimeout.Round(time.Second) / time.Second)
+			q.Set("connect_timeout", strconv.Itoa(max(secs, 1)))
+		}
+		c.RawQuery = q.Encode()
+		conn, err := pq.NewConnector(c.String())
+		if err != nil {
+			return nil, &ConfigError{Reason: "PostgreSQL URL rejected by lib/pq (check its parameters)"}
+		}
+		return sql.OpenDB(&pingConnector{Connector: conn, threshold: cfg.HealthCheckAfter}), nil
+	default:
+		return nil, &ConfigError{Reason: fmt.Sprintf("unknown PostgreSQL driver %q (use %q or %q)", cfg.Driver, DriverPgx, DriverPQ)}
+	}
+}
+
+func openSQLite(path string, cfg Config) (*sql.DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", "foreign_keys(1)")
+	if path != ":memory:" {
+		q.Add("_pragma", "journal_mode(WAL)")
+		// In WAL mode a commit is durable after fsync of the WAL; NORMAL syncs at
+		// checkpoints only and can lose the last commits on power loss.
+		q.Add("_pragma", "synchronous(FULL)")
+	}
+	q.Set("_busy_timeout", strconv.FormatInt(cfg.SQLiteBusyTimeout.Milliseconds(), 10))
+	// Writers take the lock when the transaction begins: a deferred transaction that
+	// reads and then writes cannot wait for the lock in WAL mode and fails at once
+	// with SQLITE_BUSY, whatever the busy timeout.
+	q.Set("_txlock", "immediate")
+	// Fixed-width UTC text, so that stored times sort as they compare.
+	q.Set("_time_format", "sqlite")
+	dsn := "file:" + path + "?" + q.Encode()
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, &ConfigError{Reason: "SQLite path rejected"}
+	}
+	return db, nil
+}
+
+// pingWithRetry pings until it succeeds, the server answers with an error that
+// waiting will not fix, or window has passed. The backoff is jittered and doubles
+// from 50ms up to 1s.
+func (db *DB) pingWithRetry(ctx context.Context, window time.Duration) error {
+	deadline := time.Now().Add(window)
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := db.sql.PingContext(ctx)
+		if err == nil {
+			return nil
+		}
+		if !retryableConnectError(err) || ctx.Err() != nil || window < 0 || time.Now().Add(backoff).After(deadline) {
+			return &ConnectError{URL: db.redacted, Attempts: attempt, Err: scrub(mapError(err), db.password)}
+		}
+		db.logger.WarnContext(ctx, "database: not reachable yet, retrying",
+			slog.String("url", db.redacted), slog.Int("attempt", attempt), slog.Duration("backoff", backoff))
+		sleep := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return &ConnectError{URL: db.redacted, Attempts: attempt, Err: ctx.Err()}
+		case <-time.After(sleep):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// retryableConnectError reports whether a failed ping may succeed later: the
+// server could not be reached or is starting up. A server that answered with an
+// error (bad password, unknown database) will answer the same again.
+func retryableConnectError(err error) bool {
+	if code, ok := sqlState(err); ok {
+		// 57P03 cannot_connect_now: starting up, shutting down or in recovery.
+		return code == "57P03"
+	}
+	var ce *ConfigError
+	return !errors.As(err, &ce)
+}
+
+// ConnectError is returned by Open when the database cannot be reached. URL has
+// its password redacted, and Err is the last error seen, with any password in its
+// text removed.
+type ConnectError struct {
+	URL      string
+	Attempts int
+	Err      error
+}
+
+func (e *ConnectError) Error() string {
+	return fmt.Sprintf("database: cannot connect to %s after %d attempt(s): %v", e.URL, e.Attempts, e.Err)
+}
+
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// Client returns the ent client over the pool. It is safe for concurrent use and
+// must not be closed separately: Close closes it.
+func (db *DB) Client() *ent.Client { return db.client }
+
+// SQL returns the underlying pool, for queries ent cannot express and for tools.
+func (db *DB) SQL() *sql.DB { return db.sql }
+
+// Dialect returns Postgres or SQLite.
+func (db *DB) Dialect() string { return db.dialect }
+
+// Driver returns the driver in use: DriverPgx, DriverPQ or "sqlite".
+func (db *DB) Driver() string { return db.driver }
+
+// URL returns the database URL with its password redacted, for messages.
+func (db *DB) URL() string { return db.redacted }
+
+// Stats returns the pool's statistics: open, in use and idle connections, and how
+// often and how long callers waited for one.
+func (db *DB) Stats() sql.DBStats { return db.sql.Stats() }
+
+// Close closes the ent client and the pool, waiting for queries in progress to
+// finish. It is safe to call more than once; later calls return the first result.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		// The ent client's Close closes the *sql.DB it was opened with.
+		db.closeErr = db.client.Close()
+	})
+	return db.closeErr
+}
+
+// pgErrorCode extracts a PostgreSQL SQLSTATE from either driver's error type.
+func sqlState(err error) (string, bool) {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code, true
+	}
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		return string(pqErr.Code), true
+	}
+	return "", false
+}

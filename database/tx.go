@@ -1,0 +1,152 @@
+package database
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/chatdb/chatdb/ent"
+)
+
+// TxOption configures WithTx.
+type TxOption func(*txOptions)
+
+type txOptions struct {
+	isolation   sql.IsolationLevel
+	readOnly    bool
+	attempts    int
+	baseBackoff time.Duration
+	maxBackoff  time.Duration
+}
+
+// WithIsolation runs the transaction at the given isolation level. The default is
+// the server's (READ COMMITTED on PostgreSQL; SQLite transactions are always
+// serializable and accept only the default and sql.LevelSerializable).
+func WithIsolation(level sql.IsolationLevel) TxOption {
+	return func(o *txOptions) { o.isolation = level }
+}
+
+// ReadOnly runs the transaction read-only: PostgreSQL refuses writes in it.
+func ReadOnly() TxOption {
+	return func(o *txOptions) { o.readOnly = true }
+}
+
+// WithRetry runs the whole function again, up to attempts times in all, when the
+// transaction fails with ErrSerialization (SQLSTATE 40001 or 40P01), waiting a
+// jittered backoff that doubles from 10ms up to 1s between attempts. The function
+// must be safe to run more than once: it must not have effects outside the
+// transaction. attempts below 1 mean 1 (no retry), which is the default.
+func WithRetry(attempts int) TxOption {
+	return func(o *txOptions) { o.attempts = max(attempts, 1) }
+}
+
+type txKey struct{}
+
+// TxContext returns a context that marks a transaction in progress, so that WithTx
+// called with it, or with a context derived from it, returns ErrNestedTx. WithTx
+// marks the context it passes to fn in WithTxContext this way.
+func TxContext(ctx context.Context, tx *ent.Tx) context.Context {
+	return context.WithValue(ent.NewTxContext(ctx, tx), txKey{}, tx)
+}
+
+// WithTx runs fn in a transaction and commits it when fn returns nil.
+//
+// It rolls back when fn returns an error (returned, with a failed rollback joined
+// to it), when fn panics (the panic goes on after the rollback), and when ctx is
+// done before the commit (ctx.Err() is returned; nothing is committed). A failed
+// commit is returned, mapped as MapError does. With WithRetry, serialization
+// failures and deadlocks run fn again in a new transaction.
+//
+// Calling WithTx with a context that carries a transaction (see TxContext) returns
+// ErrNestedTx instead of opening a second, independent transaction. fn does not
+// receive a context; use WithTxContext for one that carries the transaction.
+//
+// Cost: BEGIN and COMMIT (or ROLLBACK) are one round trip each, on top of fn's.
+func (db *DB) WithTx(ctx context.Context, fn func(tx *ent.Tx) error, opts ...TxOption) error {
+	return db.WithTxContext(ctx, func(_ context.Context, tx *ent.Tx) error { return fn(tx) }, opts...)
+}
+
+// WithTxContext is WithTx for functions that take a context: fn receives ctx
+// marked with the transaction, so that code it calls that would start another
+// transaction with that context gets ErrNestedTx instead.
+func (db *DB) WithTxContext(ctx context.Context, fn func(ctx context.Context, tx *ent.Tx) error, opts ...TxOption) error {
+	if InTx(ctx) {
+		return ErrNestedTx
+	}
+	o := txOptions{attempts: 1, baseBackoff: 10 * time.Millisecond, maxBackoff: time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	backoff := o.baseBackoff
+	for attempt := 1; ; attempt++ {
+		err := db.runTx(ctx, fn, &o)
+		if err == nil || attempt >= o.attempts || !errors.Is(err, ErrSerialization) {
+			return err
+		}
+		sleep := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(sleep):
+		}
+		backoff = min(2*backoff, o.maxBackoff)
+	}
+}
+
+// InTx reports whether ctx carries a transaction (see TxContext).
+func InTx(ctx context.Context) bool {
+	if ctx.Value(txKey{}) != nil {
+		return true
+	}
+	return ent.TxFromContext(ctx) != nil
+}
+
+func (db *DB) runTx(ctx context.Context, fn func(context.Context, *ent.Tx) error, o *txOptions) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tx, err := db.client.BeginTx(ctx, &sql.TxOptions{Isolation: o.isolation, ReadOnly: o.readOnly && db.dialect == Postgres})
+	if err != nil {
+		return fmt.Errorf("database: begin: %w", mapError(err))
+	}
+	committed, returned := false, false
+	defer func() {
+		if committed {
+			return
+		}
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+		if !returned {
+			// fn called runtime.Goexit (t.FailNow does): without a rollback the
+			// connection stays taken until ctx is done, if ever.
+			_ = tx.Rollback()
+		}
+	}()
+	err = fn(TxContext(ctx, tx), tx)
+	returned = true
+	if err != nil {
+		return joinRollback(mapError(err), tx.Rollback())
+	}
+	if err := ctx.Err(); err != nil {
+		// database/sql rolls back by itself once ctx is done; Rollback then says
+		// ErrTxDone, which is not news.
+		return joinRollback(err, tx.Rollback())
+	}
+	committed = true
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("database: commit: %w", mapError(err))
+	}
+	return nil
+}
+
+func joinRollback(err, rbErr error) error {
+	if rbErr == nil || errors.Is(rbErr, sql.ErrTxDone) {
+		return err
+	}
+	return errors.Join(err, fmt.Errorf("database: rollback: %w", mapError(rbErr)))
+}

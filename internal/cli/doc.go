@@ -1,0 +1,9 @@
+// Package cli implements the chatdb command. cmd/chatdb only calls Main, so that
+// every command runs in-process, with its output captured, in tests:
+//
+//	var out, errOut bytes.Buffer
+//	code := cli.Main(ctx, []string{"migrate", "apply", "--dry-run"}, &out, &errOut)
+//
+// Each command group lives in a file of its own (migrate.go for "migrate ...")
+// and is added to the root command in newRoot.
+package cli
