@@ -285,7 +285,9 @@ func server(t testing.TB) *pgServer {
 	return nil
 }
 
-const localURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+// localURL is the local server tried after the environment; a variable so that a
+// test can make it unreachable.
+var localURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
 func findServer() (*pgServer, string) {
 	var tried []string
