@@ -36,6 +36,8 @@ type Chat struct {
 	LastMessageAt time.Time `json:"last_message_at,omitempty"`
 	// ArchivedAt holds the value of the "archived_at" field.
 	ArchivedAt *time.Time `json:"archived_at,omitempty"`
+	// for a direct chat, the two users' IDs in order; unique, so a pair has one direct chat
+	DirectKey *string `json:"direct_key,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the ChatQuery when eager-loading is set.
 	Edges        ChatEdges `json:"edges"`
@@ -100,7 +102,7 @@ func (*Chat) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case chat.FieldKind, chat.FieldTitle:
+		case chat.FieldKind, chat.FieldTitle, chat.FieldDirectKey:
 			values[i] = new(sql.NullString)
 		case chat.FieldCreatedAt, chat.FieldUpdatedAt, chat.FieldDeletedAt, chat.FieldLastMessageAt, chat.FieldArchivedAt:
 			values[i] = new(sql.NullTime)
@@ -176,6 +178,13 @@ func (_m *Chat) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.ArchivedAt = new(time.Time)
 				*_m.ArchivedAt = value.Time
+			}
+		case chat.FieldDirectKey:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field direct_key", values[i])
+			} else if value.Valid {
+				_m.DirectKey = new(string)
+				*_m.DirectKey = value.String
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -259,6 +268,11 @@ func (_m *Chat) String() string {
 	if v := _m.ArchivedAt; v != nil {
 		builder.WriteString("archived_at=")
 		builder.WriteString(v.Format(time.ANSIC))
+	}
+	builder.WriteString(", ")
+	if v := _m.DirectKey; v != nil {
+		builder.WriteString("direct_key=")
+		builder.WriteString(*v)
 	}
 	builder.WriteByte(')')
 	return builder.String()

@@ -123,6 +123,20 @@ func (_c *ChatCreate) SetNillableArchivedAt(v *time.Time) *ChatCreate {
 	return _c
 }
 
+// SetDirectKey sets the "direct_key" field.
+func (_c *ChatCreate) SetDirectKey(v string) *ChatCreate {
+	_c.mutation.SetDirectKey(v)
+	return _c
+}
+
+// SetNillableDirectKey sets the "direct_key" field if the given value is not nil.
+func (_c *ChatCreate) SetNillableDirectKey(v *string) *ChatCreate {
+	if v != nil {
+		_c.SetDirectKey(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *ChatCreate) SetID(v uuid.UUID) *ChatCreate {
 	_c.mutation.SetID(v)
@@ -339,6 +353,10 @@ func (_c *ChatCreate) createSpec() (*Chat, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.ArchivedAt(); ok {
 		_spec.SetField(chat.FieldArchivedAt, field.TypeTime, value)
 		_node.ArchivedAt = &value
+	}
+	if value, ok := _c.mutation.DirectKey(); ok {
+		_spec.SetField(chat.FieldDirectKey, field.TypeString, value)
+		_node.DirectKey = &value
 	}
 	if nodes := _c.mutation.CreatorIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -567,6 +585,9 @@ func (u *ChatUpsertOne) UpdateNewValues() *ChatUpsertOne {
 		}
 		if _, exists := u.create.mutation.CreatedBy(); exists {
 			s.SetIgnore(chat.FieldCreatedBy)
+		}
+		if _, exists := u.create.mutation.DirectKey(); exists {
+			s.SetIgnore(chat.FieldDirectKey)
 		}
 	}))
 	return u
@@ -881,6 +902,9 @@ func (u *ChatUpsertBulk) UpdateNewValues() *ChatUpsertBulk {
 			}
 			if _, exists := b.mutation.CreatedBy(); exists {
 				s.SetIgnore(chat.FieldCreatedBy)
+			}
+			if _, exists := b.mutation.DirectKey(); exists {
+				s.SetIgnore(chat.FieldDirectKey)
 			}
 		}
 	}))

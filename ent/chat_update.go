@@ -317,6 +317,9 @@ func (_u *ChatUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	if _u.mutation.ArchivedAtCleared() {
 		_spec.ClearField(chat.FieldArchivedAt, field.TypeTime)
 	}
+	if _u.mutation.DirectKeyCleared() {
+		_spec.ClearField(chat.FieldDirectKey, field.TypeString)
+	}
 	if _u.mutation.MembersCleared() {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2M,
@@ -808,6 +811,9 @@ func (_u *ChatUpdateOne) sqlSave(ctx context.Context) (_node *Chat, err error) {
 	}
 	if _u.mutation.ArchivedAtCleared() {
 		_spec.ClearField(chat.FieldArchivedAt, field.TypeTime)
+	}
+	if _u.mutation.DirectKeyCleared() {
+		_spec.ClearField(chat.FieldDirectKey, field.TypeString)
 	}
 	if _u.mutation.MembersCleared() {
 		edge := &sqlgraph.EdgeSpec{

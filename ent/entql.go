@@ -37,6 +37,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			chat.FieldCreatedBy:     {Type: field.TypeUUID, Column: chat.FieldCreatedBy},
 			chat.FieldLastMessageAt: {Type: field.TypeTime, Column: chat.FieldLastMessageAt},
 			chat.FieldArchivedAt:    {Type: field.TypeTime, Column: chat.FieldArchivedAt},
+			chat.FieldDirectKey:     {Type: field.TypeString, Column: chat.FieldDirectKey},
 		},
 	}
 	graph.Nodes[1] = &sqlgraph.Node{
@@ -356,6 +357,11 @@ func (f *ChatFilter) WhereLastMessageAt(p entql.TimeP) {
 // WhereArchivedAt applies the entql time.Time predicate on the archived_at field.
 func (f *ChatFilter) WhereArchivedAt(p entql.TimeP) {
 	f.Where(p.Field(chat.FieldArchivedAt))
+}
+
+// WhereDirectKey applies the entql string predicate on the direct_key field.
+func (f *ChatFilter) WhereDirectKey(p entql.StringP) {
+	f.Where(p.Field(chat.FieldDirectKey))
 }
 
 // WhereHasCreator applies a predicate to check if query has an edge creator.

@@ -48,6 +48,7 @@ type ChatMutation struct {
 	title              *string
 	last_message_at    *time.Time
 	archived_at        *time.Time
+	direct_key         *string
 	clearedFields      map[string]struct{}
 	creator            *uuid.UUID
 	clearedcreator     bool
@@ -496,6 +497,55 @@ func (m *ChatMutation) ResetArchivedAt() {
 	delete(m.clearedFields, chat.FieldArchivedAt)
 }
 
+// SetDirectKey sets the "direct_key" field.
+func (m *ChatMutation) SetDirectKey(s string) {
+	m.direct_key = &s
+}
+
+// DirectKey returns the value of the "direct_key" field in the mutation.
+func (m *ChatMutation) DirectKey() (r string, exists bool) {
+	v := m.direct_key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDirectKey returns the old "direct_key" field's value of the Chat entity.
+// If the Chat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMutation) OldDirectKey(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDirectKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDirectKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDirectKey: %w", err)
+	}
+	return oldValue.DirectKey, nil
+}
+
+// ClearDirectKey clears the value of the "direct_key" field.
+func (m *ChatMutation) ClearDirectKey() {
+	m.direct_key = nil
+	m.clearedFields[chat.FieldDirectKey] = struct{}{}
+}
+
+// DirectKeyCleared returns if the "direct_key" field was cleared in this mutation.
+func (m *ChatMutation) DirectKeyCleared() bool {
+	_, ok := m.clearedFields[chat.FieldDirectKey]
+	return ok
+}
+
+// ResetDirectKey resets all changes to the "direct_key" field.
+func (m *ChatMutation) ResetDirectKey() {
+	m.direct_key = nil
+	delete(m.clearedFields, chat.FieldDirectKey)
+}
+
 // SetCreatorID sets the "creator" edge to the User entity by id.
 func (m *ChatMutation) SetCreatorID(id uuid.UUID) {
 	m.creator = &id
@@ -732,7 +782,7 @@ func (m *ChatMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ChatMutation) Fields() []string {
-	fields := make([]string, 0, 8)
+	fields := make([]string, 0, 9)
 	if m.created_at != nil {
 		fields = append(fields, chat.FieldCreatedAt)
 	}
@@ -756,6 +806,9 @@ func (m *ChatMutation) Fields() []string {
 	}
 	if m.archived_at != nil {
 		fields = append(fields, chat.FieldArchivedAt)
+	}
+	if m.direct_key != nil {
+		fields = append(fields, chat.FieldDirectKey)
 	}
 	return fields
 }
@@ -781,6 +834,8 @@ func (m *ChatMutation) Field(name string) (ent.Value, bool) {
 		return m.LastMessageAt()
 	case chat.FieldArchivedAt:
 		return m.ArchivedAt()
+	case chat.FieldDirectKey:
+		return m.DirectKey()
 	}
 	return nil, false
 }
@@ -806,6 +861,8 @@ func (m *ChatMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldLastMessageAt(ctx)
 	case chat.FieldArchivedAt:
 		return m.OldArchivedAt(ctx)
+	case chat.FieldDirectKey:
+		return m.OldDirectKey(ctx)
 	}
 	return nil, fmt.Errorf("unknown Chat field %s", name)
 }
@@ -871,6 +928,13 @@ func (m *ChatMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetArchivedAt(v)
 		return nil
+	case chat.FieldDirectKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDirectKey(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Chat field %s", name)
 }
@@ -910,6 +974,9 @@ func (m *ChatMutation) ClearedFields() []string {
 	if m.FieldCleared(chat.FieldArchivedAt) {
 		fields = append(fields, chat.FieldArchivedAt)
 	}
+	if m.FieldCleared(chat.FieldDirectKey) {
+		fields = append(fields, chat.FieldDirectKey)
+	}
 	return fields
 }
 
@@ -932,6 +999,9 @@ func (m *ChatMutation) ClearField(name string) error {
 		return nil
 	case chat.FieldArchivedAt:
 		m.ClearArchivedAt()
+		return nil
+	case chat.FieldDirectKey:
+		m.ClearDirectKey()
 		return nil
 	}
 	return fmt.Errorf("unknown Chat nullable field %s", name)
@@ -964,6 +1034,9 @@ func (m *ChatMutation) ResetField(name string) error {
 		return nil
 	case chat.FieldArchivedAt:
 		m.ResetArchivedAt()
+		return nil
+	case chat.FieldDirectKey:
+		m.ResetDirectKey()
 		return nil
 	}
 	return fmt.Errorf("unknown Chat field %s", name)

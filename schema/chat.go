@@ -37,6 +37,11 @@ func (Chat) Fields() []ent.Field {
 		field.Time("archived_at").
 			Optional().
 			Nillable(),
+		field.String("direct_key").
+			Optional().
+			Nillable().
+			Immutable().
+			Comment("for a direct chat, the two users' IDs in order; unique, so a pair has one direct chat"),
 	}
 }
 
@@ -65,6 +70,12 @@ func (Chat) Indexes() []ent.Index {
 		// Serves the foreign key and "chats this user created".
 		index.Fields("created_by").
 			StorageKey("chats_created_by_idx"),
+		// Exactly one direct chat per pair of users, even when both create it at
+		// once: the loser of the race gets a unique violation and reads the winner's.
+		// NULL for other kinds, and NULLs never collide.
+		index.Fields("direct_key").
+			Unique().
+			StorageKey("chats_direct_key_key"),
 	}
 }
 

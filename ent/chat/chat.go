@@ -32,6 +32,8 @@ const (
 	FieldLastMessageAt = "last_message_at"
 	// FieldArchivedAt holds the string denoting the archived_at field in the database.
 	FieldArchivedAt = "archived_at"
+	// FieldDirectKey holds the string denoting the direct_key field in the database.
+	FieldDirectKey = "direct_key"
 	// EdgeCreator holds the string denoting the creator edge name in mutations.
 	EdgeCreator = "creator"
 	// EdgeMembers holds the string denoting the members edge name in mutations.
@@ -81,6 +83,7 @@ var Columns = []string{
 	FieldCreatedBy,
 	FieldLastMessageAt,
 	FieldArchivedAt,
+	FieldDirectKey,
 }
 
 var (
@@ -184,6 +187,11 @@ func ByLastMessageAt(opts ...sql.OrderTermOption) OrderOption {
 // ByArchivedAt orders the results by the archived_at field.
 func ByArchivedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldArchivedAt, opts...).ToFunc()
+}
+
+// ByDirectKey orders the results by the direct_key field.
+func ByDirectKey(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDirectKey, opts...).ToFunc()
 }
 
 // ByCreatorField orders the results by creator field.

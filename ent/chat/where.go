@@ -91,6 +91,11 @@ func ArchivedAt(v time.Time) predicate.Chat {
 	return predicate.Chat(sql.FieldEQ(FieldArchivedAt, v))
 }
 
+// DirectKey applies equality check predicate on the "direct_key" field. It's identical to DirectKeyEQ.
+func DirectKey(v string) predicate.Chat {
+	return predicate.Chat(sql.FieldEQ(FieldDirectKey, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Chat {
 	return predicate.Chat(sql.FieldEQ(FieldCreatedAt, v))
@@ -424,6 +429,81 @@ func ArchivedAtIsNil() predicate.Chat {
 // ArchivedAtNotNil applies the NotNil predicate on the "archived_at" field.
 func ArchivedAtNotNil() predicate.Chat {
 	return predicate.Chat(sql.FieldNotNull(FieldArchivedAt))
+}
+
+// DirectKeyEQ applies the EQ predicate on the "direct_key" field.
+func DirectKeyEQ(v string) predicate.Chat {
+	return predicate.Chat(sql.FieldEQ(FieldDirectKey, v))
+}
+
+// DirectKeyNEQ applies the NEQ predicate on the "direct_key" field.
+func DirectKeyNEQ(v string) predicate.Chat {
+	return predicate.Chat(sql.FieldNEQ(FieldDirectKey, v))
+}
+
+// DirectKeyIn applies the In predicate on the "direct_key" field.
+func DirectKeyIn(vs ...string) predicate.Chat {
+	return predicate.Chat(sql.FieldIn(FieldDirectKey, vs...))
+}
+
+// DirectKeyNotIn applies the NotIn predicate on the "direct_key" field.
+func DirectKeyNotIn(vs ...string) predicate.Chat {
+	return predicate.Chat(sql.FieldNotIn(FieldDirectKey, vs...))
+}
+
+// DirectKeyGT applies the GT predicate on the "direct_key" field.
+func DirectKeyGT(v string) predicate.Chat {
+	return predicate.Chat(sql.FieldGT(FieldDirectKey, v))
+}
+
+// DirectKeyGTE applies the GTE predicate on the "direct_key" field.
+func DirectKeyGTE(v string) predicate.Chat {
+	return predicate.Chat(sql.FieldGTE(FieldDirectKey, v))
+}
+
+// DirectKeyLT applies the LT predicate on the "direct_key" field.
+func DirectKeyLT(v string) predicate.Chat {
+	return predicate.Chat(sql.FieldLT(FieldDirectKey, v))
+}
+
+// DirectKeyLTE applies the LTE predicate on the "direct_key" field.
+func DirectKeyLTE(v string) predicate.Chat {
+	return predicate.Chat(sql.FieldLTE(FieldDirectKey, v))
+}
+
+// DirectKeyContains applies the Contains predicate on the "direct_key" field.
+func DirectKeyContains(v string) predicate.Chat {
+	return predicate.Chat(sql.FieldContains(FieldDirectKey, v))
+}
+
+// DirectKeyHasPrefix applies the HasPrefix predicate on the "direct_key" field.
+func DirectKeyHasPrefix(v string) predicate.Chat {
+	return predicate.Chat(sql.FieldHasPrefix(FieldDirectKey, v))
+}
+
+// DirectKeyHasSuffix applies the HasSuffix predicate on the "direct_key" field.
+func DirectKeyHasSuffix(v string) predicate.Chat {
+	return predicate.Chat(sql.FieldHasSuffix(FieldDirectKey, v))
+}
+
+// DirectKeyIsNil applies the IsNil predicate on the "direct_key" field.
+func DirectKeyIsNil() predicate.Chat {
+	return predicate.Chat(sql.FieldIsNull(FieldDirectKey))
+}
+
+// DirectKeyNotNil applies the NotNil predicate on the "direct_key" field.
+func DirectKeyNotNil() predicate.Chat {
+	return predicate.Chat(sql.FieldNotNull(FieldDirectKey))
+}
+
+// DirectKeyEqualFold applies the EqualFold predicate on the "direct_key" field.
+func DirectKeyEqualFold(v string) predicate.Chat {
+	return predicate.Chat(sql.FieldEqualFold(FieldDirectKey, v))
+}
+
+// DirectKeyContainsFold applies the ContainsFold predicate on the "direct_key" field.
+func DirectKeyContainsFold(v string) predicate.Chat {
+	return predicate.Chat(sql.FieldContainsFold(FieldDirectKey, v))
 }
 
 // HasCreator applies the HasEdge predicate on the "creator" edge.

@@ -19,6 +19,7 @@ var (
 		{Name: "title", Type: field.TypeString, Nullable: true},
 		{Name: "last_message_at", Type: field.TypeTime},
 		{Name: "archived_at", Type: field.TypeTime, Nullable: true},
+		{Name: "direct_key", Type: field.TypeString, Nullable: true},
 		{Name: "created_by", Type: field.TypeUUID},
 	}
 	// ChatsTable holds the schema information for the "chats" table.
@@ -29,7 +30,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "chats_created_by_fkey",
-				Columns:    []*schema.Column{ChatsColumns[8]},
+				Columns:    []*schema.Column{ChatsColumns[9]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -38,6 +39,11 @@ var (
 			{
 				Name:    "chats_created_by_idx",
 				Unique:  false,
+				Columns: []*schema.Column{ChatsColumns[9]},
+			},
+			{
+				Name:    "chats_direct_key_key",
+				Unique:  true,
 				Columns: []*schema.Column{ChatsColumns[8]},
 			},
 		},

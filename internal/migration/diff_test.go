@@ -78,8 +78,14 @@ func rewrite(t *testing.T, dir *migrate.LocalDir, content string) {
 	t.Helper()
 	files, err := dir.Files()
 	require.NoError(t, err)
-	require.NoError(t, dir.WriteFile(files[0].Name(), []byte(content)))
-	files, err = dir.Files()
+	rewriteFile(t, dir, files[0].Name(), content)
+}
+
+// rewriteFile replaces the named file's content and recomputes atlas.sum.
+func rewriteFile(t *testing.T, dir *migrate.LocalDir, name, content string) {
+	t.Helper()
+	require.NoError(t, dir.WriteFile(name, []byte(content)))
+	files, err := dir.Files()
 	require.NoError(t, err)
 	sum, err := migrate.NewHashFile(files)
 	require.NoError(t, err)
@@ -103,15 +109,11 @@ func TestDiffInSync(t *testing.T) {
 	})
 }
 
-// TestDiffFromEmpty: planning from nothing gives the committed initial migration
-// byte for byte, with a valid atlas.sum, and a second run gives nothing.
+// TestDiffFromEmpty: planning from nothing gives one file that creates the whole
+// schema (what the committed files build step by step), with a valid atlas.sum,
+// and a second run gives nothing.
 func TestDiffFromEmpty(t *testing.T) {
 	eachDialect(t, func(t *testing.T, dialect, dev string) {
-		_, want := committed(t, dialect)
-		wantFiles, err := want.Files()
-		require.NoError(t, err)
-		require.Len(t, wantFiles, 1, "this test expects the initial migration only")
-
 		path := t.TempDir()
 		dir, err := migrate.NewLocalDir(path)
 		require.NoError(t, err)
@@ -121,9 +123,8 @@ func TestDiffFromEmpty(t *testing.T) {
 		require.True(t, strings.HasSuffix(file, "_initial.sql"), file)
 		got, err := os.ReadFile(filepath.Join(path, file))
 		require.NoError(t, err)
-		require.Equal(t, string(wantFiles[0].Bytes()), string(got))
 		require.NoError(t, migrate.Validate(dir))
-		for _, want := range []string{"CONSTRAINT", "_fkey", "_length", "CHECK", "messages_chat_created_id_idx", "users_email_key"} {
+		for _, want := range []string{"CONSTRAINT", "_fkey", "_length", "CHECK", "messages_chat_created_id_idx", "users_email_key", "chats_direct_key_key"} {
 			require.Contains(t, string(got), want)
 		}
 
@@ -147,8 +148,12 @@ func TestDiffPlansIndexChanges(t *testing.T) {
 		}
 		create := "CREATE INDEX " + q + "messages_sender_idx" + q + " ON " + q + "messages" + q + " (" + q + "sender_id" + q + ");\n"
 		require.Contains(t, initial, create)
+		rewrite(t, dir, strings.Replace(initial, create, "", 1))
+		// The stale index goes into the newest file: an earlier one may rebuild
+		// its table (SQLite does) and drop it along the way.
 		extra := "CREATE INDEX " + q + "stale_idx" + q + " ON " + q + "chats" + q + " (" + q + "title" + q + ");\n"
-		rewrite(t, dir, strings.Replace(initial, create, extra, 1))
+		last := files[len(files)-1]
+		rewriteFile(t, dir, last.Name(), string(last.Bytes())+extra)
 
 		file, err := migration.Diff(t.Context(), dialect, dir, "fix_indexes", dev)
 		require.NoError(t, err)
