@@ -48,7 +48,9 @@ type Config struct {
 	// "sqlite://PATH", "sqlite:PATH", "file:PATH" or a bare path for SQLite, where
 	// PATH ":memory:" is a private in-memory database. Empty means the SQLite file
 	// DefaultSQLitePath. For PostgreSQL, say sslmode explicitly; Open keeps the
-	// driver's own default (prefer for pgx, require for lib/pq) when it is absent.
+	// driver's own default (prefer for pgx, require for lib/pq) when it is absent,
+	// and logs a warning, or refuses the URL with RequireTLS. libpq's
+	// keyword=value strings are refused: use the URL form.
 	URL string
 
 	// Driver chooses the PostgreSQL driver: DriverPgx or DriverPQ. Empty means
@@ -100,6 +102,35 @@ type Config struct {
 	// LogQueries logs each statement ent runs at debug level. Arguments are never
 	// logged: they carry message bodies and password hashes.
 	LogQueries bool
+
+	// RequireTLS makes Open refuse a PostgreSQL URL that does not say sslmode,
+	// or says a mode that may send traffic in clear (disable, allow, prefer):
+	// only require, verify-ca and verify-full pass. Set it in production, with
+	// verify-full and sslrootcert so that the server's name is checked too (see
+	// RELIABILITY.md). False, the zero value, accepts any mode, and logs a
+	// warning when there is none: the drivers' defaults differ (pgx prefers TLS
+	// without verifying it, lib/pq requires it). SQLite, which has no network,
+	// is not affected.
+	RequireTLS bool
+}
+
+// Values of sslmode that RequireTLS accepts.
+var tlsModes = map[string]bool{"require": true, "verify-ca": true, "verify-full": true}
+
+// checkTLS applies RequireTLS to a PostgreSQL URL.
+func checkTLS(u *url.URL, cfg Config, logger *slog.Logger) error {
+	mode := u.Query().Get("sslmode")
+	switch {
+	case cfg.RequireTLS && mode == "":
+		return &ConfigError{Reason: "RequireTLS: the PostgreSQL URL must say sslmode (require, verify-ca or verify-full)"}
+	case cfg.RequireTLS && !tlsModes[mode]:
+		// The mode is one of a few words, never a secret; it helps to say it.
+		return &ConfigError{Reason: fmt.Sprintf("RequireTLS: sslmode=%.20q may send traffic in clear; use require, verify-ca or verify-full", mode)}
+	case mode == "":
+		logger.Warn("database: the PostgreSQL URL does not say sslmode; pgx then uses TLS if the server offers it, unverified, and lib/pq requires it: say it explicitly",
+			slog.String("url", redactURL(u)))
+	}
+	return nil
 }
 
 // ConfigFromEnv returns a Config read from the environment:
@@ -115,6 +146,7 @@ type Config struct {
 //	CHATDB_OPEN_RETRY_WINDOW   Config.OpenRetryWindow
 //	CHATDB_SQLITE_BUSY_TIMEOUT Config.SQLiteBusyTimeout
 //	CHATDB_LOG_QUERIES         Config.LogQueries ("1", "true")
+//	CHATDB_REQUIRE_TLS         Config.RequireTLS ("1", "true")
 //
 // Unset variables leave the field zero, which means its default. A malformed value
 // is an error naming the variable (not its value, which may be a URL with a password).
@@ -159,12 +191,21 @@ func ConfigFromEnv() (Config, error) {
 			*v.dst = d
 		}
 	}
-	if s := os.Getenv("CHATDB_LOG_QUERIES"); s != "" {
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return Config{}, fmt.Errorf("database: CHATDB_LOG_QUERIES: not a boolean")
+	bools := []struct {
+		name string
+		dst  *bool
+	}{
+		{"CHATDB_LOG_QUERIES", &cfg.LogQueries},
+		{"CHATDB_REQUIRE_TLS", &cfg.RequireTLS},
+	}
+	for _, v := range bools {
+		if s := os.Getenv(v.name); s != "" {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				return Config{}, fmt.Errorf("database: %s: not a boolean", v.name)
+			}
+			*v.dst = b
 		}
-		cfg.LogQueries = b
 	}
 	return cfg, nil
 }
@@ -227,9 +268,28 @@ func parseURL(raw string) (target, error) {
 		return sqliteTarget(raw[len("file:"):])
 	case strings.Contains(raw, "://"):
 		return target{}, &ConfigError{Reason: "unsupported URL scheme (use postgres://, sqlite:// or a file path)"}
+	case keywordDSN(raw):
+		// Taken for an SQLite path, it would be printed, password and all.
+		return target{}, &ConfigError{Reason: "keyword=value connection strings are not supported; use a postgres:// URL"}
 	default:
 		return sqliteTarget(raw)
 	}
+}
+
+// keywordDSN reports whether s looks like a libpq keyword=value connection
+// string ("host=db user=app password=..."), which is not a file path.
+func keywordDSN(s string) bool {
+	for _, f := range strings.Fields(s) {
+		k, _, ok := strings.Cut(f, "=")
+		if !ok {
+			continue
+		}
+		switch strings.ToLower(k) {
+		case "host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "passfile", "sslpassword":
+			return true
+		}
+	}
+	return false
 }
 
 func sqliteTarget(p string) (target, error) {
@@ -258,15 +318,65 @@ func Redact(u string) string {
 	return redactURL(t.pgURL)
 }
 
-// redactURL prints u without its password, whether it is in the user information
-// or in a password= query parameter.
+// secretParams are the URL query parameters that hold secrets: the password,
+// and the passphrase of the client's TLS key.
+var secretParams = []string{"password", "sslpassword"}
+
+// publicParams are the URL query parameters whose values redactURL prints: the
+// common libpq, pgx and lib/pq ones, none of which holds a secret. Any other
+// value is printed as "xxxxx", so that a password put in a misspelt parameter
+// ("pasword=") is not printed either.
+var publicParams = map[string]bool{
+	"host": true, "hostaddr": true, "port": true, "dbname": true, "user": true,
+	"sslmode": true, "sslrootcert": true, "sslcert": true, "sslkey": true, "sslcrl": true,
+	"sslsni": true, "sslnegotiation": true, "sslinline": true, "sslcertmode": true,
+	"ssl_min_protocol_version": true, "ssl_max_protocol_version": true,
+	"gssencmode": true, "channel_binding": true, "krbsrvname": true, "krbspn": true,
+	"connect_timeout": true, "application_name": true, "fallback_application_name": true,
+	"target_session_attrs": true, "load_balance_hosts": true,
+	"min_protocol_version": true, "max_protocol_version": true,
+	"binary_parameters": true, "disable_prepared_binary_result": true,
+	"search_path": true, "timezone": true, "client_encoding": true, "datestyle": true,
+	"statement_timeout": true, "lock_timeout": true, "idle_in_transaction_session_timeout": true,
+	"default_query_exec_mode": true, "statement_cache_capacity": true, "description_cache_capacity": true,
+}
+
+// redactURL prints u without its secrets: the password in the user information,
+// and the value of every query parameter not known to be public. With
+// sslinline=true, lib/pq takes sslkey to be the private key itself.
 func redactURL(u *url.URL) string {
 	c := *u
-	if q := c.Query(); q.Has("password") {
-		q.Set("password", "xxxxx")
+	q := c.Query()
+	inline := strings.EqualFold(q.Get("sslinline"), "true") || q.Get("sslinline") == "1"
+	changed := false
+	for k, vs := range q {
+		if publicParams[k] && !(inline && k == "sslkey") {
+			continue
+		}
+		for i := range vs {
+			vs[i] = "xxxxx"
+		}
+		changed = true
+	}
+	if changed {
 		c.RawQuery = q.Encode()
 	}
 	return c.Redacted()
+}
+
+// urlSecrets returns the secrets in u, to scrub from driver errors.
+func urlSecrets(u *url.URL) []string {
+	var s []string
+	if p, ok := u.User.Password(); ok && p != "" {
+		s = append(s, p)
+	}
+	q := u.Query()
+	for _, p := range secretParams {
+		if v := q.Get(p); v != "" {
+			s = append(s, v)
+		}
+	}
+	return s
 }
 
 // ConfigError is returned by Open and Redact when Config is invalid. It never holds

@@ -9,6 +9,7 @@ import (
 
 	"github.com/chatdb/chatdb/database"
 	"github.com/chatdb/chatdb/dbtest"
+	"github.com/chatdb/chatdb/viewer"
 )
 
 // envVars are every variable ConfigFromEnv reads.
@@ -129,7 +130,7 @@ func TestConfigFromEnvOpens(t *testing.T) {
 			require.Equal(t, target.Driver(), db.Driver())
 		}
 		require.Equal(t, 5, db.Stats().MaxOpenConnections)
-		_, err = db.Client().User.Query().Count(t.Context())
+		_, err = db.Client().User.Query().Count(viewer.SystemContext(t.Context()))
 		require.NoError(t, err, "the database is the migrated one")
 	})
 }

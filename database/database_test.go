@@ -20,6 +20,7 @@ import (
 	"github.com/chatdb/chatdb/ent/chat"
 	"github.com/chatdb/chatdb/ent/message"
 	"github.com/chatdb/chatdb/schema/schematype"
+	"github.com/chatdb/chatdb/viewer"
 )
 
 // --- helpers shared by the package's tests ---
@@ -30,7 +31,7 @@ func newUser(t *testing.T, client *ent.Client) *ent.User {
 	u, err := client.User.Create().
 		SetEmail("u-" + uuid.NewString() + "@example.com").
 		SetDisplayName("Test User").
-		Save(t.Context())
+		Save(viewer.SystemContext(t.Context()))
 	require.NoError(t, err)
 	return u
 }
@@ -42,7 +43,7 @@ func newChat(t *testing.T, client *ent.Client, u *ent.User) *ent.Chat {
 		SetKind(chat.KindGroup).
 		SetTitle("test chat").
 		SetCreatedBy(u.ID).
-		Save(t.Context())
+		Save(viewer.SystemContext(t.Context()))
 	require.NoError(t, err)
 	return c
 }
@@ -83,7 +84,7 @@ func TestOpenClose(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db, err := database.Open(ctx, dbtest.Config(t, target))
 		require.NoError(t, err)
 
@@ -179,7 +180,7 @@ func TestPoolUnlimited(t *testing.T) {
 
 func TestSQLiteMemory(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
+	ctx := viewer.SystemContext(t.Context())
 	db, err := database.Open(ctx, database.Config{URL: "sqlite://:memory:"})
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
@@ -200,7 +201,7 @@ func TestSQLiteMemory(t *testing.T) {
 // and gives them all back.
 func holdAndRelease(t *testing.T, db *database.DB, n int) {
 	t.Helper()
-	ctx := t.Context()
+	ctx := viewer.SystemContext(t.Context())
 	var conns []interface{ Close() error }
 	for range n {
 		c, err := db.SQL().Conn(ctx)
@@ -266,7 +267,7 @@ func TestOpenSingleAttempt(t *testing.T) {
 
 func TestOpenCancelled(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(viewer.SystemContext(t.Context()), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	_, err := database.Open(ctx, database.Config{
@@ -334,7 +335,7 @@ func TestIdleConnectionKilled(t *testing.T) {
 	t.Parallel()
 	dbtest.RunPostgres(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target, dbtest.WithConfig(func(c *database.Config) {
 			c.MaxOpenConns = 2
 			c.HealthCheckAfter = 10 * time.Millisecond
@@ -418,7 +419,7 @@ func TestMetadataRoundTrip(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		client := dbtest.Open(t, target).Client()
 		u := newUser(t, client)
 		c := newChat(t, client, u)

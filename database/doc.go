@@ -13,6 +13,9 @@
 //	if err := database.Migrate(ctx, db); err != nil {
 //		return err
 //	}
+//	// The privacy policies deny a context without a viewer; creating accounts is
+//	// the platform's job, so it runs as the system viewer (package viewer).
+//	ctx = viewer.SystemContext(ctx)
 //	err = db.WithTx(ctx, func(tx *ent.Tx) error {
 //		_, err := tx.User.Create().SetEmail("ada@example.com").SetDisplayName("Ada").Save(ctx)
 //		return err

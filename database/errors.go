@@ -6,8 +6,12 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/lib/pq"
 	"modernc.org/sqlite"
@@ -44,9 +48,24 @@ var (
 	// ErrNestedTx is returned by WithTx when called with a context that already
 	// carries a transaction.
 	ErrNestedTx = errors.New("database: transaction already in progress")
-	// ErrBadConn is returned when the connection broke while in use: the server went
-	// away or the network failed. The statement may or may not have run.
+	// ErrBadConn is returned when the connection broke while in use, or could not
+	// be made: the server went away, restarted or refused it, or the network
+	// failed. The statement may or may not have run; a transaction that had not
+	// sent its COMMIT did not commit (the server rolls it back). Neither database/sql
+	// nor WithTx runs a statement again after it may have reached the server.
 	ErrBadConn = errors.New("database: connection lost")
+	// ErrCommitUnknown is returned by WithTx when the connection broke while its
+	// COMMIT was in flight: the transaction may have committed or not, and only
+	// the database can tell. It is never retried (not even by WithRetry) and does
+	// not match ErrBadConn, so that a loop that retries lost connections does not
+	// run a committed transaction twice. Retry only work that is idempotent (such
+	// as an insert keyed by an ID made before the first attempt), or read back
+	// what is stored first.
+	ErrCommitUnknown = errors.New("database: commit outcome unknown")
+	// ErrPermission is returned when the database role may not do what was asked
+	// (SQLSTATE 42501, insufficient_privilege): a write with a read-only role, or
+	// DDL with the application role (see RELIABILITY.md, least privilege).
+	ErrPermission = errors.New("database: permission denied")
 )
 
 // Error is a classified database error. Kind is one of the sentinels above;
@@ -115,8 +134,88 @@ func mapError(err error) error {
 		if kind := sqliteKind(se.Code()); kind != nil {
 			return &Error{Kind: kind, Code: fmt.Sprint(se.Code()), Err: err}
 		}
+		return err
+	}
+	if kind := networkKind(err); kind != nil {
+		return &Error{Kind: kind, Err: err}
 	}
 	return err
+}
+
+// networkKind classifies an error that did not come from the server: the
+// connection could not be made, broke, or timed out. Each driver reports these
+// its own way: pgx as *pgconn.ConnectError, pgconn.ErrConnClosed or
+// io.ErrUnexpectedEOF, lib/pq as driver.ErrBadConn or a *net.OpError, both as
+// net.Error for dial failures and timeouts.
+func networkKind(err error) error {
+	var lost *connLostError
+	var connect *pgconn.ConnectError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &lost),
+		errors.Is(err, pgconn.ErrConnClosed),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE):
+		return ErrBadConn
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return ErrTimeout
+	case errors.As(err, &netErr), errors.As(err, &connect):
+		return ErrBadConn
+	}
+	return nil
+}
+
+// connLostError replaces driver.ErrBadConn when a driver returns it for a
+// statement it may already have sent: database/sql answers driver.ErrBadConn by
+// running the statement again on another connection, which would run an INSERT
+// or an UPDATE twice. lib/pq returns it for any connection lost mid-statement
+// (https://github.com/lib/pq/issues/939), and pgx for a connection lost while
+// reading the answer to a statement without arguments. It does not unwrap to
+// driver.ErrBadConn, on purpose; MapError classifies it as ErrBadConn.
+type connLostError struct{}
+
+func (*connLostError) Error() string {
+	return "connection lost after the statement was sent; it may have run"
+}
+
+// commitOutcomeKnown reports whether a failed COMMIT certainly did not commit:
+// the server answered with an error (a serialization failure or a deferred
+// constraint, say), or the driver or database/sql refused before sending it.
+// A lost connection, a fatal server error (sent, for instance, by a server
+// shutting down, possibly after the commit was durable) or a context that ended
+// while the COMMIT was in flight leave the outcome unknown.
+func commitOutcomeKnown(err error) bool {
+	if errors.Is(err, sql.ErrTxDone) || errors.Is(err, pgx.ErrTxCommitRollback) || errors.Is(err, pq.ErrInFailedTransaction) {
+		return true
+	}
+	if code, ok := sqlState(err); ok && code == "25P03" {
+		// idle_in_transaction_session_timeout ended the session before the
+		// COMMIT arrived: the server rolled back. pgx reports it; lib/pq reports
+		// every fatal error as driver.ErrBadConn, whose outcome is unknown.
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return !fatalServerError(pgErr.Code, pgErr.Severity)
+	}
+	var pqErr *pq.Error
+	if errors.As(err, &pqErr) {
+		return !fatalServerError(string(pqErr.Code), pqErr.Severity)
+	}
+	return false
+}
+
+// fatalServerError reports whether a server error ended the session rather than
+// the statement.
+func fatalServerError(code, severity string) bool {
+	if severity == "FATAL" || severity == "PANIC" || strings.HasPrefix(code, "08") {
+		return true
+	}
+	switch code {
+	case "57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
+		return true
+	}
+	return false
 }
 
 // pgKind classifies a SQLSTATE (PostgreSQL documentation, appendix A).
@@ -132,6 +231,8 @@ func pgKind(code string) error {
 		return ErrSerialization
 	case "57014", "55P03", "25P03": // query_canceled (statement_timeout), lock_not_available, idle_in_transaction_session_timeout
 		return ErrTimeout
+	case "42501": // insufficient_privilege
+		return ErrPermission
 	case "57P01", "57P02", "57P03", "08000", "08003", "08006": // admin/crash shutdown, cannot connect now, connection exceptions
 		return ErrBadConn
 	}

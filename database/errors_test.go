@@ -21,6 +21,7 @@ import (
 	"github.com/chatdb/chatdb/ent/user"
 	"github.com/chatdb/chatdb/schema"
 	"github.com/chatdb/chatdb/schema/schematype"
+	"github.com/chatdb/chatdb/viewer"
 )
 
 // requireKind checks that err, passed through MapError, is a *database.Error of
@@ -61,7 +62,7 @@ func TestErrNotFound(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target)
 
 		_, err := db.Client().User.Get(ctx, uuid.New())
@@ -85,7 +86,7 @@ func TestErrConflict(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target)
 		u, err := db.Client().User.Create().SetEmail("dup@example.com").SetDisplayName("A").Save(ctx)
 		require.NoError(t, err)
@@ -119,7 +120,7 @@ func TestErrInvalidReference(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target)
 		u := newUser(t, db.Client())
 		c := newChat(t, db.Client(), u)
@@ -176,7 +177,7 @@ func TestErrCheck(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target)
 		u := newUser(t, db.Client())
 		c := newChat(t, db.Client(), u)
@@ -214,7 +215,7 @@ func TestErrTimeoutStatement(t *testing.T) {
 	t.Parallel()
 	dbtest.RunPostgres(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target)
 		start := time.Now()
 		err := db.WithTx(ctx, func(tx *ent.Tx) error {
@@ -238,7 +239,7 @@ func TestErrTimeoutLock(t *testing.T) {
 	t.Parallel()
 	dbtest.RunPostgres(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target)
 		u := newUser(t, db.Client())
 
@@ -277,7 +278,7 @@ func TestErrTimeoutContextDeadline(t *testing.T) {
 	dbtest.RunPostgres(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
 		db := dbtest.Open(t, target)
-		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		ctx, cancel := context.WithTimeout(viewer.SystemContext(t.Context()), 100*time.Millisecond)
 		defer cancel()
 		start := time.Now()
 		_, err := db.SQL().ExecContext(ctx, "SELECT pg_sleep(10)")
@@ -290,7 +291,7 @@ func TestErrTimeoutContextDeadline(t *testing.T) {
 // gets ErrTimeout.
 func TestErrTimeoutSQLiteBusy(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
+	ctx := viewer.SystemContext(t.Context())
 	db := dbtest.Open(t, dbtest.SQLite, dbtest.WithConfig(func(c *database.Config) {
 		c.SQLiteBusyTimeout = 100 * time.Millisecond
 	}))
@@ -326,7 +327,7 @@ func TestErrDeadlock(t *testing.T) {
 	t.Parallel()
 	dbtest.RunPostgres(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target)
 		users := [2]*ent.User{newUser(t, db.Client()), newUser(t, db.Client())}
 		var (
@@ -369,7 +370,7 @@ func TestErrBadConn(t *testing.T) {
 	t.Parallel()
 	dbtest.RunPostgres(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target)
 		admin, err := database.Open(ctx, database.Config{URL: dbtest.AdminURL(t), MaxOpenConns: 1})
 		require.NoError(t, err)
@@ -528,7 +529,7 @@ func TestValidationRejects(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target)
 		u := newUser(t, db.Client())
 		c := newChat(t, db.Client(), u)
@@ -564,7 +565,7 @@ func TestValidationLimits(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		client := dbtest.Open(t, target).Client()
 		u, err := client.User.Create().
 			SetEmail(strings.Repeat("a", schema.MaxEmailBytes-len("@example.com")) + "@example.com").
@@ -596,7 +597,7 @@ func TestEmailNormalised(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target)
 		u, err := db.Client().User.Create().SetEmail("  Alice@Example.COM ").SetDisplayName("Alice").Save(ctx)
 		require.NoError(t, err)

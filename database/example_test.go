@@ -12,12 +12,13 @@ import (
 	"github.com/chatdb/chatdb/ent"
 	"github.com/chatdb/chatdb/ent/chat"
 	"github.com/chatdb/chatdb/ent/message"
+	"github.com/chatdb/chatdb/viewer"
 )
 
 // Open an embedded SQLite database, apply the migrations, and write a user, a chat
 // and a first message in one transaction.
 func Example() {
-	ctx := context.Background()
+	ctx := viewer.SystemContext(context.Background())
 	dir, err := os.MkdirTemp("", "chatdb-example-")
 	if err != nil {
 		log.Fatal(err)

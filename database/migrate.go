@@ -70,7 +70,7 @@ func (e *ChecksumError) Error() string {
 	if e.File != "" {
 		what = e.File + " was " + e.Reason
 	}
-	return fmt.Sprintf("%v: %s: %s (a migration file must not change once generated; if the change is intended, recompute the sum with `atlas migrate hash`)", ErrChecksum, e.Dir, what)
+	return fmt.Sprintf("%v: %s: %s (a migration file must not change once generated; if the change is intended, recompute the sum with `chatdb migrate hash`)", ErrChecksum, e.Dir, what)
 }
 
 // Is reports whether target is ErrChecksum.
@@ -258,7 +258,7 @@ func (db *DB) migrateSetup(opts []MigrateOption) (*migrateOptions, migrate.Dir, 
 			return nil, nil, fmt.Errorf("database: migrate: %w", err)
 		}
 	}
-	if err := validateDir(dir); err != nil {
+	if err := ValidateDir(dir); err != nil {
 		return nil, nil, err
 	}
 	return o, dir, nil
@@ -405,8 +405,11 @@ func checkTxMode(f migrate.File) error {
 	return nil
 }
 
-// validateDir checks dir against its atlas.sum.
-func validateDir(dir migrate.Dir) error {
+// ValidateDir checks a migration directory against its atlas.sum, as Migrate
+// and Migrations do before anything else: a mismatch, or a missing or malformed
+// atlas.sum, is a *ChecksumError (errors.Is(err, ErrChecksum)). A directory
+// without files needs no atlas.sum. It reads the directory and nothing else.
+func ValidateDir(dir migrate.Dir) error {
 	err := migrate.Validate(dir)
 	if err == nil {
 		return nil

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"fmt"
-	"hash/fnv"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/chatdb/chatdb/database"
 	"github.com/chatdb/chatdb/migrations"
+	"github.com/chatdb/chatdb/viewer"
 )
 
 // The migration tests make their databases themselves (an SQLite file in a
@@ -110,7 +110,27 @@ func migDir(t *testing.T, dialect string, extra ...migrate.File) *migrate.MemDir
 	return dir
 }
 
-// migInitial returns the name of the embedded initial migration file.
+// migEmbedded returns the embedded migration files for dialect, oldest first.
+func migEmbedded(t *testing.T, dialect string) []migrate.File {
+	t.Helper()
+	dir, err := migrations.Dir(dialect)
+	require.NoError(t, err)
+	files, err := dir.Files()
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	return files
+}
+
+// migVersions returns the versions of files, in order.
+func migVersions(files []migrate.File) []string {
+	vs := make([]string, len(files))
+	for i, f := range files {
+		vs[i] = f.Version()
+	}
+	return vs
+}
+
+// migInitial returns the embedded initial migration file.
 func migInitial(t *testing.T, dialect string) migrate.File {
 	t.Helper()
 	dir, err := migrations.Dir(dialect)
@@ -190,45 +210,58 @@ var migAppTables = []string{"chats", "memberships", "messages", "users"}
 func TestMigrateEmptyDatabase(t *testing.T) {
 	migDialects(t, func(t *testing.T, cfg database.Config) {
 		db := migOpen(t, cfg)
-		initial := migInitial(t, db.Dialect())
+		files := migEmbedded(t, db.Dialect())
 		var reported []database.Migration
 		require.NoError(t, database.Migrate(t.Context(), db, database.WithProgress(func(m database.Migration) {
 			reported = append(reported, m)
 		})))
 
 		require.Subset(t, migTables(t, db), migAppTables)
-		require.Len(t, reported, 1)
-		require.Equal(t, initial.Name(), reported[0].File())
-		require.Positive(t, reported[0].Statements)
-		require.False(t, reported[0].AppliedAt.IsZero())
+		require.Equal(t, migNames(files), migFiles(reported), "every embedded file, in order")
+		for _, m := range reported {
+			require.Positive(t, m.Statements, m.File())
+			require.False(t, m.AppliedAt.IsZero(), m.File())
+		}
 
 		dir, err := migrations.Dir(db.Dialect())
 		require.NoError(t, err)
 		sum, err := dir.Checksum()
 		require.NoError(t, err)
-		wantHash, err := sum.SumByName(initial.Name())
-		require.NoError(t, err)
 		revs := migRevisions(t, db)
-		require.Len(t, revs, 1)
-		r := revs[0]
-		require.Equal(t, initial.Version(), r.version)
-		require.Equal(t, "initial", r.description)
-		require.EqualValues(t, migrate.RevisionTypeExecute, r.typ)
-		require.EqualValues(t, reported[0].Statements, r.applied)
-		require.EqualValues(t, reported[0].Statements, r.total)
-		require.Equal(t, wantHash, r.hash)
-		require.False(t, r.errText.Valid, "error column: %q", r.errText.String)
-		require.False(t, r.errStmt.Valid)
-		require.Nil(t, r.partial, "partial hashes are cleared once a file is applied")
-		require.True(t, strings.HasPrefix(r.operator, "chatdb "), r.operator)
-		require.WithinDuration(t, time.Now(), r.executedAt, time.Minute)
+		require.Len(t, revs, len(files))
+		for i, r := range revs {
+			f := files[i]
+			wantHash, err := sum.SumByName(f.Name())
+			require.NoError(t, err)
+			require.Equal(t, f.Version(), r.version)
+			require.Equal(t, f.Desc(), r.description)
+			require.EqualValues(t, migrate.RevisionTypeExecute, r.typ)
+			require.EqualValues(t, reported[i].Statements, r.applied)
+			require.EqualValues(t, reported[i].Statements, r.total)
+			require.Equal(t, wantHash, r.hash)
+			require.False(t, r.errText.Valid, "error column: %q", r.errText.String)
+			require.False(t, r.errStmt.Valid)
+			require.Nil(t, r.partial, "partial hashes are cleared once a file is applied")
+			require.True(t, strings.HasPrefix(r.operator, "chatdb "), r.operator)
+			require.WithinDuration(t, time.Now(), r.executedAt, time.Minute)
+		}
+		require.Equal(t, "initial", revs[0].description)
 
 		// The schema is the one ent's client expects.
-		u, err := db.Client().User.Create().SetEmail("ada@example.com").SetDisplayName("Ada").Save(t.Context())
+		u, err := db.Client().User.Create().SetEmail("ada@example.com").SetDisplayName("Ada").Save(viewer.SystemContext(t.Context()))
 		require.NoError(t, err)
-		_, err = db.Client().Chat.Create().SetKind("group").SetCreatedBy(u.ID).Save(t.Context())
+		_, err = db.Client().Chat.Create().SetKind("group").SetCreatedBy(u.ID).Save(viewer.SystemContext(t.Context()))
 		require.NoError(t, err)
 	})
+}
+
+// migFiles returns the file names of ms, in order.
+func migFiles(ms []database.Migration) []string {
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = m.File()
+	}
+	return names
 }
 
 func TestMigrateTwiceIsNoop(t *testing.T) {
@@ -245,32 +278,49 @@ func TestMigrateTwiceIsNoop(t *testing.T) {
 		st, err := database.Migrations(t.Context(), db)
 		require.NoError(t, err)
 		require.Empty(t, st.Pending)
-		require.Len(t, st.Applied, 1)
+		require.Len(t, st.Applied, len(migEmbedded(t, db.Dialect())))
 	})
 }
 
 func TestMigrationsStatus(t *testing.T) {
 	migDialects(t, func(t *testing.T, cfg database.Config) {
 		db := migOpen(t, cfg)
-		initial := migInitial(t, db.Dialect())
+		files := migEmbedded(t, db.Dialect())
 
 		st, err := database.Migrations(t.Context(), db)
 		require.NoError(t, err)
 		require.Empty(t, st.Applied)
-		require.Len(t, st.Pending, 1)
-		require.Equal(t, initial.Name(), st.Pending[0].File())
-		require.True(t, st.Pending[0].AppliedAt.IsZero())
+		require.Equal(t, migNames(files), migFiles(st.Pending))
+		for _, m := range st.Pending {
+			require.True(t, m.AppliedAt.IsZero(), m.File())
+		}
 		require.False(t, migRevisionsExist(t, db), "Migrations must not create the revisions table")
+
+		// Part way: only the first file applied, from a directory of just that.
+		require.NoError(t, database.Migrate(t.Context(), db, database.WithDir(migPrefix(t, files, 1))))
+		st, err = database.Migrations(t.Context(), db)
+		require.NoError(t, err)
+		require.Equal(t, migNames(files[:1]), migFiles(st.Applied))
+		require.Equal(t, migNames(files[1:]), migFiles(st.Pending))
 
 		require.NoError(t, database.Migrate(t.Context(), db))
 		st, err = database.Migrations(t.Context(), db)
 		require.NoError(t, err)
 		require.Empty(t, st.Pending)
-		require.Len(t, st.Applied, 1)
-		require.Equal(t, initial.Version(), st.Applied[0].Version)
-		require.Equal(t, initial.Name(), st.Applied[0].File())
-		require.WithinDuration(t, time.Now(), st.Applied[0].AppliedAt, time.Minute)
+		require.Equal(t, migNames(files), migFiles(st.Applied))
+		for i, m := range st.Applied {
+			require.Equal(t, files[i].Version(), m.Version)
+			require.WithinDuration(t, time.Now(), m.AppliedAt, time.Minute, m.File())
+		}
 	})
+}
+
+// migPrefix returns a directory of the first n of files, with its atlas.sum.
+func migPrefix(t *testing.T, files []migrate.File, n int) *migrate.MemDir {
+	t.Helper()
+	dir := &migrate.MemDir{}
+	require.NoError(t, dir.CopyFiles(files[:n]))
+	return dir
 }
 
 func TestMigrateDryRun(t *testing.T) {
@@ -280,7 +330,7 @@ func TestMigrateDryRun(t *testing.T) {
 		require.NoError(t, database.Migrate(t.Context(), db, database.WithDryRun(), database.WithProgress(func(m database.Migration) {
 			pending = append(pending, m.File())
 		})))
-		require.Equal(t, []string{migInitial(t, db.Dialect()).Name()}, pending)
+		require.Equal(t, migNames(migEmbedded(t, db.Dialect())), pending)
 		require.Empty(t, migTables(t, db))
 		require.False(t, migRevisionsExist(t, db))
 	})
@@ -308,12 +358,14 @@ func TestMigrateFailingFile(t *testing.T) {
 			require.Contains(t, err.Error(), "no_such_table")
 
 			tables := migTables(t, db)
-			require.Subset(t, tables, migAppTables, "the file before the broken one stays applied")
+			require.Subset(t, tables, migAppTables, "the files before the broken one stay applied")
 			require.NotContains(t, tables, "half_done", "the broken file is rolled back")
 			require.NotContains(t, tables, "never_reached")
-			revs := migRevisions(t, db)
-			require.Len(t, revs, 1, "no revision is recorded for the rolled-back file")
-			require.Equal(t, migInitial(t, db.Dialect()).Version(), revs[0].version)
+			var versions []string
+			for _, r := range migRevisions(t, db) {
+				versions = append(versions, r.version)
+			}
+			require.Equal(t, migVersions(migEmbedded(t, db.Dialect())), versions, "no revision is recorded for the rolled-back file")
 		}
 
 		st, err := database.Migrations(t.Context(), db, database.WithDir(dir))
@@ -488,9 +540,7 @@ func TestMigrateWaitsForAtlasLock(t *testing.T) {
 	db := migOpen(t, cfg)
 	other := migOpen(t, cfg)
 
-	h := fnv.New32()
-	h.Write([]byte("atlas_migrate_execute"))
-	key := int64(h.Sum32())
+	key := migLockKey()
 	conn, err := other.SQL().Conn(t.Context())
 	require.NoError(t, err)
 	defer conn.Close()
@@ -560,7 +610,7 @@ func TestMigrateSQLiteForeignKeyCheck(t *testing.T) {
 	var n int
 	require.NoError(t, db.SQL().QueryRowContext(t.Context(), "SELECT count(*) FROM memberships").Scan(&n))
 	require.Zero(t, n)
-	require.Len(t, migRevisions(t, db), 1)
+	require.Len(t, migRevisions(t, db), len(migEmbedded(t, database.SQLite)))
 }
 
 // TestRevisionsTableMatchesAtlasCLI compares the revisions table Migrate creates
@@ -668,5 +718,5 @@ func TestMigrateRefusesTxModeNone(t *testing.T) {
 	require.ErrorAs(t, err, &me)
 	require.Equal(t, "29990101000000_concurrently.sql", me.File)
 	require.Contains(t, err.Error(), "txmode none")
-	require.Len(t, migRevisions(t, db), 1, "the files before it are applied")
+	require.Len(t, migRevisions(t, db), len(migEmbedded(t, database.SQLite)), "the files before it are applied")
 }

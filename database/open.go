@@ -2,7 +2,10 @@ package database
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,6 +53,8 @@ type DB struct {
 	redacted string
 	// password is kept only to scrub it from driver errors; never print it.
 	password string
+	// secrets are the URL's password(s) and TLS key passphrase, likewise.
+	secrets []string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -77,6 +82,10 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.password, _ = t.pgURL.User.Password()
 		if p := t.pgURL.Query().Get("password"); p != "" {
 			db.password = p
+		}
+		db.secrets = urlSecrets(t.pgURL)
+		if err := checkTLS(t.pgURL, cfg, logger); err != nil {
+			return nil, err
 		}
 		db.driver = cfg.Driver
 		db.sql, err = openPostgres(t.pgURL, cfg)
@@ -156,12 +165,19 @@ func openPostgres(u *url.URL, cfg Config) (*sql.DB, error) {
 		}
 		pc.ConnectTimeout = cfg.ConnectTimeout
 		threshold := cfg.HealthCheckAfter
-		return stdlib.OpenDB(*pc, stdlib.OptionShouldPing(func(_ context.Context, p stdlib.ShouldPingParams) bool {
+		connector := stdlib.GetConnector(*pc, stdlib.OptionShouldPing(func(_ context.Context, p stdlib.ShouldPingParams) bool {
 			return threshold < 0 || p.IdleDuration > threshold
-		})), nil
+		}))
+		return sql.OpenDB(pgxConnector{connector}), nil
 	case DriverPQ:
 		c := *u
 		q := c.Query()
+		if q.Has("sslpassword") {
+			// lib/pq does not know it, and sends parameters it does not know to
+			// the server as settings: the passphrase would travel in the start-up
+			// message (and the server refuse it).
+			return nil, &ConfigError{Reason: "lib/pq does not support sslpassword; use an unencrypted key file readable only by the application, or pgx"}
+		}
 		// One round trip per parameterised statement instead of two (Parse/Describe,
 		// then Bind/Execute). lib/pq then sends []byte arguments in binary format,
 		// which is why JSON columns are written as text (schematype.MessageMetadata).
@@ -177,10 +193,71 @@ func openPostgres(u *url.URL, cfg Config) (*sql.DB, error) {
 		if err != nil {
 			return nil, &ConfigError{Reason: "PostgreSQL URL rejected by lib/pq (check its parameters)"}
 		}
+		conn.Dialer(slotDialer{})
 		return sql.OpenDB(&pingConnector{Connector: conn, threshold: cfg.HealthCheckAfter}), nil
 	default:
 		return nil, &ConfigError{Reason: fmt.Sprintf("unknown PostgreSQL driver %q (use %q or %q)", cfg.Driver, DriverPgx, DriverPQ)}
 	}
+}
+
+// pgxConnector wraps pgx's connections so that database/sql never runs a
+// statement twice. pgx's database/sql driver returns driver.ErrBadConn for
+// errors it deems safe to retry, and a connection lost while reading the answer
+// to a statement without arguments (sent with the simple protocol) is reported
+// as "conn closed", which it deems so although the statement reached the
+// server; database/sql then runs it again on another connection.
+type pgxConnector struct{ driver.Connector }
+
+func (c pgxConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &pgxConn{Conn: conn.(*stdlib.Conn)}, nil
+}
+
+// pgxConn is pgx's connection with ExecContext and QueryContext returning
+// driver.ErrBadConn only when nothing was sent, and with IsValid. The rest, Conn
+// (for CopyFrom) included, is pgx's own.
+type pgxConn struct{ *stdlib.Conn }
+
+var _ driver.Validator = (*pgxConn)(nil)
+
+// IsValid tells database/sql, when a connection is given back to the pool,
+// whether pgx closed it (a context that ended mid-statement, a broken socket).
+// pgx's driver does not implement driver.Validator, so database/sql would keep
+// closed connections in the pool; each then fails its next caller's first
+// attempt with driver.ErrBadConn, and with a few of them in a busy pool
+// database/sql's retries run out and the error reaches a caller whose context
+// is fine.
+func (c *pgxConn) IsValid() bool { return !c.Conn.Conn().IsClosed() }
+
+func (c *pgxConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	if c.Conn.Conn().IsClosed() {
+		return nil, driver.ErrBadConn
+	}
+	res, err := c.Conn.ExecContext(ctx, query, args)
+	if errors.Is(err, driver.ErrBadConn) {
+		return nil, &connLostError{}
+	}
+	return res, err
+}
+
+// Ping keeps the context's error: pgx's driver answers any failed ping with a
+// bare driver.ErrBadConn, so a ping cut short by its deadline would not say so.
+func (c *pgxConn) Ping(ctx context.Context) error {
+	return withCtx(ctx, c.Conn.Ping(ctx))
+}
+
+func (c *pgxConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if c.Conn.Conn().IsClosed() {
+		return nil, driver.ErrBadConn
+	}
+	rows, err := c.Conn.QueryContext(ctx, query, args)
+	if errors.Is(err, driver.ErrBadConn) {
+		return nil, &connLostError{}
+	}
+	return rows, err
 }
 
 func openSQLite(path string, cfg Config) (*sql.DB, error) {
@@ -219,7 +296,7 @@ func (db *DB) pingWithRetry(ctx context.Context, window time.Duration) error {
 			return nil
 		}
 		if !retryableConnectError(err) || ctx.Err() != nil || window < 0 || time.Now().Add(backoff).After(deadline) {
-			return &ConnectError{URL: db.redacted, Attempts: attempt, Err: scrub(mapError(err), db.password)}
+			return &ConnectError{URL: db.redacted, Attempts: attempt, Err: scrub(mapError(err), db.secrets...)}
 		}
 		db.logger.WarnContext(ctx, "database: not reachable yet, retrying",
 			slog.String("url", db.redacted), slog.Int("attempt", attempt), slog.Duration("backoff", backoff))
@@ -241,8 +318,16 @@ func retryableConnectError(err error) bool {
 		// 57P03 cannot_connect_now: starting up, shutting down or in recovery.
 		return code == "57P03"
 	}
-	var ce *ConfigError
-	return !errors.As(err, &ce)
+	// A certificate that does not verify (wrong name, unknown authority,
+	// expired) will not verify on the next attempt either.
+	var (
+		ce   *ConfigError
+		cve  *tls.CertificateVerificationError
+		host x509.HostnameError
+		ca   x509.UnknownAuthorityError
+		inv  x509.CertificateInvalidError
+	)
+	return !errors.As(err, &ce) && !errors.As(err, &cve) && !errors.As(err, &host) && !errors.As(err, &ca) && !errors.As(err, &inv)
 }
 
 // ConnectError is returned by Open when the database cannot be reached. URL has

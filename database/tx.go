@@ -38,7 +38,8 @@ func ReadOnly() TxOption {
 // transaction fails with ErrSerialization (SQLSTATE 40001 or 40P01), waiting a
 // jittered backoff that doubles from 10ms up to 1s between attempts. The function
 // must be safe to run more than once: it must not have effects outside the
-// transaction. attempts below 1 mean 1 (no retry), which is the default.
+// transaction. attempts below 1 mean 1 (no retry), which is the default. Other
+// errors, ErrBadConn and ErrCommitUnknown among them, are returned at once.
 func WithRetry(attempts int) TxOption {
 	return func(o *txOptions) { o.attempts = max(attempts, 1) }
 }
@@ -56,9 +57,15 @@ func TxContext(ctx context.Context, tx *ent.Tx) context.Context {
 //
 // It rolls back when fn returns an error (returned, with a failed rollback joined
 // to it), when fn panics (the panic goes on after the rollback), and when ctx is
-// done before the commit (ctx.Err() is returned; nothing is committed). A failed
-// commit is returned, mapped as MapError does. With WithRetry, serialization
-// failures and deadlocks run fn again in a new transaction.
+// done before the commit (ctx.Err() is returned; nothing is committed). A commit
+// the server refused (a serialization failure, a deferred constraint) is
+// returned, mapped as MapError does: nothing was committed. A commit whose
+// answer never came back, because the connection broke or ctx ended while the
+// COMMIT was in flight, returns ErrCommitUnknown: the transaction may have
+// committed. WithTx never runs fn again after that, whatever the options; the
+// caller decides, by reading what is stored or by retrying only work that is
+// idempotent. With WithRetry, serialization failures and deadlocks run fn again
+// in a new transaction.
 //
 // Calling WithTx with a context that carries a transaction (see TxContext) returns
 // ErrNestedTx instead of opening a second, independent transaction. fn does not
@@ -139,6 +146,11 @@ func (db *DB) runTx(ctx context.Context, fn func(context.Context, *ent.Tx) error
 	}
 	committed = true
 	if err := tx.Commit(); err != nil {
+		if !commitOutcomeKnown(err) {
+			// Wrap the driver's error, not its classification: an unknown
+			// outcome must not match ErrBadConn (see ErrCommitUnknown).
+			return fmt.Errorf("database: commit: %w", &Error{Kind: ErrCommitUnknown, Err: err})
+		}
 		return fmt.Errorf("database: commit: %w", mapError(err))
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/chatdb/chatdb/database"
 	"github.com/chatdb/chatdb/dbtest"
 	"github.com/chatdb/chatdb/ent"
+	"github.com/chatdb/chatdb/viewer"
 )
 
 // createUser creates a user in tx with a unique email.
@@ -33,7 +34,7 @@ func TestWithTxCommits(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target)
 		email := uniqueEmail(t, "commit")
 		var id any
@@ -67,7 +68,7 @@ func TestWithTxRollsBackOnError(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target)
 		errStop := errors.New("stop here")
 		err := db.WithTx(ctx, func(tx *ent.Tx) error {
@@ -87,7 +88,7 @@ func TestWithTxRollsBackOnPanic(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target)
 		type boom struct{ n int }
 		require.PanicsWithValue(t, boom{42}, func() {
@@ -114,7 +115,7 @@ func TestWithTxRollsBackOnGoexit(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target, dbtest.WithConfig(func(c *database.Config) { c.MaxOpenConns = 1 }))
 		done := make(chan struct{})
 		go func() {
@@ -142,7 +143,7 @@ func TestWithTxContextCancelled(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
 		db := dbtest.Open(t, target)
-		ctx, cancel := context.WithCancel(t.Context())
+		ctx, cancel := context.WithCancel(viewer.SystemContext(t.Context()))
 		defer cancel()
 		err := db.WithTx(ctx, func(tx *ent.Tx) error {
 			if err := createUser(ctx, tx, uniqueEmail(t, "cancel")); err != nil {
@@ -169,7 +170,7 @@ func TestWithTxNested(t *testing.T) {
 		t.Parallel()
 		db := dbtest.Open(t, target)
 		for _, commit := range []bool{true, false} {
-			ctx := t.Context()
+			ctx := viewer.SystemContext(t.Context())
 			errOuter := errors.New("outer decides to roll back")
 			var innerErr, innerCtxErr error
 			innerRan := false
@@ -204,7 +205,7 @@ func TestWithTxReadOnly(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target)
 		newUser(t, db.Client())
 		// Reads work read-only everywhere.
@@ -232,7 +233,7 @@ func TestWithTxIsolation(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target)
 		err := db.WithTx(ctx, func(tx *ent.Tx) error {
 			if target.Postgres() {
@@ -268,7 +269,7 @@ func TestWithTxIsolation(t *testing.T) {
 // how many times the functions ran in all.
 func writeSkew(t *testing.T, db *database.DB, opts ...database.TxOption) ([2]error, int) {
 	t.Helper()
-	ctx := t.Context()
+	ctx := viewer.SystemContext(t.Context())
 	opts = append(opts, database.WithIsolation(sql.LevelSerializable))
 	var (
 		errs    [2]error
@@ -342,7 +343,7 @@ func TestWithTxRetryOnlySerialization(t *testing.T) {
 	t.Parallel()
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
-		ctx := t.Context()
+		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target)
 		u := newUser(t, db.Client())
 		runs := 0

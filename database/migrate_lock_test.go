@@ -1,0 +1,199 @@
+package database_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chatdb/chatdb/database"
+)
+
+// Environment of the helper process of TestMigrateKilledMigrator.
+const (
+	migHelperMode = "CHATDB_TEST_MIGRATOR_HELPER"
+	migHelperURL  = "CHATDB_TEST_MIGRATOR_URL"
+)
+
+// migLockKey is the advisory lock key of `atlas migrate apply`, computed here
+// independently of the database package: FNV-1 32 of "atlas_migrate_execute".
+func migLockKey() int64 {
+	h := fnv.New32()
+	h.Write([]byte("atlas_migrate_execute"))
+	return int64(h.Sum32())
+}
+
+// TestMigratorHelperProcess is not a test of its own: TestMigrateKilledMigrator
+// runs the test binary again with it selected, as another migrator in a process
+// of its own. It takes the migration lock the way a migrator does, prints
+// "locked" and its PostgreSQL backend's pid, and holds the lock until it is
+// killed:
+//
+//   - postgres-idle: the advisory lock, then an idle session;
+//   - postgres-busy: the advisory lock, then a statement that runs for an hour;
+//   - sqlite: an open write transaction with a table created in it.
+func TestMigratorHelperProcess(t *testing.T) {
+	mode := os.Getenv(migHelperMode)
+	if mode == "" {
+		t.Skip("the other migrator of TestMigrateKilledMigrator; it runs only in a process of its own")
+	}
+	ctx := context.Background()
+	fail := func(err error) {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	db, err := database.Open(ctx, database.Config{URL: os.Getenv(migHelperURL), MaxOpenConns: 1})
+	if err != nil {
+		fail(err)
+	}
+	switch mode {
+	case "sqlite":
+		tx, err := db.SQL().BeginTx(ctx, nil) // BEGIN IMMEDIATE: the write lock
+		if err != nil {
+			fail(err)
+		}
+		if _, err := tx.ExecContext(ctx, "CREATE TABLE half_done (id integer)"); err != nil {
+			fail(err)
+		}
+		fmt.Println("locked 0")
+	default:
+		conn, err := db.SQL().Conn(ctx)
+		if err != nil {
+			fail(err)
+		}
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", migLockKey()); err != nil {
+			fail(err)
+		}
+		var pid int
+		if err := conn.QueryRowContext(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+			fail(err)
+		}
+		fmt.Println("locked", pid)
+		if mode == "postgres-busy" {
+			_, err := conn.ExecContext(ctx, "SELECT pg_sleep(3600)")
+			fail(fmt.Errorf("the statement ended: %w", err))
+		}
+	}
+	time.Sleep(time.Hour)
+}
+
+// migStartHelper starts TestMigratorHelperProcess in mode on url, waits until it
+// holds the lock, and returns the process and its backend's pid (0 for SQLite).
+// The process is killed when the test ends, if it still runs.
+func migStartHelper(t *testing.T, mode, url string) (*exec.Cmd, int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMigratorHelperProcess$", "-test.count=1", "-test.timeout=10m")
+	cmd.Env = append(os.Environ(), migHelperMode+"="+mode, migHelperURL+"="+url)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	lines := make(chan string)
+	go func() {
+		s := bufio.NewScanner(out)
+		for s.Scan() {
+			lines <- s.Text()
+		}
+		close(lines)
+	}()
+	timeout := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			require.True(t, ok, "the helper process ended before taking the lock")
+			if pid, found := strings.CutPrefix(l, "locked "); found {
+				n, err := strconv.Atoi(pid)
+				require.NoError(t, err)
+				go func() { // drain, so that the helper never blocks on its stdout
+					for range lines {
+					}
+				}()
+				return cmd, n
+			}
+			require.False(t, strings.HasPrefix(l, "error:"), l)
+		case <-timeout:
+			t.Fatal("the helper process did not take the lock within 30s")
+		}
+	}
+}
+
+// TestMigrateKilledMigrator: a migrator in another process holds the lock and
+// dies. Migrate, started while the lock was held, waits, then applies every file
+// within a bounded time once the lock is gone, and nothing of the dead
+// migrator's unfinished work remains.
+//
+// A PostgreSQL session lock dies with its session: killing an idle client ends
+// the session at once (the server reads the closed socket). A client killed in
+// the middle of a statement leaves its backend running that statement, lock
+// held, until the statement ends (or until client_connection_check_interval, off
+// by default, notices); pg_terminate_backend ends it. On SQLite the lock is the
+// file lock, which the operating system releases with the process, and the
+// open transaction is rolled back.
+func TestMigrateKilledMigrator(t *testing.T) {
+	for _, mode := range []string{"sqlite", "postgres-idle", "postgres-busy"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			cfg := database.Config{URL: filepath.Join(t.TempDir(), "killed.db"), SQLiteBusyTimeout: time.Minute}
+			if mode != "sqlite" {
+				cfg = database.Config{URL: migScratchPostgres(t)}
+			}
+			helper, pid := migStartHelper(t, mode, cfg.URL)
+			db := migOpen(t, cfg)
+
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- database.Migrate(ctx, db) }()
+			blocked := func(why string) {
+				t.Helper()
+				select {
+				case err := <-done:
+					t.Fatalf("Migrate returned while %s: %v", why, err)
+				case <-time.After(500 * time.Millisecond):
+				}
+			}
+			blocked("the other migrator held the lock")
+
+			require.NoError(t, helper.Process.Kill()) // SIGKILL: no clean-up of its own
+			_ = helper.Wait()
+			released := time.Now()
+			if mode == "postgres-busy" {
+				var check string
+				require.NoError(t, db.SQL().QueryRowContext(t.Context(),
+					"SELECT coalesce(current_setting('client_connection_check_interval', true), '0')").Scan(&check))
+				if check == "0" {
+					blocked("the dead client's backend still ran its statement")
+				}
+				var ok bool
+				require.NoError(t, db.SQL().QueryRowContext(t.Context(), "SELECT pg_terminate_backend($1)", pid).Scan(&ok))
+				require.True(t, ok)
+				released = time.Now()
+			}
+
+			select {
+			case err := <-done:
+				require.NoError(t, err)
+			case <-time.After(30 * time.Second):
+				t.Fatal("Migrate did not proceed within 30s of the lock's release")
+			}
+			require.Less(t, time.Since(released), 30*time.Second)
+			tables := migTables(t, db)
+			require.Subset(t, tables, migAppTables)
+			require.NotContains(t, tables, "half_done", "the dead migrator's transaction is rolled back")
+			require.Len(t, migRevisions(t, db), len(migEmbedded(t, db.Dialect())))
+		})
+	}
+}
