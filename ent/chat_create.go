@@ -214,7 +214,9 @@ func (_c *ChatCreate) Mutation() *ChatMutation {
 
 // Save creates the Chat in the database.
 func (_c *ChatCreate) Save(ctx context.Context) (*Chat, error) {
-	_c.defaults()
+	if err := _c.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _c.sqlSave, _c.mutation, _c.hooks)
 }
 
@@ -241,23 +243,36 @@ func (_c *ChatCreate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_c *ChatCreate) defaults() {
+func (_c *ChatCreate) defaults() error {
 	if _, ok := _c.mutation.CreatedAt(); !ok {
+		if chat.DefaultCreatedAt == nil {
+			return fmt.Errorf("ent: uninitialized chat.DefaultCreatedAt (forgotten import ent/runtime?)")
+		}
 		v := chat.DefaultCreatedAt()
 		_c.mutation.SetCreatedAt(v)
 	}
 	if _, ok := _c.mutation.UpdatedAt(); !ok {
+		if chat.DefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized chat.DefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := chat.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
 	if _, ok := _c.mutation.LastMessageAt(); !ok {
+		if chat.DefaultLastMessageAt == nil {
+			return fmt.Errorf("ent: uninitialized chat.DefaultLastMessageAt (forgotten import ent/runtime?)")
+		}
 		v := chat.DefaultLastMessageAt()
 		_c.mutation.SetLastMessageAt(v)
 	}
 	if _, ok := _c.mutation.ID(); !ok {
+		if chat.DefaultID == nil {
+			return fmt.Errorf("ent: uninitialized chat.DefaultID (forgotten import ent/runtime?)")
+		}
 		v := chat.DefaultID()
 		_c.mutation.SetID(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -390,7 +405,7 @@ func (_c *ChatCreate) createSpec() (*Chat, *sqlgraph.CreateSpec) {
 			edge.Target.Nodes = append(edge.Target.Nodes, k)
 		}
 		createE := &MembershipCreate{config: _c.config, mutation: newMembershipMutation(_c.config, OpCreate)}
-		createE.defaults()
+		_ = createE.defaults()
 		_, specE := createE.createSpec()
 		edge.Target.Fields = specE.Fields
 		if specE.ID.Value != nil {

@@ -228,7 +228,9 @@ func (_u *ChatUpdate) RemoveMemberships(v ...*Membership) *ChatUpdate {
 
 // Save executes the query and returns the number of nodes affected by the update operation.
 func (_u *ChatUpdate) Save(ctx context.Context) (int, error) {
-	_u.defaults()
+	if err := _u.defaults(); err != nil {
+		return 0, err
+	}
 	return withHooks(ctx, _u.sqlSave, _u.mutation, _u.hooks)
 }
 
@@ -255,11 +257,15 @@ func (_u *ChatUpdate) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_u *ChatUpdate) defaults() {
+func (_u *ChatUpdate) defaults() error {
 	if _, ok := _u.mutation.UpdatedAt(); !ok {
+		if chat.UpdateDefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized chat.UpdateDefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := chat.UpdateDefaultUpdatedAt()
 		_u.mutation.SetUpdatedAt(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -332,7 +338,7 @@ func (_u *ChatUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 			},
 		}
 		createE := &MembershipCreate{config: _u.config, mutation: newMembershipMutation(_u.config, OpCreate)}
-		createE.defaults()
+		_ = createE.defaults()
 		_, specE := createE.createSpec()
 		edge.Target.Fields = specE.Fields
 		if specE.ID.Value != nil {
@@ -355,7 +361,7 @@ func (_u *ChatUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 			edge.Target.Nodes = append(edge.Target.Nodes, k)
 		}
 		createE := &MembershipCreate{config: _u.config, mutation: newMembershipMutation(_u.config, OpCreate)}
-		createE.defaults()
+		_ = createE.defaults()
 		_, specE := createE.createSpec()
 		edge.Target.Fields = specE.Fields
 		if specE.ID.Value != nil {
@@ -378,7 +384,7 @@ func (_u *ChatUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 			edge.Target.Nodes = append(edge.Target.Nodes, k)
 		}
 		createE := &MembershipCreate{config: _u.config, mutation: newMembershipMutation(_u.config, OpCreate)}
-		createE.defaults()
+		_ = createE.defaults()
 		_, specE := createE.createSpec()
 		edge.Target.Fields = specE.Fields
 		if specE.ID.Value != nil {
@@ -706,7 +712,9 @@ func (_u *ChatUpdateOne) Select(field string, fields ...string) *ChatUpdateOne {
 
 // Save executes the query and returns the updated Chat entity.
 func (_u *ChatUpdateOne) Save(ctx context.Context) (*Chat, error) {
-	_u.defaults()
+	if err := _u.defaults(); err != nil {
+		return nil, err
+	}
 	return withHooks(ctx, _u.sqlSave, _u.mutation, _u.hooks)
 }
 
@@ -733,11 +741,15 @@ func (_u *ChatUpdateOne) ExecX(ctx context.Context) {
 }
 
 // defaults sets the default values of the builder before save.
-func (_u *ChatUpdateOne) defaults() {
+func (_u *ChatUpdateOne) defaults() error {
 	if _, ok := _u.mutation.UpdatedAt(); !ok {
+		if chat.UpdateDefaultUpdatedAt == nil {
+			return fmt.Errorf("ent: uninitialized chat.UpdateDefaultUpdatedAt (forgotten import ent/runtime?)")
+		}
 		v := chat.UpdateDefaultUpdatedAt()
 		_u.mutation.SetUpdatedAt(v)
 	}
+	return nil
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -827,7 +839,7 @@ func (_u *ChatUpdateOne) sqlSave(ctx context.Context) (_node *Chat, err error) {
 			},
 		}
 		createE := &MembershipCreate{config: _u.config, mutation: newMembershipMutation(_u.config, OpCreate)}
-		createE.defaults()
+		_ = createE.defaults()
 		_, specE := createE.createSpec()
 		edge.Target.Fields = specE.Fields
 		if specE.ID.Value != nil {
@@ -850,7 +862,7 @@ func (_u *ChatUpdateOne) sqlSave(ctx context.Context) (_node *Chat, err error) {
 			edge.Target.Nodes = append(edge.Target.Nodes, k)
 		}
 		createE := &MembershipCreate{config: _u.config, mutation: newMembershipMutation(_u.config, OpCreate)}
-		createE.defaults()
+		_ = createE.defaults()
 		_, specE := createE.createSpec()
 		edge.Target.Fields = specE.Fields
 		if specE.ID.Value != nil {
@@ -873,7 +885,7 @@ func (_u *ChatUpdateOne) sqlSave(ctx context.Context) (_node *Chat, err error) {
 			edge.Target.Nodes = append(edge.Target.Nodes, k)
 		}
 		createE := &MembershipCreate{config: _u.config, mutation: newMembershipMutation(_u.config, OpCreate)}
-		createE.defaults()
+		_ = createE.defaults()
 		_, specE := createE.createSpec()
 		edge.Target.Fields = specE.Fields
 		if specE.ID.Value != nil {

@@ -404,7 +404,8 @@ func (c *ChatClient) QueryMemberships(_m *Chat) *MembershipQuery {
 
 // Hooks returns the client hooks.
 func (c *ChatClient) Hooks() []Hook {
-	return c.hooks.Chat
+	hooks := c.hooks.Chat
+	return append(hooks[:len(hooks):len(hooks)], chat.Hooks[:]...)
 }
 
 // Interceptors returns the client interceptors.
@@ -569,7 +570,8 @@ func (c *MembershipClient) QueryChat(_m *Membership) *ChatQuery {
 
 // Hooks returns the client hooks.
 func (c *MembershipClient) Hooks() []Hook {
-	return c.hooks.Membership
+	hooks := c.hooks.Membership
+	return append(hooks[:len(hooks):len(hooks)], membership.Hooks[:]...)
 }
 
 // Interceptors returns the client interceptors.
@@ -970,7 +972,8 @@ func (c *UserClient) Hooks() []Hook {
 
 // Interceptors returns the client interceptors.
 func (c *UserClient) Interceptors() []Interceptor {
-	return c.inters.User
+	inters := c.inters.User
+	return append(inters[:len(inters):len(inters)], user.Interceptors[:]...)
 }
 
 func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error) {

@@ -1,0 +1,390 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/chatdb/chatdb/database"
+	"github.com/chatdb/chatdb/ent"
+	"github.com/chatdb/chatdb/ent/chat"
+	"github.com/chatdb/chatdb/ent/membership"
+	"github.com/chatdb/chatdb/ent/privacy"
+	"github.com/chatdb/chatdb/ent/user"
+	"github.com/chatdb/chatdb/schema"
+)
+
+// CreateDirectChat returns the direct chat between the viewer and otherUserID,
+// creating it when there is none: created says which. There is exactly one
+// direct chat per pair of users, even when both create it at the same moment
+// (the chats.direct_key unique index decides; the loser reads the winner's).
+// Both users become owners. A user cannot open a direct chat with themselves
+// (database.ErrInvalid), nor with a deleted user (database.ErrNotFound).
+//
+// Cost: when the chat exists, one SELECT. Otherwise that SELECT and a
+// transaction of 8 round trips: BEGIN, a SELECT of the other user, the chat
+// INSERT, then for each membership the policy's SELECT and the INSERT, COMMIT.
+// After a lost race, a SELECT of the winner's chat and one of the viewer's
+// membership.
+func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ *ent.Chat, created bool, err error) {
+	const op = "create direct chat"
+	me, err := viewerUser(ctx)
+	if err != nil {
+		return nil, false, fail(op, err)
+	}
+	if otherUserID == me {
+		return nil, false, fail(op, fmt.Errorf("%w: a direct chat is between two users", database.ErrInvalid))
+	}
+	key := schema.DirectKey(me, otherUserID)
+	c, err := s.client.Chat.Query().Where(chat.DirectKey(key)).Only(ctx)
+	switch {
+	case err == nil && c.DeletedAt != nil:
+		return nil, false, fail(op, errDirectDeleted)
+	case err == nil:
+		return c, false, nil
+	case !ent.IsNotFound(err):
+		return nil, false, fail(op, err)
+	}
+	err = s.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
+		ok, err := tx.User.Query().Where(user.ID(otherUserID), user.DeletedAtIsNil()).Exist(ctx)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound("user")
+		}
+		now := s.clock()
+		c, err = tx.Chat.Create().
+			SetKind(chat.KindDirect).
+			SetCreatedBy(me).
+			SetDirectKey(key).
+			SetCreatedAt(now).SetUpdatedAt(now).SetLastMessageAt(now).
+			Save(ctx)
+		if err != nil {
+			return err
+		}
+		// One at a time: the second is allowed because the first made the viewer
+		// an owner.
+		for _, id := range []uuid.UUID{me, otherUserID} {
+			if _, err := tx.Membership.Create().SetChatID(c.ID).SetUserID(id).SetRole(membership.RoleOwner).SetJoinedAt(now).Save(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		return c, true, nil
+	}
+	if !errors.Is(err, database.ErrConflict) {
+		return nil, false, fail(op, err)
+	}
+	// The pair has a direct chat the viewer could not see: another request made
+	// it first (the unique index on direct_key refused ours), or the viewer left
+	// it. Either way it is theirs: join it if need be and return it.
+	c, err = s.joinDirectChat(ctx, key, me)
+	if err != nil {
+		return nil, false, fail(op, err)
+	}
+	return c, false, nil
+}
+
+// CreateGroupChat creates a group chat titled title, with the viewer as its owner
+// and memberIDs as members (duplicates and the viewer themselves are ignored).
+// Unknown or deleted users give database.ErrInvalidReference or
+// database.ErrNotFound and create nothing.
+//
+// Cost: one transaction of 8 round trips whatever the number of members: BEGIN,
+// a SELECT counting the live members, the chat INSERT, the policy's SELECT and
+// the INSERT of the owner, one policy SELECT and one multi-row INSERT for all
+// the members (the rule is the same for each), COMMIT.
+func (s *Store) CreateGroupChat(ctx context.Context, title string, memberIDs []uuid.UUID) (*ent.Chat, error) {
+	const op = "create group chat"
+	me, err := viewerUser(ctx)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	ids := make([]uuid.UUID, 0, len(memberIDs))
+	seen := map[uuid.UUID]bool{me: true}
+	for _, id := range memberIDs {
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	var c *ent.Chat
+	err = s.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
+		if len(ids) > 0 {
+			n, err := tx.User.Query().Where(user.IDIn(ids...), user.DeletedAtIsNil()).Count(ctx)
+			if err != nil {
+				return err
+			}
+			if n != len(ids) {
+				return notFound("member user")
+			}
+		}
+		var err error
+		c, err = s.createChat(ctx, tx, chat.KindGroup, title, me)
+		if err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		builders := make([]*ent.MembershipCreate, len(ids))
+		for i, id := range ids {
+			builders[i] = tx.Membership.Create().SetChatID(c.ID).SetUserID(id).SetRole(membership.RoleMember).SetJoinedAt(c.CreatedAt)
+		}
+		// Adding a member to a group chat is decided by the chat, the viewer and
+		// the role only, the same for every member here: ask the policy once, then
+		// insert them all in one statement.
+		if err := membership.Policy.EvalMutation(ctx, builders[0].Mutation()); err != nil {
+			return err
+		}
+		return tx.Membership.CreateBulk(builders...).Exec(privacy.DecisionContext(ctx, privacy.Allow))
+	})
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	return c, nil
+}
+
+// CreateAssistantChat creates an assistant chat titled title, with the viewer as
+// its owner and only member. Any member of an assistant chat may append
+// assistant and tool messages to it (see AppendMessage).
+//
+// Cost: one transaction of 5 round trips: BEGIN, the chat INSERT, the policy's
+// SELECT and the owner's INSERT, COMMIT.
+func (s *Store) CreateAssistantChat(ctx context.Context, title string) (*ent.Chat, error) {
+	const op = "create assistant chat"
+	me, err := viewerUser(ctx)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	var c *ent.Chat
+	err = s.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
+		var err error
+		c, err = s.createChat(ctx, tx, chat.KindAssistant, title, me)
+		return err
+	})
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	return c, nil
+}
+
+// GetChat returns the chat with the given ID when the viewer is a member of it
+// (database.ErrNotFound otherwise, as if it did not exist).
+//
+// Cost: one SELECT.
+func (s *Store) GetChat(ctx context.Context, chatID uuid.UUID) (*ent.Chat, error) {
+	c, err := s.client.Chat.Query().Where(chat.ID(chatID), chat.DeletedAtIsNil()).Only(ctx)
+	if err != nil {
+		return nil, fail("get chat", err)
+	}
+	return c, nil
+}
+
+// AddMember makes userID a member of chatID with the given role (member when
+// empty). Only the chat's owners and admins may add members, only owners may add
+// owners, and nobody can add members to a direct chat (ErrForbidden). Adding an
+// existing member gives database.ErrConflict.
+//
+// Cost: 3 round trips: a SELECT of the user, the policy's SELECT, the INSERT.
+func (s *Store) AddMember(ctx context.Context, chatID, userID uuid.UUID, role membership.Role) (*ent.Membership, error) {
+	const op = "add member"
+	if role == "" {
+		role = membership.RoleMember
+	}
+	if err := membership.RoleValidator(role); err != nil {
+		return nil, fail(op, invalid("Membership.role", err))
+	}
+	ok, err := s.client.User.Query().Where(user.ID(userID), user.DeletedAtIsNil()).Exist(ctx)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	if !ok {
+		return nil, fail(op, notFound("user"))
+	}
+	m, err := s.client.Membership.Create().
+		SetChatID(chatID).
+		SetUserID(userID).
+		SetRole(role).
+		SetJoinedAt(s.clock()).
+		Save(ctx)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	return m, nil
+}
+
+// RemoveMember removes userID from chatID. A member may remove themselves; only
+// owners and admins may remove others, and only owners may remove an owner.
+// Removing a non-member gives database.ErrNotFound.
+//
+// Cost: one DELETE, with the policy in its WHERE clause; when it removes
+// nothing, a SELECT more to tell ErrForbidden from database.ErrNotFound.
+func (s *Store) RemoveMember(ctx context.Context, chatID, userID uuid.UUID) error {
+	const op = "remove member"
+	n, err := s.client.Membership.Delete().
+		Where(membership.ChatID(chatID), membership.UserID(userID)).
+		Exec(ctx)
+	if err == nil && n == 0 {
+		err = s.whyNoMembership(ctx, chatID, userID)
+	}
+	return fail(op, err)
+}
+
+// SetRole changes userID's role in chatID. Only owners may grant or take away
+// the owner role; admins may switch members and admins.
+//
+// Cost: one UPDATE, with the policy in its WHERE clause, and a SELECT of the
+// result; when it updates nothing, a SELECT to say why instead.
+func (s *Store) SetRole(ctx context.Context, chatID, userID uuid.UUID, role membership.Role) (*ent.Membership, error) {
+	const op = "set role"
+	if err := membership.RoleValidator(role); err != nil {
+		return nil, fail(op, invalid("Membership.role", err))
+	}
+	n, err := s.client.Membership.Update().
+		Where(membership.ChatID(chatID), membership.UserID(userID)).
+		SetRole(role).
+		Save(ctx)
+	if err == nil && n == 0 {
+		err = s.whyNoMembership(ctx, chatID, userID)
+	}
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	m, err := s.client.Membership.Query().Where(membership.ChatID(chatID), membership.UserID(userID)).Only(ctx)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	return m, nil
+}
+
+// ArchiveChat marks chatID archived (archived_at = now); only its owners and
+// admins may. Archived chats keep their history and stay in the inbox, flagged by
+// Chat.ArchivedAt; appending to them gives ErrForbidden. Archiving an archived
+// chat keeps the first time.
+//
+// Cost: one UPDATE, with the policy in its WHERE clause, and a SELECT of the
+// result.
+func (s *Store) ArchiveChat(ctx context.Context, chatID uuid.UUID) (*ent.Chat, error) {
+	const op = "archive chat"
+	n, err := s.client.Chat.Update().
+		Where(chat.ID(chatID), chat.ArchivedAtIsNil(), chat.DeletedAtIsNil()).
+		SetArchivedAt(s.clock()).
+		Save(ctx)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	c, err := s.client.Chat.Query().Where(chat.ID(chatID), chat.DeletedAtIsNil()).Only(ctx)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	if n == 0 && c.ArchivedAt == nil {
+		// The viewer sees the chat but the policy's filter left it out.
+		return nil, fail(op, forbidden("only a chat's owners and admins archive it"))
+	}
+	return c, nil
+}
+
+// Members returns chatID's memberships, each with its user loaded (Edges.User),
+// oldest first. The viewer must be a member (database.ErrNotFound otherwise).
+//
+// Cost: two SELECTs (memberships, then their users in one IN query).
+func (s *Store) Members(ctx context.Context, chatID uuid.UUID) ([]*ent.Membership, error) {
+	ms, err := s.client.Membership.Query().
+		Where(membership.ChatID(chatID)).
+		WithUser().
+		Order(membership.ByJoinedAt(), membership.ByID()).
+		All(ctx)
+	if err != nil {
+		return nil, fail("members", err)
+	}
+	if len(ms) == 0 {
+		// A chat the viewer is a member of has at least the viewer.
+		return nil, fail("members", notFound("chat"))
+	}
+	return ms, nil
+}
+
+// errDirectDeleted reports a pair whose direct chat was soft-deleted: its
+// direct_key stays taken, so the pair cannot have another.
+var errDirectDeleted = fmt.Errorf("%w: the direct chat of this pair was deleted", database.ErrConflict)
+
+// createChat inserts a chat of the given kind and makes creator its owner.
+func (s *Store) createChat(ctx context.Context, tx *ent.Tx, kind chat.Kind, title string, creator uuid.UUID) (*ent.Chat, error) {
+	now := s.clock()
+	cc := tx.Chat.Create().
+		SetKind(kind).
+		SetCreatedBy(creator).
+		SetCreatedAt(now).SetUpdatedAt(now).SetLastMessageAt(now)
+	if title != "" {
+		cc.SetTitle(title)
+	}
+	c, err := cc.Save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	_, err = tx.Membership.Create().
+		SetChatID(c.ID).
+		SetUserID(creator).
+		SetRole(membership.RoleOwner).
+		SetJoinedAt(now).
+		Save(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// joinDirectChat returns the direct chat with the given key, making the viewer
+// (one of its pair) a member again if they had left it.
+//
+// Cost: one SELECT of the chat, one of the membership, and an INSERT if needed.
+func (s *Store) joinDirectChat(ctx context.Context, key string, me uuid.UUID) (*ent.Chat, error) {
+	// The viewer is named in the key, so the chat is theirs to see even while they
+	// are not a member; reading it by key needs no membership.
+	c, err := s.client.Chat.Query().Where(chat.DirectKey(key)).Only(privacy.DecisionContext(ctx, privacy.Allow))
+	if err != nil {
+		return nil, err
+	}
+	if c.DeletedAt != nil {
+		return nil, errDirectDeleted
+	}
+	ok, err := s.client.Membership.Query().Where(membership.ChatID(c.ID), membership.UserID(me)).Exist(ctx)
+	if err != nil || ok {
+		return c, err
+	}
+	_, err = s.client.Membership.Create().
+		SetChatID(c.ID).
+		SetUserID(me).
+		SetRole(membership.RoleOwner).
+		SetJoinedAt(s.clock()).
+		Save(ctx)
+	if err != nil && !errors.Is(database.MapError(err), database.ErrConflict) {
+		return nil, err
+	}
+	return c, nil
+}
+
+// whyNoMembership explains an update or delete of (chatID, userID) that matched
+// no row: ErrForbidden when the viewer can see the membership, so the privacy
+// filter left it out, database.ErrNotFound when there is none the viewer can see.
+//
+// Cost: one SELECT, on the failure path only.
+func (s *Store) whyNoMembership(ctx context.Context, chatID, userID uuid.UUID) error {
+	ok, err := s.client.Membership.Query().
+		Where(membership.ChatID(chatID), membership.UserID(userID)).
+		Exist(ctx)
+	switch {
+	case err != nil:
+		return err
+	case ok:
+		return forbidden("the viewer's role does not allow this")
+	default:
+		return notFound("membership")
+	}
+}

@@ -1,0 +1,57 @@
+// Package store holds the chat operations every chat application needs, done
+// right over chatdb's ent client: users, direct, group and assistant chats,
+// memberships, idempotent message appends, keyset history, bulk import, and an
+// inbox with unread counts in one query.
+//
+// Every operation takes a context first and acts as the viewer in it (package
+// viewer): the ent privacy policies in package schema decide what that viewer may
+// read and write, and a context without a viewer is denied everything. Errors are
+// classified with the database package's sentinels (database.ErrNotFound,
+// database.ErrConflict, database.ErrInvalid, ...) and this package's own
+// (ErrForbidden, ErrInvalidCursor); match them with errors.Is. Each operation's
+// doc comment says what it costs in queries and round trips. The operations
+// that need a transaction (creating chats, appending, importing) run their own:
+// called with a context that carries one (database.WithTxContext), they return
+// database.ErrNestedTx rather than commit apart from it.
+//
+// Choices the package makes, with the privacy policies:
+//
+//   - Signing up is the application's job: CreateUser needs the system viewer,
+//     and so does reading a password hash (UserByEmail at sign-in). Any signed-in
+//     user reads any live user's profile, so people can be found by email.
+//   - Users and messages are soft-deleted. A deleted user is not found and
+//     cannot append; their messages keep their sender.
+//   - Both users of a direct chat are its owners; nobody else joins it. A user
+//     who left a direct chat rejoins it by creating it again.
+//   - User messages are sent by the viewer. Assistant and tool messages have no
+//     sender and may be appended by any member of an assistant chat; system
+//     messages only by the system viewer.
+//   - A deleted message stays in history, in its place, with DeletedAt set and
+//     Content and Metadata blanked.
+//   - Archived chats stay readable and in the inbox; nobody appends to them.
+//   - Messages of a chat get strictly increasing created_at in commit order, so
+//     keyset readers never skip one. Only the store keeps that promise: a raw
+//     ent client may write any created_at, and ImportMessages keeps the times a
+//     backfill gives it.
+//
+// A tour:
+//
+//	db, err := database.Open(ctx, database.Config{URL: os.Getenv("DATABASE_URL")})
+//	if err != nil {
+//		return err
+//	}
+//	defer db.Close()
+//	s := store.New(db)
+//
+//	ada, err := s.CreateUser(viewer.SystemContext(ctx), store.NewUser{Email: "ada@example.com", DisplayName: "Ada"})
+//	// ... and bob the same way.
+//	as := viewer.NewContext(ctx, ada.ID)
+//	chat, _, err := s.CreateDirectChat(as, bob.ID)
+//	msg, err := s.AppendMessage(as, store.NewMessage{ChatID: chat.ID, Content: "hello"})
+//	page, err := s.History(as, chat.ID, store.HistoryQuery{Limit: 50})
+//	for page.Next != "" {
+//		page, err = s.History(as, chat.ID, store.HistoryQuery{Before: page.Next, Limit: 50})
+//	}
+//	inbox, err := s.Inbox(viewer.NewContext(ctx, bob.ID), store.InboxQuery{})
+//	// inbox[0].Unread == 1
+package store

@@ -1,0 +1,43 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/chatdb/chatdb/database"
+	"github.com/chatdb/chatdb/ent/privacy"
+	"github.com/chatdb/chatdb/schema"
+)
+
+// fail wraps err once for the operation op: a privacy denial becomes
+// ErrForbidden, a database failure is classified by database.MapError, and the
+// original error stays reachable with errors.As.
+func fail(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case errors.Is(err, ErrForbidden), errors.Is(err, ErrInvalidCursor):
+	case errors.Is(err, privacy.Deny):
+		err = fmt.Errorf("%w: %w", ErrForbidden, err)
+	default:
+		err = database.MapError(err)
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+// invalid reports input that failed validation in Go, before any SQL, as
+// database.ErrInvalid with the schema rule that failed (schema.ErrTooLong, ...).
+func invalid(field string, err error) error {
+	return database.MapError(&schema.FieldError{Field: field, Err: err})
+}
+
+// forbidden is ErrForbidden with a reason.
+func forbidden(reason string) error {
+	return fmt.Errorf("%w: %s", ErrForbidden, reason)
+}
+
+// notFound is database.ErrNotFound with what was not found.
+func notFound(what string) error {
+	return fmt.Errorf("%w: %s", database.ErrNotFound, what)
+}

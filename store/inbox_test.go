@@ -1,0 +1,188 @@
+package store_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/chatdb/chatdb/database"
+	"github.com/chatdb/chatdb/dbtest"
+	"github.com/chatdb/chatdb/ent"
+	"github.com/chatdb/chatdb/ent/chat"
+	"github.com/chatdb/chatdb/ent/membership"
+	"github.com/chatdb/chatdb/schema"
+	"github.com/chatdb/chatdb/store"
+)
+
+func TestInbox(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
+		t.Parallel()
+		e := newEnv(t, target)
+		ada, bob, carol := e.user("ada"), e.user("bob"), e.user("carol")
+		gone := e.group(ada, bob)
+		quiet := e.group(carol, ada)
+		d := e.direct(ada, bob)
+		b1 := e.say(bob, d, "one")
+		b2 := e.say(bob, d, "two")
+		e.say(ada, d, "mine")
+		b3 := e.say(bob, d, "three")
+		deleted := e.say(bob, d, "oops")
+		require.NoError(t, e.s.DeleteMessage(e.as(bob), deleted.ID))
+		a, err := e.s.CreateAssistantChat(e.as(ada), "Ask")
+		require.NoError(t, err)
+		_, err = e.db.Client().Chat.UpdateOneID(gone.ID).SetDeletedAt(schema.Now()).Save(e.sys())
+		require.NoError(t, err)
+		_, err = e.db.Client().Membership.Update().
+			Where(membership.ChatID(quiet.ID), membership.UserID(ada.ID)).SetMuted(true).Save(e.as(ada))
+		require.NoError(t, err)
+
+		inbox, err := e.s.Inbox(e.as(ada), store.InboxQuery{})
+		require.NoError(t, err)
+		require.Len(t, inbox, 3, "deleted chats are left out")
+		// Newest activity first: the assistant chat was created after the direct
+		// chat's last message; the quiet chat has had nothing since its creation.
+		require.Equal(t, []uuid.UUID{a.ID, d.ID, quiet.ID}, []uuid.UUID{inbox[0].Chat.ID, inbox[1].Chat.ID, inbox[2].Chat.ID})
+
+		ae, de, qe := inbox[0], inbox[1], inbox[2]
+		require.Equal(t, chat.KindAssistant, ae.Chat.Kind)
+		require.Equal(t, "Ask", ae.Chat.Title)
+		require.Nil(t, ae.LastMessage)
+		require.Zero(t, ae.Unread)
+		require.Equal(t, membership.RoleOwner, ae.Membership.Role)
+
+		require.NotNil(t, de.LastMessage)
+		require.Equal(t, deleted.ID, de.LastMessage.ID)
+		require.NotNil(t, de.LastMessage.DeletedAt)
+		require.Empty(t, de.LastMessage.Content, "a deleted last message is blanked")
+		require.Equal(t, 3, de.Unread, "bob's three live messages; not ada's own, not the deleted one")
+		require.Equal(t, schema.DirectKey(ada.ID, bob.ID), *de.Chat.DirectKey)
+		require.True(t, de.Chat.LastMessageAt.Equal(deleted.CreatedAt))
+		require.Equal(t, ada.ID, de.Membership.UserID)
+
+		require.True(t, qe.Membership.Muted)
+		require.Equal(t, membership.RoleMember, qe.Membership.Role)
+		require.Equal(t, carol.ID, qe.Chat.CreatedBy)
+
+		// Reading moves the position forward only.
+		require.NoError(t, e.s.MarkRead(e.as(ada), d.ID, b2.ID))
+		require.Equal(t, 1, unread(t, e, ada, d.ID))
+		require.NoError(t, e.s.MarkRead(e.as(ada), d.ID, b1.ID))
+		require.Equal(t, 1, unread(t, e, ada, d.ID), "marking an older message read changes nothing")
+		require.NoError(t, e.s.MarkRead(e.as(ada), d.ID, b3.ID))
+		require.Zero(t, unread(t, e, ada, d.ID))
+		require.Equal(t, 1, unread(t, e, bob, d.ID), "bob has ada's one message to read")
+
+		// Marking read needs a message of that chat.
+		requireKind(t, e.s.MarkRead(e.as(ada), d.ID, uuid.New()), database.ErrNotFound)
+		other := e.say(carol, quiet, "in another chat")
+		requireKind(t, e.s.MarkRead(e.as(ada), d.ID, other.ID), database.ErrNotFound)
+		requireKind(t, e.s.MarkRead(e.as(e.user("eve")), d.ID, b3.ID), database.ErrNotFound)
+		_, err = e.s.Inbox(e.sys(), store.InboxQuery{})
+		requireKind(t, err, store.ErrForbidden)
+	})
+}
+
+// unread returns u's unread count for chatID from u's inbox.
+func unread(t *testing.T, e *env, u *ent.User, chatID uuid.UUID) int {
+	t.Helper()
+	inbox, err := e.s.Inbox(e.as(u), store.InboxQuery{Limit: 200})
+	require.NoError(t, err)
+	for _, entry := range inbox {
+		if entry.Chat.ID == chatID {
+			return entry.Unread
+		}
+	}
+	t.Fatalf("chat %s is not in the inbox", chatID)
+	return 0
+}
+
+func TestInboxPaging(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
+		t.Parallel()
+		e := newEnv(t, target)
+		ada := e.user("ada")
+		var want []uuid.UUID
+		for i := range 25 {
+			c := e.group(ada)
+			e.say(ada, c, fmt.Sprint(i))
+			want = append([]uuid.UUID{c.ID}, want...)
+		}
+		var got []uuid.UUID
+		q := store.InboxQuery{Limit: 10}
+		for {
+			page, err := e.s.Inbox(e.as(ada), q)
+			require.NoError(t, err)
+			for _, entry := range page {
+				got = append(got, entry.Chat.ID)
+			}
+			if len(page) < q.Limit {
+				break
+			}
+			q.Before = page[len(page)-1].Cursor
+		}
+		require.Equal(t, want, got)
+		page, err := e.s.Inbox(e.as(ada), store.InboxQuery{})
+		require.NoError(t, err)
+		require.Len(t, page, 20, "the default limit")
+	})
+}
+
+// The inbox costs one query whatever the number of chats; history and append
+// cost what their doc comments say.
+func TestQueryCounts(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
+		t.Parallel()
+		e, count := newCountingEnv(t, target)
+		ada, bob := e.user("ada"), e.user("bob")
+		inbox := func() (int, int) {
+			return count.measure(func() {
+				_, err := e.s.Inbox(e.as(ada), store.InboxQuery{Limit: 100})
+				require.NoError(t, err)
+			})
+		}
+		d := e.direct(ada, bob)
+		e.say(bob, d, "hello")
+		s1, r1 := inbox()
+		for i := range 30 {
+			c := e.group(bob, ada)
+			e.say(bob, c, fmt.Sprint(i))
+			e.say(ada, c, fmt.Sprint(i))
+		}
+		s31, r31 := inbox()
+		require.Equal(t, 1, s1, "inbox statements")
+		require.Equal(t, 1, r1, "inbox round trips")
+		require.Equal(t, s1, s31, "inbox statements with 31 chats")
+		require.Equal(t, r1, r31, "inbox round trips with 31 chats")
+
+		var page *store.HistoryPage
+		s, r := count.measure(func() {
+			var err error
+			page, err = e.s.History(e.as(ada), d.ID, store.HistoryQuery{})
+			require.NoError(t, err)
+		})
+		require.Equal(t, 1, s, "history statements")
+		require.Equal(t, 1, r, "history round trips")
+		require.Len(t, page.Messages, 1)
+
+		nm := store.NewMessage{ID: schema.NewID(), ChatID: d.ID, Content: "counted"}
+		s, r = count.measure(func() {
+			_, err := e.s.AppendMessage(e.as(ada), nm)
+			require.NoError(t, err)
+		})
+		// Lock, lookup by ID, bump, the policy's membership check, insert.
+		require.Equal(t, 5, s, "append statements")
+		require.Equal(t, 7, r, "append round trips (with BEGIN and COMMIT)")
+		s, r = count.measure(func() {
+			_, err := e.s.AppendMessage(e.as(ada), nm)
+			require.NoError(t, err)
+		})
+		require.Equal(t, 2, s, "retried append statements")
+		require.Equal(t, 4, r, "retried append round trips")
+		t.Logf("%s: inbox %d/%d, history %d, append 5/7, retry 2/4 (statements/round trips)", target, s1, r1, 1)
+	})
+}

@@ -1,0 +1,286 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/chatdb/chatdb/database"
+	"github.com/chatdb/chatdb/ent"
+	"github.com/chatdb/chatdb/ent/chat"
+	"github.com/chatdb/chatdb/ent/message"
+	"github.com/chatdb/chatdb/schema"
+	"github.com/chatdb/chatdb/schema/schematype"
+	"github.com/chatdb/chatdb/viewer"
+)
+
+// NewMessage is a message to append or import.
+type NewMessage struct {
+	// ID identifies the message. Zero means a new UUIDv7; a client that chooses it
+	// before sending can retry the append safely.
+	ID uuid.UUID
+	// ChatID is the chat to append to. ImportMessages accepts zero for its chat.
+	ChatID uuid.UUID
+	// Role is the author's kind; empty means message.RoleUser.
+	Role message.Role
+	// Content is the text: 1 to 64 KiB of UTF-8 without NUL bytes.
+	Content string
+	// Metadata is optional: model name, token counts, attachments.
+	Metadata schematype.MessageMetadata
+	// ReplyTo is the message this one replies to, in the same chat; zero for none.
+	ReplyTo uuid.UUID
+	// SenderID is the sending user. Zero means the viewer for role user, and no
+	// sender for the other roles. Only the system viewer may name another user.
+	SenderID uuid.UUID
+	// CreatedAt is honoured by ImportMessages only, for history brought in from
+	// elsewhere; zero means now. AppendMessage always chooses the time itself.
+	CreatedAt time.Time
+}
+
+// AppendMessage appends m to its chat and returns the stored message.
+//
+// In one transaction it locks the chat's row (SELECT ... FOR UPDATE on
+// PostgreSQL; a SQLite transaction holds the database's write lock), bumps the
+// chat's last_message_at and inserts the message with created_at = max(now,
+// previous last_message_at + 1µs): messages of a chat are created in commit
+// order with strictly increasing times, so a reader that has seen a message at T
+// never later sees a new one before T, and keyset history never skips.
+//
+// It is idempotent by m.ID: appending an ID that is already stored with the same
+// chat, role, sender, content and reply-to returns the stored message and writes
+// nothing, even when retries race; the same ID with anything else gives
+// database.ErrConflict.
+//
+// Who may: a member of the chat, as sender of user messages; assistant and tool
+// messages (no sender) by any member of an assistant chat; system messages, and
+// any sender, by the system viewer only. Deleted or suspended users, and
+// archived chats, get ErrForbidden; a chat that does not exist, is deleted, or
+// does not have the viewer as a member, database.ErrNotFound. Invalid input is
+// refused before any SQL with database.ErrInvalid.
+//
+// Cost: one transaction of 7 round trips: BEGIN, SELECT ... FOR UPDATE of the
+// chat, a SELECT of the ID, the chat UPDATE (the policy in its WHERE clause),
+// the policy's SELECT for the INSERT, the INSERT, COMMIT; a SELECT more when m
+// replies to a message. A retry of a stored ID: BEGIN, the two SELECTs, COMMIT.
+func (s *Store) AppendMessage(ctx context.Context, m NewMessage) (*ent.Message, error) {
+	const op = "append message"
+	m, err := prepareMessage(ctx, m)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	var out *ent.Message
+	err = s.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
+		// The chat's row lock serializes appends to the chat: retries of one ID
+		// see each other's commits, and created_at follows commit order.
+		c, err := s.lockChat(ctx, tx, m.ChatID)
+		if err != nil {
+			return err
+		}
+		stored, err := tx.Message.Query().Where(message.ID(m.ID)).Only(ctx)
+		switch {
+		case err == nil:
+			if !sameMessage(stored, m) {
+				return fmt.Errorf("%w: message %s is stored with other content", database.ErrConflict, m.ID)
+			}
+			out = stored
+			return nil
+		case !ent.IsNotFound(err):
+			return err
+		}
+		if err := checkReplyTo(ctx, tx, m); err != nil {
+			return err
+		}
+		at := nextTime(s.clock(), c.LastMessageAt)
+		n, err := tx.Chat.Update().Where(chat.ID(c.ID)).SetLastMessageAt(at).Save(ctx)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return forbidden("the viewer cannot append to this chat")
+		}
+		out, err = messageCreate(tx, m, at).Save(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	return present(out), nil
+}
+
+// EditMessage replaces the content of messageID and sets its edited_at. Only the
+// sender may edit, and deleted messages cannot be edited (database.ErrNotFound).
+//
+// Cost: one UPDATE, with the policy in its WHERE clause, and a SELECT of the
+// result; when it updates nothing, a SELECT to say why instead.
+func (s *Store) EditMessage(ctx context.Context, messageID uuid.UUID, content string) (*ent.Message, error) {
+	const op = "edit message"
+	if err := schema.ValidateContent(content); err != nil {
+		return nil, fail(op, invalid("Message.content", err))
+	}
+	n, err := s.client.Message.Update().
+		Where(message.ID(messageID), message.DeletedAtIsNil()).
+		SetContent(content).
+		SetEditedAt(s.clock()).
+		Save(ctx)
+	if err == nil && n == 0 {
+		err = s.whyNoMessage(ctx, messageID)
+	}
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	msg, err := s.client.Message.Get(ctx, messageID)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	return msg, nil
+}
+
+// DeleteMessage soft-deletes messageID: it sets deleted_at and keeps the row, so
+// that replies and cursors stay valid. History then returns the message with
+// DeletedAt set and Content and Metadata blanked. The sender may delete their
+// message; the chat's owners and admins may delete anyone's. Deleting a deleted
+// message gives database.ErrNotFound.
+//
+// Cost: one UPDATE, with the policy in its WHERE clause; when it updates
+// nothing, a SELECT more to tell ErrForbidden from database.ErrNotFound.
+func (s *Store) DeleteMessage(ctx context.Context, messageID uuid.UUID) error {
+	const op = "delete message"
+	n, err := s.client.Message.Update().
+		Where(message.ID(messageID), message.DeletedAtIsNil()).
+		SetDeletedAt(s.clock()).
+		Save(ctx)
+	if err == nil && n == 0 {
+		err = s.whyNoMessage(ctx, messageID)
+	}
+	return fail(op, err)
+}
+
+// prepareMessage validates m and fills in its defaults: a new ID, role user,
+// the viewer as sender of a user message. It sends no SQL.
+func prepareMessage(ctx context.Context, m NewMessage) (NewMessage, error) {
+	if m.ID == uuid.Nil {
+		m.ID = schema.NewID()
+	}
+	if m.Role == "" {
+		m.Role = message.RoleUser
+	}
+	if err := message.RoleValidator(m.Role); err != nil {
+		return m, invalid("Message.role", err)
+	}
+	if err := schema.ValidateContent(m.Content); err != nil {
+		return m, invalid("Message.content", err)
+	}
+	if err := schema.ValidateMetadata(m.Metadata); err != nil {
+		return m, invalid("Message.metadata", err)
+	}
+	if m.SenderID == uuid.Nil && m.Role == message.RoleUser {
+		if v, _ := viewer.FromContext(ctx); !v.IsSystem() {
+			m.SenderID, _ = v.UserID()
+		}
+	}
+	return m, nil
+}
+
+// messageCreate builds the INSERT of m, created at at.
+func messageCreate(tx *ent.Tx, m NewMessage, at time.Time) *ent.MessageCreate {
+	c := tx.Message.Create().
+		SetID(m.ID).
+		SetChatID(m.ChatID).
+		SetRole(m.Role).
+		SetContent(m.Content).
+		SetCreatedAt(at)
+	if !m.Metadata.IsZero() {
+		c.SetMetadata(m.Metadata)
+	}
+	if m.SenderID != uuid.Nil {
+		c.SetSenderID(m.SenderID)
+	}
+	if m.ReplyTo != uuid.Nil {
+		c.SetReplyToID(m.ReplyTo)
+	}
+	return c
+}
+
+// sameMessage reports whether stored is what appending m would have stored: a
+// retry of the same append.
+func sameMessage(stored *ent.Message, m NewMessage) bool {
+	return stored.ChatID == m.ChatID &&
+		stored.Role == m.Role &&
+		stored.Content == m.Content &&
+		derefID(stored.SenderID) == m.SenderID &&
+		derefID(stored.ReplyToID) == m.ReplyTo
+}
+
+// checkReplyTo checks that the message m replies to is in m's chat.
+//
+// Cost: one SELECT when m replies to a message, none otherwise.
+func checkReplyTo(ctx context.Context, tx *ent.Tx, m NewMessage) error {
+	if m.ReplyTo == uuid.Nil {
+		return nil
+	}
+	ok, err := tx.Message.Query().Where(message.ID(m.ReplyTo), message.ChatID(m.ChatID)).Exist(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: the message replied to is not in this chat", database.ErrInvalidReference)
+	}
+	return nil
+}
+
+// lockChat reads a live chat the viewer is a member of and, on PostgreSQL, locks
+// its row until the transaction ends. SQLite needs no row lock: chatdb's SQLite
+// transactions take the database's write lock when they begin.
+func (s *Store) lockChat(ctx context.Context, tx *ent.Tx, chatID uuid.UUID) (*ent.Chat, error) {
+	q := tx.Chat.Query().Where(chat.ID(chatID), chat.DeletedAtIsNil())
+	if s.db.Dialect() == database.Postgres {
+		q = q.ForUpdate()
+	}
+	return q.Only(ctx)
+}
+
+// nextTime returns the created_at of a chat's next message: now, or 1µs after
+// the chat's last message when the clock has not moved past it (same
+// microsecond, or a clock that stepped back).
+func nextTime(now, last time.Time) time.Time {
+	if next := last.Add(time.Microsecond); now.Before(next) {
+		now = next
+	}
+	return now.UTC().Truncate(time.Microsecond)
+}
+
+// present returns m as readers see it: a deleted message keeps its place and
+// times, with its content and metadata blanked.
+func present(m *ent.Message) *ent.Message {
+	if m != nil && m.DeletedAt != nil {
+		m.Content = ""
+		m.Metadata = schematype.MessageMetadata{}
+	}
+	return m
+}
+
+// whyNoMessage explains an update of a live message that matched no row:
+// ErrForbidden when the viewer can see the live message, so the privacy filter
+// left it out, database.ErrNotFound otherwise.
+//
+// Cost: one SELECT, on the failure path only.
+func (s *Store) whyNoMessage(ctx context.Context, id uuid.UUID) error {
+	ok, err := s.client.Message.Query().Where(message.ID(id), message.DeletedAtIsNil()).Exist(ctx)
+	switch {
+	case err != nil:
+		return err
+	case ok:
+		return forbidden("the viewer may not change this message")
+	default:
+		return notFound("message")
+	}
+}
+
+func derefID(id *uuid.UUID) uuid.UUID {
+	if id == nil {
+		return uuid.Nil
+	}
+	return *id
+}
