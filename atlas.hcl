@@ -40,8 +40,12 @@ locals {
 
 # Lint rules for every env: a migration that drops data, depends on the data
 # already in the table (adding a unique index, a NOT NULL column without a
-# default) or breaks running application code (renames) fails the lint. When one
-# is intended, say so in the file with an `-- atlas:nolint <analyzer>` directive.
+# default) or breaks running application code (renames) fails the lint.
+# `chatdb migrate lint` applies the same rules (migration.LintRules; condrop, not
+# listed, warns in both). When a change is intended, say so in the file, right
+# before the statement: `-- atlas:nolint <analyzer or code> <reason>`, then
+# `chatdb migrate hash`. chatdb requires the analyzers and the reason; the Atlas
+# CLI reads the same directive.
 lint {
   destructive {
     error = true

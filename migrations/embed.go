@@ -4,9 +4,11 @@
 //
 // The directories are Atlas migration directories: files named
 // "<version>_<name>.sql" and an atlas.sum that pins their contents. They are
-// written by `chatdb migrate diff NAME`, reviewed, and committed; editing a file
-// by hand afterwards breaks atlas.sum, and database.Migrate then refuses the
-// directory. The Atlas CLI reads them as they are (see atlas.hcl).
+// written by `chatdb migrate diff NAME`, linted (`chatdb migrate lint`),
+// reviewed, and committed; editing a file by hand afterwards breaks atlas.sum,
+// and database.Migrate then refuses the directory until `chatdb migrate hash`
+// rewrites the sum, which only a deliberate, reviewed edit should do. The Atlas
+// CLI reads them as they are (see atlas.hcl).
 package migrations
 
 import (

@@ -22,6 +22,12 @@ const (
 	// ExitUsage means the command line was wrong: an unknown command or flag, or a
 	// missing argument.
 	ExitUsage = 2
+	// ExitAttention means the command ran and found something that needs a
+	// person's attention: `chatdb doctor` failed a check (unreachable database,
+	// pending migrations, ...), `migrate status` found pending migrations,
+	// `migrate lint` an error-level finding. The command says what is wrong and
+	// what to do.
+	ExitAttention = 3
 )
 
 // DefaultDevURL is the PostgreSQL server `migrate diff` creates its temporary dev
@@ -46,13 +52,51 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", u.cmd)
 		return ExitUsage
 	}
+	if h := hint(err); h != "" {
+		fmt.Fprintf(stderr, "hint: %s\n", h)
+	}
+	var a *attentionError
+	if errors.As(err, &a) {
+		return ExitAttention
+	}
 	return ExitError
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "chatdb",
-		Short: "chatdb manages the chat database: migrations, and more to come",
+		Short: "chatdb runs the chat database: demo, seed data, health checks and migrations",
+		Long: `chatdb runs chatdb's chat database: a demo that shows it working, seed data at
+scale, a health check, and versioned migrations.
+
+The database is --url, else $DATABASE_URL, else the SQLite file chatdb.db in the
+working directory. URLs are postgres://user:pass@host:5432/db?sslmode=disable,
+sqlite://path or a bare file path. Passwords are never printed.
+
+Environment (the same as database.ConfigFromEnv):
+  DATABASE_URL                database URL
+  CHATDB_PG_DRIVER            pgx (default) or pq
+  CHATDB_MAX_OPEN_CONNS       connections open at once (default 30)
+  CHATDB_MAX_IDLE_CONNS       connections kept idle (default 20)
+  CHATDB_CONN_MAX_LIFETIME    recycle a connection after (default 30m)
+  CHATDB_CONN_MAX_IDLE_TIME   close a connection idle for (default 5m)
+  CHATDB_HEALTH_CHECK_AFTER   ping a connection idle for longer than (default 1s)
+  CHATDB_CONNECT_TIMEOUT      bound on dialling one connection (default 5s)
+  CHATDB_OPEN_RETRY_WINDOW    how long to retry an unreachable server (default 10s)
+  CHATDB_SQLITE_BUSY_TIMEOUT  how long an SQLite writer waits for the lock (default 5s)
+  CHATDB_LOG_QUERIES          1 to log SQL statements, never their arguments
+  CHATDB_LOG_LEVEL            debug, info, warn (default) or error
+
+Exit codes:
+  0  success
+  1  the command failed; the reason is on stderr
+  2  wrong command line (unknown command or flag, bad argument)
+  3  the command ran and found something that needs attention: a failed doctor
+     check, pending migrations (migrate status), an error-level lint finding`,
+		Example: `  chatdb demo
+  chatdb doctor --url postgres://postgres@127.0.0.1:5432/chat?sslmode=disable
+  chatdb seed --users 1000 --chats 2000 --messages 1000000 --seed 42
+  chatdb migrate apply`,
 		// Errors are printed once, by Main, without the usage text drowning them.
 		SilenceErrors: true,
 		SilenceUsage:  true,
@@ -66,7 +110,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{cmd: c.CommandPath(), err: err}
 	})
-	root.AddCommand(newMigrate())
+	s := addRootFlags(root)
+	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error { return s.prepare(c, stderr) }
+	root.AddCommand(newDemo(), newSeed(), newDoctor(), newMigrate())
 	return root
 }
 
@@ -118,14 +164,20 @@ func devURL(flag string) string {
 }
 
 // openDB opens the database named by url, or by the environment
-// (database.ConfigFromEnv) when url is empty.
+// (database.ConfigFromEnv) when url is empty, with the root flags' logger,
+// query logging and driver.
 func openDB(ctx context.Context, url string) (*database.DB, error) {
-	cfg, err := database.ConfigFromEnv()
+	cfg, err := config(ctx, url)
 	if err != nil {
 		return nil, err
 	}
-	if url != "" {
-		cfg.URL = url
-	}
 	return database.Open(ctx, cfg)
 }
+
+// attentionError is a command that ran and found a problem; Main exits with
+// ExitAttention.
+type attentionError struct {
+	msg string
+}
+
+func (e *attentionError) Error() string { return e.msg }

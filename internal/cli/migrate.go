@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"ariga.io/atlas/sql/migrate"
@@ -21,16 +23,34 @@ const DefaultMigrationsDir = "migrations"
 func newMigrate() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "migrate",
-		Short: "Plan and apply versioned schema migrations",
-		Args:  subcommand,
-		RunE:  func(c *cobra.Command, _ []string) error { return c.Help() },
+		Short: "Plan, check and apply versioned schema migrations",
+		Long: `Migrate plans, checks and applies chatdb's versioned migrations: Atlas
+migration directories, one per dialect (migrations/postgres, migrations/sqlite),
+each with an atlas.sum that pins its files.
+
+The workflow: change a schema in schema/, run go generate ./..., then
+chatdb migrate diff NAME writes the migration; review the SQL, run
+chatdb migrate lint, commit; deploy with chatdb migrate apply or
+database.Migrate at start-up.
+
+Exit status: 0 on success; 1 when the command failed (the reason is on stderr),
+including a directory that does not match its atlas.sum; 2 for a wrong command
+line; 3 when the command ran and found something that needs attention:
+migrations pending (status), an error-level finding (lint), schema changes that
+no migration has yet (diff --check).`,
+		Example: `  chatdb migrate diff add_reactions
+  chatdb migrate lint --latest 1
+  chatdb migrate status || chatdb migrate apply`,
+		Args: subcommand,
+		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
-	c.AddCommand(newMigrateDiff(), newMigrateApply())
+	c.AddCommand(newMigrateDiff(), newMigrateApply(), newMigrateStatus(), newMigrateValidate(), newMigrateHash(), newMigrateLint())
 	return c
 }
 
 func newMigrateDiff() *cobra.Command {
 	var dialect, dir, dev string
+	var check bool
 	c := &cobra.Command{
 		Use:   "diff NAME",
 		Short: "Write a migration that brings the migration directories up to the ent schema",
@@ -42,14 +62,27 @@ The directory's current state comes from replaying it on a clean dev database: a
 temporary database, dropped afterwards, on the PostgreSQL server named by
 --dev-url (default: DATABASE_URL when it is a postgres:// URL, else the local
 server), and a private in-memory database for SQLite. No real database is read
-or changed.`,
+or changed.
+
+With --check, diff writes nothing and needs no NAME: it prints the SQL a new
+migration would hold and exits with status 3 when there is one, for CI to refuse
+a schema change without its migration.`,
 		Example: `  chatdb migrate diff add_reactions
-  chatdb migrate diff add_reactions --dialect sqlite`,
-		Args: exactArgs(1, "one NAME"),
+  chatdb migrate diff add_reactions --dialect sqlite
+  chatdb migrate diff --check`,
+		Args: func(c *cobra.Command, args []string) error {
+			if check {
+				return rangeArgs(0, 1, "at most one NAME")(c, args)
+			}
+			return exactArgs(1, "one NAME")(c, args)
+		},
 		RunE: func(c *cobra.Command, args []string) error {
 			dialects, err := diffDialects(dialect)
 			if err != nil {
 				return &usageError{cmd: c.CommandPath(), err: err}
+			}
+			if check {
+				return diffCheck(c, dialects, dir, dev)
 			}
 			out := c.OutOrStdout()
 			for _, d := range dialects {
@@ -87,7 +120,80 @@ or changed.`,
 	f.StringVar(&dialect, "dialect", "all", "dialect to plan for: postgres, sqlite or all")
 	f.StringVar(&dir, "dir", DefaultMigrationsDir, "migrations root holding one directory per dialect")
 	f.StringVar(&dev, "dev-url", "", "PostgreSQL server to create the temporary dev database on")
+	f.BoolVar(&check, "check", false, "write nothing; exit with status 3 when a migration is missing")
 	return c
+}
+
+// diffCheck is diff --check.
+func diffCheck(c *cobra.Command, dialects []string, root, dev string) error {
+	out := c.OutOrStdout()
+	var missing []string
+	for _, d := range dialects {
+		sub, local, err := localDir(root, d)
+		if err != nil {
+			return fmt.Errorf("migrate diff: %w", err)
+		}
+		url := ""
+		if d == database.Postgres {
+			url = devURL(dev)
+			fmt.Fprintf(c.ErrOrStderr(), "%s: planning on a temporary database on %s\n", sub, database.Redact(url))
+		}
+		f, err := migration.Check(c.Context(), d, local, url)
+		if err != nil {
+			return fmt.Errorf("migrate diff: %s: %w", sub, err)
+		}
+		if f == nil {
+			fmt.Fprintf(out, "%s: no changes: %s is in sync with the schema\n", sub, local.Path())
+			continue
+		}
+		missing = append(missing, sub)
+		fmt.Fprintf(out, "%s: the schema has changes that no migration in %s has; `chatdb migrate diff NAME` would write:\n\n%s\n", sub, local.Path(), indent(string(f.Bytes())))
+	}
+	if len(missing) > 0 {
+		return &attentionError{msg: fmt.Sprintf("migrate diff: %s out of sync with the schema: run `go generate ./...`, then `chatdb migrate diff NAME`, and commit the result", strings.Join(missing, ", "))}
+	}
+	return nil
+}
+
+// indent indents every line of s by four spaces.
+func indent(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		if l != "" {
+			lines[i] = "    " + l
+		}
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// rangeArgs is cobra.RangeArgs with the error marked as a usage error.
+func rangeArgs(lo, hi int, what string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) < lo || len(args) > hi {
+			return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("%s takes %s, got %d argument(s)", c.CommandPath(), what, len(args))}
+		}
+		return nil
+	}
+}
+
+// localDir opens dialect's directory under the migrations root and returns the
+// directory's name ("postgres", "sqlite") with it. The directory must exist.
+func localDir(root, dialect string) (string, *migrate.LocalDir, error) {
+	sub, err := migrations.DirName(dialect)
+	if err != nil {
+		return "", nil, err
+	}
+	path := filepath.Join(root, sub)
+	if st, err := os.Stat(path); err != nil {
+		return "", nil, err
+	} else if !st.IsDir() {
+		return "", nil, fmt.Errorf("%s is not a directory", path)
+	}
+	local, err := migrate.NewLocalDir(path)
+	if err != nil {
+		return "", nil, err
+	}
+	return sub, local, nil
 }
 
 func diffDialects(flag string) ([]string, error) {
@@ -171,4 +277,267 @@ dialect's directory from.`,
 	f.StringVar(&dir, "dir", "", "migrations root to read instead of the built-in files")
 	f.BoolVar(&dryRun, "dry-run", false, "list the pending files without applying them")
 	return c
+}
+
+func newMigrateStatus() *cobra.Command {
+	var url, dir string
+	c := &cobra.Command{
+		Use:   "status",
+		Short: "List the migrations a database has applied and those pending",
+		Long: `Status lists the migration files the database has applied, with when and how
+long they took, and those it has not, in the order apply would apply them. It
+changes nothing and takes no lock.
+
+The database and the files are chosen as for apply: --url, else the environment
+(DATABASE_URL, and CHATDB_*); the files built into chatdb, unless --dir names a
+migrations root.
+
+Exit status: 0 when nothing is pending, 3 when something is (so a deploy script
+can ask whether to apply), 1 when status could not tell.`,
+		Example: `  chatdb migrate status
+  chatdb migrate status --url postgres://app@db.internal/chat?sslmode=require
+  chatdb migrate status || chatdb migrate apply`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx := c.Context()
+			db, err := openDB(ctx, url)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			var opts []database.MigrateOption
+			if dir != "" {
+				_, local, err := localDir(dir, db.Dialect())
+				if err != nil {
+					return fmt.Errorf("migrate status: %w", err)
+				}
+				opts = append(opts, database.WithDir(local))
+			}
+			st, err := database.Migrations(ctx, db, opts...)
+			if err != nil {
+				return fmt.Errorf("migrate status: %w", err)
+			}
+			out := c.OutOrStdout()
+			for _, m := range st.Applied {
+				fmt.Fprintf(out, "applied  %s  %s  (%d statements, %s)\n", m.File(), m.AppliedAt.UTC().Format("2006-01-02 15:04:05 UTC"), m.Statements, m.Duration.Round(time.Millisecond))
+			}
+			for _, m := range st.Pending {
+				fmt.Fprintf(out, "pending  %s  (%d statements)\n", m.File(), m.Statements)
+			}
+			fmt.Fprintf(out, "%s: %d applied, %d pending\n", db.URL(), len(st.Applied), len(st.Pending))
+			if len(st.Pending) > 0 {
+				return &attentionError{msg: fmt.Sprintf("migrate status: %d migration(s) pending; apply them with `chatdb migrate apply`", len(st.Pending))}
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&url, "url", "", "database URL (default: from DATABASE_URL)")
+	f.StringVar(&dir, "dir", "", "migrations root to read instead of the built-in files")
+	return c
+}
+
+func newMigrateValidate() *cobra.Command {
+	var dialect, dir string
+	c := &cobra.Command{
+		Use:   "validate",
+		Short: "Check that the migration directories match their atlas.sum and parse",
+		Long: `Validate checks each dialect's migration directory without a database: atlas.sum
+matches the files (an edited, added or removed file is refused, as apply would
+refuse it), every file is named <version>_<name>.sql with a version of its own,
+and every file splits into SQL statements. Lint replays the files as well.`,
+		Example: `  chatdb migrate validate
+  chatdb migrate validate --dialect postgres --dir ./migrations`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			dialects, err := diffDialects(dialect)
+			if err != nil {
+				return &usageError{cmd: c.CommandPath(), err: err}
+			}
+			var errs []error
+			for _, d := range dialects {
+				sub, local, err := localDir(dir, d)
+				if err == nil {
+					err = migration.Validate(d, local)
+				}
+				if err != nil {
+					errs = append(errs, fmt.Errorf("migrate validate: %s: %w", sub, err))
+					continue
+				}
+				files, err := local.Files()
+				if err != nil {
+					return fmt.Errorf("migrate validate: %w", err)
+				}
+				fmt.Fprintf(c.OutOrStdout(), "%s: %s is valid (%d files)\n", sub, local.Path(), len(files))
+			}
+			return errors.Join(errs...)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&dialect, "dialect", "all", "dialect to check: postgres, sqlite or all")
+	f.StringVar(&dir, "dir", DefaultMigrationsDir, "migrations root holding one directory per dialect")
+	return c
+}
+
+func newMigrateHash() *cobra.Command {
+	var dialect, dir string
+	c := &cobra.Command{
+		Use:   "hash",
+		Short: "Rewrite atlas.sum after a deliberate edit of a migration file",
+		Long: `Hash recomputes atlas.sum from the files of each dialect's migration directory
+and writes it, then validates the directory.
+
+atlas.sum exists so that nobody edits a migration by accident: apply refuses a
+directory that does not match it. Run hash only after an edit you mean, such as
+adding an -- atlas:nolint directive with its reason, and review the edit like any
+other change. A database that already applied the file does not apply it again,
+so change a migration that has shipped only to fix what fails to apply; write a
+new migration for anything else.`,
+		Example: `  chatdb migrate hash
+  chatdb migrate hash --dialect sqlite`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			dialects, err := diffDialects(dialect)
+			if err != nil {
+				return &usageError{cmd: c.CommandPath(), err: err}
+			}
+			out := c.OutOrStdout()
+			for _, d := range dialects {
+				sub, local, err := localDir(dir, d)
+				if err != nil {
+					return fmt.Errorf("migrate hash: %w", err)
+				}
+				changed, err := migration.Hash(local)
+				if err != nil {
+					return fmt.Errorf("migrate hash: %s: %w", sub, err)
+				}
+				sum := filepath.Join(local.Path(), migrate.HashFileName)
+				if changed {
+					fmt.Fprintf(out, "%s: wrote %s\n", sub, sum)
+				} else {
+					fmt.Fprintf(out, "%s: %s is up to date\n", sub, sum)
+				}
+				if err := migration.Validate(d, local); err != nil {
+					return fmt.Errorf("migrate hash: %s: %w", sub, err)
+				}
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&dialect, "dialect", "all", "dialect to hash: postgres, sqlite or all")
+	f.StringVar(&dir, "dir", DefaultMigrationsDir, "migrations root holding one directory per dialect")
+	return c
+}
+
+func newMigrateLint() *cobra.Command {
+	var dialect, dir, dev, gitBase string
+	var latest int
+	c := &cobra.Command{
+		Use:   "lint",
+		Short: "Analyse new migrations for destructive, data-dependent and incompatible changes",
+		Long: `Lint runs Atlas's analyzers over the newest migration files of each dialect:
+
+  destructive   dropping a schema, table or column (DS101-DS103)       error
+  data_depend   changes that fail or not depending on the rows there:  error
+                a unique index on an existing column, a NOT NULL column
+                without a default on an existing table (MF101-MF104)
+  incompatible  renaming a table or column under running code          error
+                (BC101, BC102)
+  condrop       dropping a foreign key with its column (CD101)         warning
+
+The rules are atlas.hcl's, so atlas migrate lint agrees. The files under review
+are the newest --latest N (default 1), or with --git-base REF those added since
+the git revision REF. Lint first checks atlas.sum, then replays the directory on
+a clean dev database, statement by statement: a temporary database on the
+PostgreSQL server --dev-url names (default: DATABASE_URL when it is a
+postgres:// URL, else the local server), an in-memory one for SQLite.
+
+Findings print as file:line: [analyzer code] message. When a change is intended,
+say so in the file, right before the statement (or at the top of the file,
+followed by a blank line, for all of it), with the analyzers or codes and the
+reason, then run chatdb migrate hash:
+
+  -- atlas:nolint destructive the column was never read (see #123)
+
+A directive without analyzers or without a reason is itself an error.
+
+Exit status: 0 when no finding is an error, 3 when one is, 1 when lint could not
+run.`,
+		Example: `  chatdb migrate lint
+  chatdb migrate lint --latest 3 --dialect postgres
+  chatdb migrate lint --git-base origin/main`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			dialects, err := diffDialects(dialect)
+			if err != nil {
+				return &usageError{cmd: c.CommandPath(), err: err}
+			}
+			if gitBase != "" && c.Flags().Changed("latest") {
+				return &usageError{cmd: c.CommandPath(), err: errors.New("--git-base and --latest choose the files in different ways: give one")}
+			}
+			if latest < 0 {
+				return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--latest %d: want 0 or more", latest)}
+			}
+			ctx := c.Context()
+			out := c.OutOrStdout()
+			var failed []string
+			for _, d := range dialects {
+				sub, local, err := localDir(dir, d)
+				if err != nil {
+					return fmt.Errorf("migrate lint: %w", err)
+				}
+				n := latest
+				if gitBase != "" {
+					if n, err = migration.FilesAddedSince(ctx, local, local.Path(), gitBase); err != nil {
+						return fmt.Errorf("migrate lint: %s: %w", sub, err)
+					}
+				}
+				url := ""
+				if d == database.Postgres && n > 0 {
+					url = devURL(dev)
+					fmt.Fprintf(c.ErrOrStderr(), "%s: replaying on a temporary database on %s\n", sub, database.Redact(url))
+				}
+				report, err := migration.Lint(ctx, d, local, n, url)
+				if err != nil {
+					return fmt.Errorf("migrate lint: %s: %w", sub, err)
+				}
+				errs, warns := 0, 0
+				for _, f := range report.Findings {
+					fmt.Fprintln(out, f)
+					if f.Error {
+						errs++
+					} else {
+						warns++
+					}
+				}
+				fmt.Fprintf(out, "%s: %d file(s) linted (%s): %d error(s), %d warning(s)\n", sub, len(report.Files), filesSummary(report.Files), errs, warns)
+				if report.Failed() {
+					failed = append(failed, sub)
+				}
+			}
+			if len(failed) > 0 {
+				return &attentionError{msg: fmt.Sprintf("migrate lint: error-level findings in %s: change the migration, or add `-- atlas:nolint <analyzer> <reason>` before the statement and run `chatdb migrate hash`", strings.Join(failed, ", "))}
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&dialect, "dialect", "all", "dialect to lint: postgres, sqlite or all")
+	f.StringVar(&dir, "dir", DefaultMigrationsDir, "migrations root holding one directory per dialect")
+	f.StringVar(&dev, "dev-url", "", "PostgreSQL server to create the temporary dev database on")
+	f.StringVar(&gitBase, "git-base", "", "lint the files added since this git revision (such as origin/main)")
+	f.IntVar(&latest, "latest", 1, "lint the newest N files")
+	return c
+}
+
+// filesSummary names the linted files briefly.
+func filesSummary(files []string) string {
+	switch len(files) {
+	case 0:
+		return "none new"
+	case 1:
+		return files[0]
+	}
+	return files[0] + " to " + files[len(files)-1]
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/stretchr/testify/require"
+
+	"github.com/chatdb/chatdb/internal/migration"
 )
 
 // TestAtlasHCL checks the project file the Atlas CLI reads: it parses, it has the
@@ -42,6 +44,11 @@ func TestAtlasHCL(t *testing.T) {
 		rules[b.Type] = v.True()
 	}
 	require.Equal(t, map[string]bool{"destructive": true, "data_depend": true, "incompatible": true}, rules)
+	// chatdb migrate lint judges as the Atlas CLI does with this file; an
+	// analyzer atlas.hcl does not configure only warns there.
+	for name, isError := range migration.LintRules {
+		require.Equal(t, rules[name], isError, "analyzer %s", name)
+	}
 
 	for name, dir := range map[string]string{"local": "postgres", "ci": "postgres", "sqlite": "sqlite"} {
 		env, ok := envs[name]

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"slices"
 	"strings"
@@ -61,7 +62,7 @@ func Diff(ctx context.Context, dialect string, dir migrate.Dir, name, devURL str
 		return "", fmt.Errorf("%w %q", ErrUnknownDialect, dialect)
 	}
 	if err := migrate.Validate(dir); err != nil {
-		return "", fmt.Errorf("migration: %s: %w (was a file edited after it was generated? run 'atlas migrate hash' only if the edit was intended)", dirPath(dir), err)
+		return "", fmt.Errorf("migration: %s: %w (was a file edited after it was generated? run `chatdb migrate hash` only if the edit was intended)", dirPath(dir), err)
 	}
 	dev, err := openDev(ctx, dialect, devURL)
 	if err != nil {
@@ -94,6 +95,42 @@ func Diff(ctx context.Context, dialect string, dir migrate.Dir, name, devURL str
 	// The planner found changes but wrote no new file: the name it chose was
 	// taken by a file planned in the same second.
 	return "", fmt.Errorf("migration: %s: no new file written (another was written in the same second? run again)", dirPath(dir))
+}
+
+// Check is Diff without writing: it returns the file Diff would add to dir, or
+// nil when dir is in sync with the ent schema. dir is not changed; it costs what
+// Diff costs. CI uses it to refuse a tree whose schema and migrations disagree.
+func Check(ctx context.Context, dialect string, dir migrate.Dir, devURL string) (migrate.File, error) {
+	mem := &migrate.MemDir{}
+	mem.SetPath(pathOf(dir))
+	files, err := dir.Files()
+	if err != nil {
+		return nil, fmt.Errorf("migration: read %s: %w", dirPath(dir), err)
+	}
+	for _, f := range files {
+		if err := mem.WriteFile(f.Name(), f.Bytes()); err != nil {
+			return nil, fmt.Errorf("migration: copy %s: %w", f.Name(), err)
+		}
+	}
+	// atlas.sum as it is, not recomputed: Diff must see a tampered directory.
+	switch sum, err := fs.ReadFile(dir, migrate.HashFileName); {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("migration: read %s: %w", dirPath(dir), err)
+	default:
+		if err := mem.WriteFile(migrate.HashFileName, sum); err != nil {
+			return nil, fmt.Errorf("migration: copy %s: %w", migrate.HashFileName, err)
+		}
+	}
+	name, err := Diff(ctx, dialect, mem, "pending_schema_changes", devURL)
+	if err != nil || name == "" {
+		return nil, err
+	}
+	b, err := fs.ReadFile(mem, name)
+	if err != nil {
+		return nil, fmt.Errorf("migration: read planned %s: %w", name, err)
+	}
+	return migrate.NewLocalFile(name, b), nil
 }
 
 // planMu serialises planning: ent's planner writes to the generated,
@@ -157,11 +194,20 @@ func fileNames(dir migrate.Dir) ([]string, error) {
 	return names, nil
 }
 
+// dirPath names dir in messages: its path, or "migration directory".
 func dirPath(dir migrate.Dir) string {
-	if p, ok := dir.(interface{ Path() string }); ok && p.Path() != "" {
-		return p.Path()
+	if p := pathOf(dir); p != "" {
+		return p
 	}
 	return "migration directory"
+}
+
+// pathOf returns dir's path, or "" when it has none (a MemDir, say).
+func pathOf(dir migrate.Dir) string {
+	if p, ok := dir.(interface{ Path() string }); ok {
+		return p.Path()
+	}
+	return ""
 }
 
 // dev is an open dev database and what it takes to get rid of it.

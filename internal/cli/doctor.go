@@ -1,0 +1,233 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chatdb/chatdb/database"
+)
+
+func newDoctor() *cobra.Command {
+	var url string
+	var wait time.Duration
+	c := &cobra.Command{
+		Use:   "doctor",
+		Short: "Check the database: connection, server, pool, migrations",
+		Long: `Doctor checks the database chatdb would use and prints one line per check,
+OK, FAIL or SKIP, with what to do after each failure:
+
+  database    the URL (password redacted), dialect and driver
+  connect     the server can be reached and logged in to
+  server      the server's product and version
+  pool        the pool settings in effect (max open and idle, lifetimes)
+  migrations  every migration built into chatdb is applied, none pending
+  pool stats  the pool's statistics after the checks
+
+It changes nothing: it applies no migration and does not create a missing
+SQLite file. An unreachable server is tried once, unless --wait (or
+CHATDB_OPEN_RETRY_WINDOW) gives it time to come up.
+
+Exit status: 0 when every check passed, 3 when one failed, 1 when doctor itself
+could not run, 2 for a wrong command line.`,
+		Example: `  chatdb doctor
+  chatdb doctor --url postgres://app:secret@db.internal:5432/chat?sslmode=require
+  DATABASE_URL=./chat.db chatdb doctor
+  chatdb doctor --wait 30s && ./start-server   # wait for the database, then start`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			cfg, err := config(c.Context(), url)
+			if err != nil {
+				// A malformed CHATDB_* variable is a finding, not a failure to run.
+				return doctorConfigError(c.OutOrStdout(), err)
+			}
+			switch {
+			case c.Flags().Changed("wait"):
+				cfg.OpenRetryWindow = wait
+			case os.Getenv("CHATDB_OPEN_RETRY_WINDOW") == "":
+				cfg.OpenRetryWindow = -1 // one attempt: a health check should answer now
+			}
+			if cfg.OpenRetryWindow == 0 {
+				cfg.OpenRetryWindow = -1
+			}
+			return doctor(c.Context(), c.OutOrStdout(), cfg)
+		},
+	}
+	urlFlag(c.Flags(), &url)
+	c.Flags().DurationVar(&wait, "wait", 0, "keep retrying an unreachable server for this long (default: one attempt)")
+	return c
+}
+
+// checkNames lists doctor's checks in the order they run.
+var checkNames = []string{"database", "connect", "server", "pool", "migrations", "pool stats"}
+
+// report prints doctor's lines and counts the results.
+type report struct {
+	w                   io.Writer
+	ok, failed, skipped int
+	failedNames         []string
+}
+
+func (r *report) pass(name, format string, args ...any) {
+	r.ok++
+	fmt.Fprintf(r.w, "OK    %-11s %s\n", name, fmt.Sprintf(format, args...))
+}
+
+// fail prints a failed check and, when there is one, what to do about it.
+func (r *report) fail(name, detail, todo string) {
+	r.failed++
+	r.failedNames = append(r.failedNames, name)
+	fmt.Fprintf(r.w, "FAIL  %-11s %s\n", name, detail)
+	if todo != "" {
+		fmt.Fprintf(r.w, "      %-11s -> %s\n", "", todo)
+	}
+}
+
+// skipRest marks every check after the named one as not run.
+func (r *report) skipRest(after, why string) {
+	for i, n := range checkNames {
+		if n == after {
+			for _, rest := range checkNames[i+1:] {
+				r.skipped++
+				fmt.Fprintf(r.w, "SKIP  %-11s %s\n", rest, why)
+			}
+			return
+		}
+	}
+}
+
+// doctorConfigError reports a configuration that could not be read.
+func doctorConfigError(w io.Writer, err error) error {
+	r := &report{w: w}
+	r.fail("database", err.Error(), "fix the variable, or unset it for its default (`chatdb --help` lists them)")
+	r.skipRest("database", "no database to check")
+	fmt.Fprintf(w, "%d ok, %d failed, %d skipped\n", r.ok, r.failed, r.skipped)
+	return &attentionError{msg: "doctor: 1 check(s) failed: database"}
+}
+
+func doctor(ctx context.Context, w io.Writer, cfg database.Config) error {
+	r := &report{w: w}
+	defer func() {
+		fmt.Fprintf(w, "%d ok, %d failed, %d skipped\n", r.ok, r.failed, r.skipped)
+	}()
+	result := func() error {
+		if r.failed == 0 {
+			return nil
+		}
+		return &attentionError{msg: fmt.Sprintf("doctor: %d check(s) failed: %s", r.failed, strings.Join(r.failedNames, ", "))}
+	}
+
+	// database: what would be opened, without opening it yet.
+	eff := cfg.WithDefaults()
+	shown := database.Redact(cfg.URL)
+	dialect, driver := database.Postgres, eff.Driver
+	path, isSQLite := database.SQLitePath(cfg.URL)
+	if isSQLite {
+		dialect, driver = database.SQLite, "sqlite"
+	}
+	if shown == "(malformed URL)" || (!isSQLite && !isPostgresURL(cfg.URL)) {
+		r.fail("database", shown+": not a URL chatdb can open", "set --url or DATABASE_URL to postgres://user:pass@host:5432/db?sslmode=disable, sqlite://path or a file path")
+		r.skipRest("database", "no database to check")
+		return result()
+	}
+	if isSQLite && path != ":memory:" {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			abs, _ := filepath.Abs(path)
+			r.fail("database", fmt.Sprintf("%s: no such file (%s)", shown, abs), "create it with `chatdb demo` or `chatdb migrate apply`, or point --url or DATABASE_URL at the right file")
+			r.skipRest("database", "no database to check")
+			return result()
+		}
+	}
+	r.pass("database", "%s (dialect %s, driver %s)", shown, dialect, driver)
+
+	// connect
+	start := time.Now()
+	db, err := database.Open(ctx, cfg)
+	if err != nil {
+		todo := hint(err)
+		var ce *database.ConnectError
+		if errors.As(err, &ce) && !isSQLite {
+			todo = connectHint // hint's own ends with "run doctor"
+		}
+		r.fail("connect", err.Error(), todo)
+		r.skipRest("connect", "not connected")
+		return result()
+	}
+	defer db.Close()
+	r.pass("connect", "reached %s in %s", db.URL(), roundDuration(time.Since(start)))
+
+	// server
+	if v, err := db.ServerVersion(ctx); err != nil {
+		r.fail("server", err.Error(), "")
+	} else {
+		r.pass("server", "%s", v)
+	}
+
+	// pool
+	idle := fmt.Sprint(eff.MaxIdleConns)
+	if eff.MaxIdleConns < 0 {
+		idle = "0"
+	}
+	r.pass("pool", "max open %s, max idle %s, max lifetime %s, max idle time %s, health check after %s",
+		limit(db.Stats().MaxOpenConnections), idle,
+		forever(eff.ConnMaxLifetime), forever(eff.ConnMaxIdleTime), eff.HealthCheckAfter)
+
+	// migrations
+	st, err := database.Migrations(ctx, db)
+	switch {
+	case err != nil:
+		r.fail("migrations", err.Error(), "compare the database's revisions table with this chatdb's migrations (`chatdb migrate apply --dry-run`)")
+	case len(st.Pending) > 0:
+		files := make([]string, len(st.Pending))
+		for i, m := range st.Pending {
+			files[i] = m.File()
+		}
+		r.fail("migrations", fmt.Sprintf("%d applied, %d pending: %s", len(st.Applied), len(st.Pending), strings.Join(files, ", ")),
+			"apply them with `chatdb migrate apply` (add --dry-run to list them first)")
+	default:
+		latest := "none"
+		if n := len(st.Applied); n > 0 {
+			latest = st.Applied[n-1].File()
+		}
+		r.pass("migrations", "%d applied, 0 pending (latest %s)", len(st.Applied), latest)
+	}
+
+	// pool stats
+	s := db.Stats()
+	r.pass("pool stats", "open %d (in use %d, idle %d), waited %d time(s) for %s, closed %d idle, %d idle-time, %d lifetime",
+		s.OpenConnections, s.InUse, s.Idle, s.WaitCount, roundDuration(s.WaitDuration),
+		s.MaxIdleClosed, s.MaxIdleTimeClosed, s.MaxLifetimeClosed)
+	return result()
+}
+
+// limit prints a connection limit, where 0 means none.
+func limit(n int) string {
+	if n <= 0 {
+		return "unlimited"
+	}
+	return fmt.Sprint(n)
+}
+
+// forever prints a pool duration, where a negative one means none.
+func forever(d time.Duration) string {
+	if d < 0 {
+		return "none"
+	}
+	return d.String()
+}
+
+// roundDuration rounds d for people: milliseconds below a minute.
+func roundDuration(d time.Duration) time.Duration {
+	if d < time.Millisecond {
+		return d.Round(time.Microsecond)
+	}
+	return d.Round(time.Millisecond)
+}

@@ -1,0 +1,117 @@
+package cli_test
+
+import (
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/stretchr/testify/require"
+
+	"github.com/chatdb/chatdb/dbtest"
+)
+
+// scripts returns the testscript files in testdata/script whose names start
+// with prefix.
+func scripts(t *testing.T, prefix string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "script", prefix+"*.txtar"))
+	require.NoError(t, err)
+	require.NotEmpty(t, files, "no scripts named %s*", prefix)
+	return files
+}
+
+// The scripts run `chatdb` as the test binary itself (see TestMain), in a fresh
+// directory and an environment of testscript's: no DATABASE_URL, no CHATDB_*,
+// as on a newcomer's machine. Scripts that need PostgreSQL get $PGURL, whose
+// password (ignored by the server's trust authentication) must never be
+// printed.
+
+// TestScriptSQLite runs the scripts that need no server: sqlite_*.txtar.
+func TestScriptSQLite(t *testing.T) {
+	t.Parallel()
+	testscript.Run(t, testscript.Params{
+		Files:               scripts(t, "sqlite_"),
+		RequireExplicitExec: true,
+	})
+}
+
+// TestScriptPostgres runs postgres_*.txtar, each on an empty database of its
+// own, made before the scripts start so that a missing server skips (or, in CI,
+// fails) this test rather than a script.
+func TestScriptPostgres(t *testing.T) {
+	t.Parallel()
+	files := scripts(t, "postgres_")
+	var mu sync.Mutex
+	var urls []string
+	for range files {
+		urls = append(urls, withPassword(t, dbtest.EmptyConfig(t, dbtest.PGX).URL, "hunter2"))
+	}
+	testscript.Run(t, testscript.Params{
+		Files:               files,
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			mu.Lock()
+			defer mu.Unlock()
+			env.Setenv("PGURL", urls[0])
+			urls = urls[1:]
+			return nil
+		},
+	})
+}
+
+// TestScriptCluster runs cluster_*.txtar against a throwaway PostgreSQL cluster
+// that the scripts stop and start with the pg command:
+//
+//	pg stop            stop the server (fast shutdown)
+//	pg start           start it and wait until it accepts connections
+//	pg start-after D   start it D (a Go duration) from now, in the background
+//
+// $PGURL names the cluster's postgres database. The scripts run one at a time:
+// they share the cluster.
+func TestScriptCluster(t *testing.T) {
+	cluster := dbtest.StartCluster(t)
+	var pending sync.WaitGroup
+	t.Cleanup(pending.Wait)
+	for _, file := range scripts(t, "cluster_") {
+		testscript.Run(t, testscript.Params{
+			Files:               []string{file},
+			RequireExplicitExec: true,
+			Setup: func(env *testscript.Env) error {
+				env.Setenv("PGURL", withPassword(t, cluster.URL(), "hunter2"))
+				return nil
+			},
+			Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+				"pg": func(ts *testscript.TestScript, neg bool, args []string) {
+					if neg || len(args) == 0 {
+						ts.Fatalf("usage: pg stop | start | start-after DURATION")
+					}
+					switch args[0] {
+					case "stop":
+						ts.Check(cluster.Stop("fast"))
+					case "start":
+						ts.Check(cluster.Start())
+					case "start-after":
+						if len(args) != 2 {
+							ts.Fatalf("usage: pg start-after DURATION")
+						}
+						d, err := time.ParseDuration(args[1])
+						ts.Check(err)
+						pending.Add(1)
+						go func() {
+							defer pending.Done()
+							time.Sleep(d)
+							if err := cluster.Start(); err != nil {
+								t.Errorf("pg start-after: %v", err)
+							}
+						}()
+					default:
+						ts.Fatalf("pg: unknown subcommand %q", strings.Join(args, " "))
+					}
+				},
+			},
+		})
+	}
+}
