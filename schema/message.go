@@ -100,6 +100,11 @@ func (Message) Indexes() []ent.Index {
 		// Serves the foreign key to users (SET NULL on delete) and "messages by user".
 		index.Fields("sender_id").
 			StorageKey("messages_sender_idx"),
+		// Serves the self-referencing foreign key: without it, every message deleted
+		// for good (a chat removed, a user erased) scans the table for replies to
+		// set NULL.
+		index.Fields("reply_to_id").
+			StorageKey("messages_reply_to_idx"),
 	}
 }
 

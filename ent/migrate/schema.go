@@ -140,6 +140,11 @@ var (
 				Unique:  false,
 				Columns: []*schema.Column{MessagesColumns[9]},
 			},
+			{
+				Name:    "messages_reply_to_idx",
+				Unique:  false,
+				Columns: []*schema.Column{MessagesColumns[8]},
+			},
 		},
 	}
 	// UsersColumns holds the columns for the "users" table.
