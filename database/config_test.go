@@ -25,6 +25,7 @@ var envVars = []string{
 	"CHATDB_OPEN_RETRY_WINDOW",
 	"CHATDB_SQLITE_BUSY_TIMEOUT",
 	"CHATDB_LOG_QUERIES",
+	"CHATDB_REQUIRE_TLS",
 }
 
 // clearEnv unsets every variable ConfigFromEnv reads for the rest of the test.
@@ -55,6 +56,7 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("CHATDB_OPEN_RETRY_WINDOW", "-1s")
 	t.Setenv("CHATDB_SQLITE_BUSY_TIMEOUT", "2s")
 	t.Setenv("CHATDB_LOG_QUERIES", "true")
+	t.Setenv("CHATDB_REQUIRE_TLS", "1")
 	cfg, err := database.ConfigFromEnv()
 	require.NoError(t, err)
 	require.Equal(t, database.Config{
@@ -69,6 +71,7 @@ func TestConfigFromEnv(t *testing.T) {
 		OpenRetryWindow:   -time.Second,
 		SQLiteBusyTimeout: 2 * time.Second,
 		LogQueries:        true,
+		RequireTLS:        true,
 	}, cfg)
 
 	t.Setenv("CHATDB_LOG_QUERIES", "1")
@@ -95,6 +98,7 @@ func TestConfigFromEnvMalformed(t *testing.T) {
 		{"CHATDB_OPEN_RETRY_WINDOW", secret},
 		{"CHATDB_SQLITE_BUSY_TIMEOUT", secret},
 		{"CHATDB_LOG_QUERIES", "yes-" + secret},
+		{"CHATDB_REQUIRE_TLS", "yes-" + secret},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
