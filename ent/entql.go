@@ -58,6 +58,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			membership.FieldLastReadAt:        {Type: field.TypeTime, Column: membership.FieldLastReadAt},
 			membership.FieldLastReadMessageID: {Type: field.TypeUUID, Column: membership.FieldLastReadMessageID},
 			membership.FieldMuted:             {Type: field.TypeBool, Column: membership.FieldMuted},
+			membership.FieldChatLastMessageAt: {Type: field.TypeTime, Column: membership.FieldChatLastMessageAt},
 		},
 	}
 	graph.Nodes[2] = &sqlgraph.Node{
@@ -493,6 +494,11 @@ func (f *MembershipFilter) WhereLastReadMessageID(p entql.ValueP) {
 // WhereMuted applies the entql bool predicate on the muted field.
 func (f *MembershipFilter) WhereMuted(p entql.BoolP) {
 	f.Where(p.Field(membership.FieldMuted))
+}
+
+// WhereChatLastMessageAt applies the entql time.Time predicate on the chat_last_message_at field.
+func (f *MembershipFilter) WhereChatLastMessageAt(p entql.TimeP) {
+	f.Where(p.Field(membership.FieldChatLastMessageAt))
 }
 
 // WhereHasUser applies a predicate to check if query has an edge user.

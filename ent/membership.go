@@ -35,6 +35,8 @@ type Membership struct {
 	LastReadMessageID *uuid.UUID `json:"last_read_message_id,omitempty"`
 	// Muted holds the value of the "muted" field.
 	Muted bool `json:"muted,omitempty"`
+	// the chat's last_message_at, or the joining time if later; the inbox's order
+	ChatLastMessageAt time.Time `json:"chat_last_message_at,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the MembershipQuery when eager-loading is set.
 	Edges        MembershipEdges `json:"edges"`
@@ -85,7 +87,7 @@ func (*Membership) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case membership.FieldRole:
 			values[i] = new(sql.NullString)
-		case membership.FieldJoinedAt, membership.FieldLastReadAt:
+		case membership.FieldJoinedAt, membership.FieldLastReadAt, membership.FieldChatLastMessageAt:
 			values[i] = new(sql.NullTime)
 		case membership.FieldID, membership.FieldUserID, membership.FieldChatID:
 			values[i] = new(uuid.UUID)
@@ -153,6 +155,12 @@ func (_m *Membership) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field muted", values[i])
 			} else if value.Valid {
 				_m.Muted = value.Bool
+			}
+		case membership.FieldChatLastMessageAt:
+			if value, ok := values[i].(*sql.NullTime); !ok {
+				return fmt.Errorf("unexpected type %T for field chat_last_message_at", values[i])
+			} else if value.Valid {
+				_m.ChatLastMessageAt = value.Time
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -224,6 +232,9 @@ func (_m *Membership) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("muted=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Muted))
+	builder.WriteString(", ")
+	builder.WriteString("chat_last_message_at=")
+	builder.WriteString(_m.ChatLastMessageAt.Format(time.ANSIC))
 	builder.WriteByte(')')
 	return builder.String()
 }

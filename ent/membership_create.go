@@ -108,6 +108,20 @@ func (_c *MembershipCreate) SetNillableMuted(v *bool) *MembershipCreate {
 	return _c
 }
 
+// SetChatLastMessageAt sets the "chat_last_message_at" field.
+func (_c *MembershipCreate) SetChatLastMessageAt(v time.Time) *MembershipCreate {
+	_c.mutation.SetChatLastMessageAt(v)
+	return _c
+}
+
+// SetNillableChatLastMessageAt sets the "chat_last_message_at" field if the given value is not nil.
+func (_c *MembershipCreate) SetNillableChatLastMessageAt(v *time.Time) *MembershipCreate {
+	if v != nil {
+		_c.SetChatLastMessageAt(*v)
+	}
+	return _c
+}
+
 // SetID sets the "id" field.
 func (_c *MembershipCreate) SetID(v uuid.UUID) *MembershipCreate {
 	_c.mutation.SetID(v)
@@ -183,6 +197,13 @@ func (_c *MembershipCreate) defaults() error {
 	if _, ok := _c.mutation.Muted(); !ok {
 		v := membership.DefaultMuted
 		_c.mutation.SetMuted(v)
+	}
+	if _, ok := _c.mutation.ChatLastMessageAt(); !ok {
+		if membership.DefaultChatLastMessageAt == nil {
+			return fmt.Errorf("ent: uninitialized membership.DefaultChatLastMessageAt (forgotten import ent/runtime?)")
+		}
+		v := membership.DefaultChatLastMessageAt()
+		_c.mutation.SetChatLastMessageAt(v)
 	}
 	if _, ok := _c.mutation.ID(); !ok {
 		if membership.DefaultID == nil {
@@ -277,6 +298,10 @@ func (_c *MembershipCreate) createSpec() (*Membership, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.Muted(); ok {
 		_spec.SetField(membership.FieldMuted, field.TypeBool, value)
 		_node.Muted = value
+	}
+	if value, ok := _c.mutation.ChatLastMessageAt(); ok {
+		_spec.SetField(membership.FieldChatLastMessageAt, field.TypeTime, value)
+		_node.ChatLastMessageAt = value
 	}
 	if nodes := _c.mutation.UserIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -424,6 +449,24 @@ func (u *MembershipUpsert) UpdateMuted() *MembershipUpsert {
 	return u
 }
 
+// SetChatLastMessageAt sets the "chat_last_message_at" field.
+func (u *MembershipUpsert) SetChatLastMessageAt(v time.Time) *MembershipUpsert {
+	u.Set(membership.FieldChatLastMessageAt, v)
+	return u
+}
+
+// UpdateChatLastMessageAt sets the "chat_last_message_at" field to the value that was provided on create.
+func (u *MembershipUpsert) UpdateChatLastMessageAt() *MembershipUpsert {
+	u.SetExcluded(membership.FieldChatLastMessageAt)
+	return u
+}
+
+// ClearChatLastMessageAt clears the value of the "chat_last_message_at" field.
+func (u *MembershipUpsert) ClearChatLastMessageAt() *MembershipUpsert {
+	u.SetNull(membership.FieldChatLastMessageAt)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create except the ID field.
 // Using this option is equivalent to using:
 //
@@ -548,6 +591,27 @@ func (u *MembershipUpsertOne) SetMuted(v bool) *MembershipUpsertOne {
 func (u *MembershipUpsertOne) UpdateMuted() *MembershipUpsertOne {
 	return u.Update(func(s *MembershipUpsert) {
 		s.UpdateMuted()
+	})
+}
+
+// SetChatLastMessageAt sets the "chat_last_message_at" field.
+func (u *MembershipUpsertOne) SetChatLastMessageAt(v time.Time) *MembershipUpsertOne {
+	return u.Update(func(s *MembershipUpsert) {
+		s.SetChatLastMessageAt(v)
+	})
+}
+
+// UpdateChatLastMessageAt sets the "chat_last_message_at" field to the value that was provided on create.
+func (u *MembershipUpsertOne) UpdateChatLastMessageAt() *MembershipUpsertOne {
+	return u.Update(func(s *MembershipUpsert) {
+		s.UpdateChatLastMessageAt()
+	})
+}
+
+// ClearChatLastMessageAt clears the value of the "chat_last_message_at" field.
+func (u *MembershipUpsertOne) ClearChatLastMessageAt() *MembershipUpsertOne {
+	return u.Update(func(s *MembershipUpsert) {
+		s.ClearChatLastMessageAt()
 	})
 }
 
@@ -842,6 +906,27 @@ func (u *MembershipUpsertBulk) SetMuted(v bool) *MembershipUpsertBulk {
 func (u *MembershipUpsertBulk) UpdateMuted() *MembershipUpsertBulk {
 	return u.Update(func(s *MembershipUpsert) {
 		s.UpdateMuted()
+	})
+}
+
+// SetChatLastMessageAt sets the "chat_last_message_at" field.
+func (u *MembershipUpsertBulk) SetChatLastMessageAt(v time.Time) *MembershipUpsertBulk {
+	return u.Update(func(s *MembershipUpsert) {
+		s.SetChatLastMessageAt(v)
+	})
+}
+
+// UpdateChatLastMessageAt sets the "chat_last_message_at" field to the value that was provided on create.
+func (u *MembershipUpsertBulk) UpdateChatLastMessageAt() *MembershipUpsertBulk {
+	return u.Update(func(s *MembershipUpsert) {
+		s.UpdateChatLastMessageAt()
+	})
+}
+
+// ClearChatLastMessageAt clears the value of the "chat_last_message_at" field.
+func (u *MembershipUpsertBulk) ClearChatLastMessageAt() *MembershipUpsertBulk {
+	return u.Update(func(s *MembershipUpsert) {
+		s.ClearChatLastMessageAt()
 	})
 }
 

@@ -98,6 +98,26 @@ func (_u *MembershipUpdate) SetNillableMuted(v *bool) *MembershipUpdate {
 	return _u
 }
 
+// SetChatLastMessageAt sets the "chat_last_message_at" field.
+func (_u *MembershipUpdate) SetChatLastMessageAt(v time.Time) *MembershipUpdate {
+	_u.mutation.SetChatLastMessageAt(v)
+	return _u
+}
+
+// SetNillableChatLastMessageAt sets the "chat_last_message_at" field if the given value is not nil.
+func (_u *MembershipUpdate) SetNillableChatLastMessageAt(v *time.Time) *MembershipUpdate {
+	if v != nil {
+		_u.SetChatLastMessageAt(*v)
+	}
+	return _u
+}
+
+// ClearChatLastMessageAt clears the value of the "chat_last_message_at" field.
+func (_u *MembershipUpdate) ClearChatLastMessageAt() *MembershipUpdate {
+	_u.mutation.ClearChatLastMessageAt()
+	return _u
+}
+
 // Mutation returns the MembershipMutation object of the builder.
 func (_u *MembershipUpdate) Mutation() *MembershipMutation {
 	return _u.mutation
@@ -181,6 +201,12 @@ func (_u *MembershipUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 	}
 	if value, ok := _u.mutation.Muted(); ok {
 		_spec.SetField(membership.FieldMuted, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.ChatLastMessageAt(); ok {
+		_spec.SetField(membership.FieldChatLastMessageAt, field.TypeTime, value)
+	}
+	if _u.mutation.ChatLastMessageAtCleared() {
+		_spec.ClearField(membership.FieldChatLastMessageAt, field.TypeTime)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
@@ -269,6 +295,26 @@ func (_u *MembershipUpdateOne) SetNillableMuted(v *bool) *MembershipUpdateOne {
 	if v != nil {
 		_u.SetMuted(*v)
 	}
+	return _u
+}
+
+// SetChatLastMessageAt sets the "chat_last_message_at" field.
+func (_u *MembershipUpdateOne) SetChatLastMessageAt(v time.Time) *MembershipUpdateOne {
+	_u.mutation.SetChatLastMessageAt(v)
+	return _u
+}
+
+// SetNillableChatLastMessageAt sets the "chat_last_message_at" field if the given value is not nil.
+func (_u *MembershipUpdateOne) SetNillableChatLastMessageAt(v *time.Time) *MembershipUpdateOne {
+	if v != nil {
+		_u.SetChatLastMessageAt(*v)
+	}
+	return _u
+}
+
+// ClearChatLastMessageAt clears the value of the "chat_last_message_at" field.
+func (_u *MembershipUpdateOne) ClearChatLastMessageAt() *MembershipUpdateOne {
+	_u.mutation.ClearChatLastMessageAt()
 	return _u
 }
 
@@ -385,6 +431,12 @@ func (_u *MembershipUpdateOne) sqlSave(ctx context.Context) (_node *Membership, 
 	}
 	if value, ok := _u.mutation.Muted(); ok {
 		_spec.SetField(membership.FieldMuted, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.ChatLastMessageAt(); ok {
+		_spec.SetField(membership.FieldChatLastMessageAt, field.TypeTime, value)
+	}
+	if _u.mutation.ChatLastMessageAtCleared() {
+		_spec.ClearField(membership.FieldChatLastMessageAt, field.TypeTime)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &Membership{config: _u.config}

@@ -1207,6 +1207,7 @@ type MembershipMutation struct {
 	last_read_at         *time.Time
 	last_read_message_id *uuid.UUID
 	muted                *bool
+	chat_last_message_at *time.Time
 	clearedFields        map[string]struct{}
 	user                 *uuid.UUID
 	cleareduser          bool
@@ -1599,6 +1600,55 @@ func (m *MembershipMutation) ResetMuted() {
 	m.muted = nil
 }
 
+// SetChatLastMessageAt sets the "chat_last_message_at" field.
+func (m *MembershipMutation) SetChatLastMessageAt(t time.Time) {
+	m.chat_last_message_at = &t
+}
+
+// ChatLastMessageAt returns the value of the "chat_last_message_at" field in the mutation.
+func (m *MembershipMutation) ChatLastMessageAt() (r time.Time, exists bool) {
+	v := m.chat_last_message_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldChatLastMessageAt returns the old "chat_last_message_at" field's value of the Membership entity.
+// If the Membership object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MembershipMutation) OldChatLastMessageAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldChatLastMessageAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldChatLastMessageAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldChatLastMessageAt: %w", err)
+	}
+	return oldValue.ChatLastMessageAt, nil
+}
+
+// ClearChatLastMessageAt clears the value of the "chat_last_message_at" field.
+func (m *MembershipMutation) ClearChatLastMessageAt() {
+	m.chat_last_message_at = nil
+	m.clearedFields[membership.FieldChatLastMessageAt] = struct{}{}
+}
+
+// ChatLastMessageAtCleared returns if the "chat_last_message_at" field was cleared in this mutation.
+func (m *MembershipMutation) ChatLastMessageAtCleared() bool {
+	_, ok := m.clearedFields[membership.FieldChatLastMessageAt]
+	return ok
+}
+
+// ResetChatLastMessageAt resets all changes to the "chat_last_message_at" field.
+func (m *MembershipMutation) ResetChatLastMessageAt() {
+	m.chat_last_message_at = nil
+	delete(m.clearedFields, membership.FieldChatLastMessageAt)
+}
+
 // ClearUser clears the "user" edge to the User entity.
 func (m *MembershipMutation) ClearUser() {
 	m.cleareduser = true
@@ -1687,7 +1737,7 @@ func (m *MembershipMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *MembershipMutation) Fields() []string {
-	fields := make([]string, 0, 7)
+	fields := make([]string, 0, 8)
 	if m.user != nil {
 		fields = append(fields, membership.FieldUserID)
 	}
@@ -1708,6 +1758,9 @@ func (m *MembershipMutation) Fields() []string {
 	}
 	if m.muted != nil {
 		fields = append(fields, membership.FieldMuted)
+	}
+	if m.chat_last_message_at != nil {
+		fields = append(fields, membership.FieldChatLastMessageAt)
 	}
 	return fields
 }
@@ -1731,6 +1784,8 @@ func (m *MembershipMutation) Field(name string) (ent.Value, bool) {
 		return m.LastReadMessageID()
 	case membership.FieldMuted:
 		return m.Muted()
+	case membership.FieldChatLastMessageAt:
+		return m.ChatLastMessageAt()
 	}
 	return nil, false
 }
@@ -1754,6 +1809,8 @@ func (m *MembershipMutation) OldField(ctx context.Context, name string) (ent.Val
 		return m.OldLastReadMessageID(ctx)
 	case membership.FieldMuted:
 		return m.OldMuted(ctx)
+	case membership.FieldChatLastMessageAt:
+		return m.OldChatLastMessageAt(ctx)
 	}
 	return nil, fmt.Errorf("unknown Membership field %s", name)
 }
@@ -1812,6 +1869,13 @@ func (m *MembershipMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetMuted(v)
 		return nil
+	case membership.FieldChatLastMessageAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetChatLastMessageAt(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Membership field %s", name)
 }
@@ -1848,6 +1912,9 @@ func (m *MembershipMutation) ClearedFields() []string {
 	if m.FieldCleared(membership.FieldLastReadMessageID) {
 		fields = append(fields, membership.FieldLastReadMessageID)
 	}
+	if m.FieldCleared(membership.FieldChatLastMessageAt) {
+		fields = append(fields, membership.FieldChatLastMessageAt)
+	}
 	return fields
 }
 
@@ -1867,6 +1934,9 @@ func (m *MembershipMutation) ClearField(name string) error {
 		return nil
 	case membership.FieldLastReadMessageID:
 		m.ClearLastReadMessageID()
+		return nil
+	case membership.FieldChatLastMessageAt:
+		m.ClearChatLastMessageAt()
 		return nil
 	}
 	return fmt.Errorf("unknown Membership nullable field %s", name)
@@ -1896,6 +1966,9 @@ func (m *MembershipMutation) ResetField(name string) error {
 		return nil
 	case membership.FieldMuted:
 		m.ResetMuted()
+		return nil
+	case membership.FieldChatLastMessageAt:
+		m.ResetChatLastMessageAt()
 		return nil
 	}
 	return fmt.Errorf("unknown Membership field %s", name)

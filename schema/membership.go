@@ -44,6 +44,17 @@ func (Membership) Fields() []ent.Field {
 			Comment("id of the last message read; ties on last_read_at are broken by id, as in history order"),
 		field.Bool("muted").
 			Default(false),
+		// A copy of the chat's last_message_at, kept by the store (the append that
+		// bumps the chat bumps its memberships in the same statement), so that an
+		// inbox is read in order from memberships_user_inbox_idx alone: a sort of
+		// all the user's chats would grow with their number. A member who joins
+		// later starts at the time they joined. Nullable only so that the column
+		// could be added to filled tables; the migration backfills it, and ent
+		// fills it on create.
+		field.Time("chat_last_message_at").
+			Optional().
+			Default(Now).
+			Comment("the chat's last_message_at, or the joining time if later; the inbox's order"),
 	}
 }
 
@@ -77,6 +88,10 @@ func (Membership) Indexes() []ent.Index {
 		index.Fields("user_id", "chat_id").
 			Unique().
 			StorageKey("memberships_user_chat_key"),
+		// A user's inbox, newest chat first, by a backward scan: no sort, however
+		// many chats the user has.
+		index.Fields("user_id", "chat_last_message_at", "chat_id").
+			StorageKey("memberships_user_inbox_idx"),
 		// Serves "members of a chat" and the foreign key to chats.
 		index.Fields("chat_id").
 			StorageKey("memberships_chat_idx"),

@@ -68,7 +68,7 @@ func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ 
 		// One at a time: the second is allowed because the first made the viewer
 		// an owner.
 		for _, id := range []uuid.UUID{me, otherUserID} {
-			if _, err := tx.Membership.Create().SetChatID(c.ID).SetUserID(id).SetRole(membership.RoleOwner).SetJoinedAt(now).Save(ctx); err != nil {
+			if _, err := tx.Membership.Create().SetChatID(c.ID).SetUserID(id).SetRole(membership.RoleOwner).SetJoinedAt(now).SetChatLastMessageAt(now).Save(ctx); err != nil {
 				return err
 			}
 		}
@@ -134,7 +134,7 @@ func (s *Store) CreateGroupChat(ctx context.Context, title string, memberIDs []u
 		}
 		builders := make([]*ent.MembershipCreate, len(ids))
 		for i, id := range ids {
-			builders[i] = tx.Membership.Create().SetChatID(c.ID).SetUserID(id).SetRole(membership.RoleMember).SetJoinedAt(c.CreatedAt)
+			builders[i] = tx.Membership.Create().SetChatID(c.ID).SetUserID(id).SetRole(membership.RoleMember).SetJoinedAt(c.CreatedAt).SetChatLastMessageAt(c.LastMessageAt)
 		}
 		// Adding a member to a group chat is decided by the chat, the viewer and
 		// the role only, the same for every member here: ask the policy once, then
@@ -333,6 +333,7 @@ func (s *Store) createChat(ctx context.Context, tx *ent.Tx, kind chat.Kind, titl
 		SetUserID(creator).
 		SetRole(membership.RoleOwner).
 		SetJoinedAt(now).
+		SetChatLastMessageAt(now).
 		Save(ctx)
 	if err != nil {
 		return nil, err

@@ -85,6 +85,15 @@ func TestCosts(t *testing.T) {
 		g := e.group(ada, bob)
 		m := e.say(bob, g, "hello")
 		name := "Ada L."
+		// On PostgreSQL appends and read positions are one statement each (see
+		// store/postgres.go); SQLite goes through ent's builder and policies.
+		pg := target != dbtest.SQLite
+		pick := func(onPG, onSQLite int) int {
+			if pg {
+				return onPG
+			}
+			return onSQLite
+		}
 		cases := []struct {
 			name       string
 			statements int
@@ -113,18 +122,18 @@ func TestCosts(t *testing.T) {
 			{"SetRole", 2, 2, func() error { _, err := e.s.SetRole(e.as(ada), g.ID, carol.ID, "admin"); return err }},
 			{"RemoveMember", 1, 1, func() error { return e.s.RemoveMember(e.as(ada), g.ID, carol.ID) }},
 			{"Members", 2, 2, func() error { _, err := e.s.Members(e.as(ada), g.ID); return err }},
-			{"AppendMessage", 5, 7, func() error {
+			{"AppendMessage", pick(1, 6), pick(1, 8), func() error {
 				_, err := e.s.AppendMessage(e.as(ada), store.NewMessage{ChatID: g.ID, Content: "x"})
 				return err
 			}},
-			{"AppendMessage reply", 6, 8, func() error {
+			{"AppendMessage reply", pick(1, 7), pick(1, 9), func() error {
 				_, err := e.s.AppendMessage(e.as(ada), store.NewMessage{ChatID: g.ID, Content: "x", ReplyTo: m.ID})
 				return err
 			}},
 			{"EditMessage", 2, 2, func() error { _, err := e.s.EditMessage(e.as(bob), m.ID, "edited"); return err }},
 			{"History", 1, 1, func() error { _, err := e.s.History(e.as(ada), g.ID, store.HistoryQuery{}); return err }},
 			{"Inbox", 1, 1, func() error { _, err := e.s.Inbox(e.as(ada), store.InboxQuery{}); return err }},
-			{"MarkRead", 2, 2, func() error { return e.s.MarkRead(e.as(ada), g.ID, m.ID) }},
+			{"MarkRead", pick(1, 2), pick(1, 2), func() error { return e.s.MarkRead(e.as(ada), g.ID, m.ID) }},
 			{"DeleteMessage", 1, 1, func() error { return e.s.DeleteMessage(e.as(bob), m.ID) }},
 			{"ArchiveChat", 2, 2, func() error { _, err := e.s.ArchiveChat(e.as(ada), d.ID); return err }},
 			{"DeleteUser", 1, 1, func() error { return e.s.DeleteUser(e.as(carol), carol.ID) }},

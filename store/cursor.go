@@ -15,7 +15,7 @@ import (
 // format can be told from this one.
 const (
 	cursorHistoryV1 byte = 1 // (created_at, id) of a message
-	cursorInboxV1   byte = 2 // (last_message_at, id) of a chat
+	cursorInboxV1   byte = 2 // (memberships.chat_last_message_at, chat id) of an inbox entry
 )
 
 // cursorLen is the decoded size: format, Unix microseconds, UUID, CRC-32.

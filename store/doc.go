@@ -14,6 +14,14 @@
 // called with a context that carries one (database.WithTxContext), they return
 // database.ErrNestedTx rather than commit apart from it.
 //
+// On PostgreSQL the hot paths (GetUser, AppendMessage, History, MarkRead, and
+// Inbox on both dialects) are one typed SQL statement each, run on the pool
+// without ent's query builder; each carries the privacy policy's rule in the
+// statement itself (see postgres.go), and the privacy tests hold them to the
+// same answers as the policies. An append is one round trip, without BEGIN or
+// COMMIT. Entities these operations return carry no ent client: query their
+// edges through the Store or an ent client, by ID.
+//
 // Choices the package makes, with the privacy policies:
 //
 //   - Signing up is the application's job: CreateUser needs the system viewer,
@@ -29,6 +37,11 @@
 //   - A deleted message stays in history, in its place, with DeletedAt set and
 //     Content and Metadata blanked.
 //   - Archived chats stay readable and in the inbox; nobody appends to them.
+//   - The inbox is ordered by each membership's copy of its chat's
+//     last_message_at (memberships.chat_last_message_at), which appends and
+//     imports keep current, so that a page is read from an index in order
+//     however many chats the user has. A member who joins a chat after its last
+//     message starts at the joining time.
 //   - Messages of a chat get strictly increasing created_at in commit order, so
 //     keyset readers never skip one. Only the store keeps that promise: a raw
 //     ent client may write any created_at, and ImportMessages keeps the times a

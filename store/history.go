@@ -69,7 +69,8 @@ type HistoryPage struct {
 //
 // Cost: one SELECT of Limit+1 rows, with the membership check in its WHERE; a
 // second SELECT when the page is empty, to tell an empty range from a chat the
-// viewer cannot see.
+// viewer cannot see. On PostgreSQL the statement is the store's own and the
+// messages carry no ent client.
 func (s *Store) History(ctx context.Context, chatID uuid.UUID, q HistoryQuery) (*HistoryPage, error) {
 	const op = "history"
 	limit := q.Limit
@@ -79,11 +80,11 @@ func (s *Store) History(ctx context.Context, chatID uuid.UUID, q HistoryQuery) (
 	case limit > maxHistoryLimit:
 		limit = maxHistoryLimit
 	}
-	mq := s.client.Message.Query().Where(message.ChatID(chatID))
+	var before, after *position
 	for _, b := range []struct {
-		c      Cursor
-		before bool
-	}{{q.Before, true}, {q.After, false}} {
+		c   Cursor
+		dst **position
+	}{{q.Before, &before}, {q.After, &after}} {
 		if b.c == "" {
 			continue
 		}
@@ -91,14 +92,17 @@ func (s *Store) History(ctx context.Context, chatID uuid.UUID, q HistoryQuery) (
 		if err != nil {
 			return nil, fail(op, err)
 		}
-		mq.Where(keyset(p, b.before))
+		*b.dst = &p
 	}
-	if q.Order == OldestFirst {
-		mq.Order(message.ByCreatedAt(), message.ByID())
+	var (
+		msgs []*ent.Message
+		err  error
+	)
+	if s.fast() {
+		msgs, err = s.pgHistory(ctx, chatID, before, after, q.Order == OldestFirst, limit)
 	} else {
-		mq.Order(message.ByCreatedAt(sql.OrderDesc()), message.ByID(sql.OrderDesc()))
+		msgs, err = s.entHistory(ctx, chatID, before, after, q.Order == OldestFirst, limit)
 	}
-	msgs, err := mq.Limit(limit + 1).All(ctx)
 	if err != nil {
 		return nil, fail(op, err)
 	}
@@ -113,7 +117,12 @@ func (s *Store) History(ctx context.Context, chatID uuid.UUID, q HistoryQuery) (
 	if len(page.Messages) == 0 {
 		// An empty page: of a chat with nothing in range, or of one the viewer
 		// cannot see, which the privacy filter made look empty.
-		ok, err := s.client.Chat.Query().Where(chat.ID(chatID)).Exist(ctx)
+		var ok bool
+		if s.fast() {
+			ok, err = s.pgChatVisible(ctx, chatID)
+		} else {
+			ok, err = s.client.Chat.Query().Where(chat.ID(chatID)).Exist(ctx)
+		}
 		if err != nil {
 			return nil, fail(op, err)
 		}
@@ -122,6 +131,24 @@ func (s *Store) History(ctx context.Context, chatID uuid.UUID, q HistoryQuery) (
 		}
 	}
 	return page, nil
+}
+
+// entHistory reads up to limit+1 messages through ent, whose privacy policy
+// adds the membership check.
+func (s *Store) entHistory(ctx context.Context, chatID uuid.UUID, before, after *position, oldest bool, limit int) ([]*ent.Message, error) {
+	mq := s.client.Message.Query().Where(message.ChatID(chatID))
+	if before != nil {
+		mq.Where(keyset(*before, true))
+	}
+	if after != nil {
+		mq.Where(keyset(*after, false))
+	}
+	if oldest {
+		mq.Order(message.ByCreatedAt(), message.ByID())
+	} else {
+		mq.Order(message.ByCreatedAt(sql.OrderDesc()), message.ByID(sql.OrderDesc()))
+	}
+	return mq.Limit(limit + 1).All(ctx)
 }
 
 // CursorOf returns the history cursor at message m: History with After set to it

@@ -42,8 +42,8 @@ var messageColumns = []string{
 // round trips whatever their number; on SQLite, one multi-row INSERT per
 // 4,095 rows (8 columns in 32,766 parameters) or per WithImportBatchSize rows.
 // Around them: BEGIN, the chat's lock, one policy query per distinct (role,
-// sender), one SELECT when replies point outside msgs, the chat UPDATE, and
-// COMMIT.
+// sender), one SELECT when replies point outside msgs, the chat UPDATE and
+// the memberships' (their inbox order), and COMMIT.
 func (s *Store) ImportMessages(ctx context.Context, chatID uuid.UUID, msgs []NewMessage) (int, error) {
 	const op = "import messages"
 	if len(msgs) == 0 {
@@ -74,7 +74,7 @@ func (s *Store) ImportMessages(ctx context.Context, chatID uuid.UUID, msgs []New
 				return 0, fmt.Errorf("%w: a message replied to is not in this chat", database.ErrInvalidReference)
 			}
 		}
-		rows, newest := importRows(prepared, nextTime(s.clock(), c.LastMessageAt))
+		rows, newest := importRows(prepared, nextTime(s.clock(), c.LastMessageAt), s.idArg)
 		batch := len(rows)
 		if s.batch > 0 {
 			batch = s.batch
@@ -94,6 +94,9 @@ func (s *Store) ImportMessages(ctx context.Context, chatID uuid.UUID, msgs []New
 			}
 			if k == 0 {
 				return 0, forbidden("the viewer cannot append to this chat")
+			}
+			if err := bumpMembers(ctx, client, c.ID, newest); err != nil {
+				return int(written), err
 			}
 		}
 		return int(written), nil
@@ -167,8 +170,10 @@ func checkImportPolicy(ctx context.Context, client *ent.Client, msgs []NewMessag
 
 // importRows returns msgs as rows of messageColumns, giving those without a
 // time increasing times from next on, and the newest time of all.
-func importRows(msgs []NewMessage, next time.Time) ([][]any, time.Time) {
+func importRows(msgs []NewMessage, next time.Time, id func(uuid.UUID) any) ([][]any, time.Time) {
 	rows := make([][]any, len(msgs))
+	// One backing array for every row's values.
+	vals := make([]any, len(messageColumns)*len(msgs))
 	var newest time.Time
 	for i, m := range msgs {
 		at := m.CreatedAt
@@ -181,15 +186,19 @@ func importRows(msgs []NewMessage, next time.Time) ([][]any, time.Time) {
 		}
 		var sender, replyTo, metadata any
 		if m.SenderID != uuid.Nil {
-			sender = m.SenderID
+			sender = id(m.SenderID)
 		}
 		if m.ReplyTo != uuid.Nil {
-			replyTo = m.ReplyTo
+			replyTo = id(m.ReplyTo)
 		}
 		if !m.Metadata.IsZero() {
-			metadata = m.Metadata
+			// Validated by prepareImport, so it encodes.
+			metadata, _ = m.Metadata.Value()
 		}
-		rows[i] = []any{m.ID, m.ChatID, sender, string(m.Role), m.Content, metadata, replyTo, at}
+		row := vals[len(messageColumns)*i : len(messageColumns)*(i+1) : len(messageColumns)*(i+1)]
+		row[0], row[1], row[2], row[3] = id(m.ID), id(m.ChatID), sender, string(m.Role)
+		row[4], row[5], row[6], row[7] = m.Content, metadata, replyTo, at
+		rows[i] = row
 	}
 	return rows, newest
 }

@@ -52,12 +52,15 @@ type InboxEntry struct {
 	Cursor Cursor
 }
 
-// Inbox returns the viewer's chats, newest activity (last_message_at) first, each
-// with its last message, the viewer's membership and unread count. Deleted chats
-// are left out; archived ones are included. The viewer must be a user.
+// Inbox returns the viewer's chats, newest activity first, each with its last
+// message, the viewer's membership and unread count. Activity is the chat's
+// last_message_at, or the time the viewer joined when they joined after the
+// last message (Membership.ChatLastMessageAt holds it). Deleted chats are left
+// out; archived ones are included. The viewer must be a user.
 //
 // Cost: one query whatever the number of chats (LATERAL joins on PostgreSQL,
-// correlated subqueries on SQLite).
+// correlated subqueries on SQLite), reading the page in order from the index
+// memberships_user_inbox_idx: its time does not grow with the number of chats.
 func (s *Store) Inbox(ctx context.Context, q InboxQuery) ([]InboxEntry, error) {
 	const op = "inbox"
 	me, err := viewerUser(ctx)
@@ -79,7 +82,7 @@ func (s *Store) Inbox(ctx context.Context, q InboxQuery) ([]InboxEntry, error) {
 		}
 		before = &p
 	}
-	query, args := inboxSQL(s.db.Dialect(), me, before, limit)
+	query, args := inboxSQL(s.db.Dialect(), s.idArg, me, before, limit)
 	// Raw SQL skips ent's privacy policies; the query is the viewer's own by
 	// construction: it starts from the viewer's memberships.
 	rows, err := s.client.QueryContext(ctx, query, args...)
@@ -88,8 +91,13 @@ func (s *Store) Inbox(ctx context.Context, q InboxQuery) ([]InboxEntry, error) {
 	}
 	defer rows.Close()
 	entries := make([]InboxEntry, 0, limit)
+	// One allocation for every row's entities and scan targets.
+	slab := make([]inboxRow, limit)
 	for rows.Next() {
-		e, err := scanInboxEntry(rows, me)
+		if len(entries) == limit {
+			break
+		}
+		e, err := slab[len(entries)].scan(rows, me)
 		if err != nil {
 			return nil, fail(op, err)
 		}
@@ -105,12 +113,17 @@ func (s *Store) Inbox(ctx context.Context, q InboxQuery) ([]InboxEntry, error) {
 // that chat. The position never moves backwards: marking an older message read
 // changes nothing.
 //
-// Cost: one SELECT of the message and one conditional UPDATE: 2 round trips.
+// Cost on PostgreSQL: one statement (a WITH query that reads the message and
+// updates the membership), one round trip. On SQLite: one SELECT of the
+// message and one conditional UPDATE, 2 round trips.
 func (s *Store) MarkRead(ctx context.Context, chatID, messageID uuid.UUID) error {
 	const op = "mark read"
 	me, err := viewerUser(ctx)
 	if err != nil {
 		return fail(op, err)
+	}
+	if s.fast() {
+		return fail(op, s.pgMarkRead(ctx, me, chatID, messageID))
 	}
 	msg, err := s.client.Message.Query().Where(message.ID(messageID), message.ChatID(chatID)).Only(ctx)
 	if err != nil {
@@ -139,36 +152,38 @@ func (s *Store) MarkRead(ctx context.Context, chatID, messageID uuid.UUID) error
 // the last message; the unread count follows them.
 const inboxChatColumns = `p.id, p.created_at, p.updated_at, p.deleted_at, p.kind, p.title, p.created_by,
 	p.last_message_at, p.archived_at, p.direct_key,
-	p.mb_id, p.mb_role, p.mb_joined_at, p.mb_last_read_at, p.mb_last_read_message_id, p.mb_muted`
+	p.mb_id, p.mb_role, p.mb_joined_at, p.mb_last_read_at, p.mb_last_read_message_id, p.mb_muted, p.mb_chat_last_message_at`
 
 const inboxMessageColumns = `lm.id, lm.sender_id, lm.role, lm.content, lm.metadata, lm.reply_to_id,
 	lm.created_at, lm.edited_at, lm.deleted_at`
 
 // inboxSQL returns the inbox query for the dialect: one statement, whatever the
 // number of chats. The page of chats is chosen first (the viewer's memberships
-// by memberships_user_chat_key, joined to chats, sorted by last_message_at), and
+// in order from memberships_user_inbox_idx, joined to chats: no sort, so the
+// cost does not grow with the number of the viewer's chats), and
 // only its rows get a last message and an unread count, each a range over
 // messages_chat_created_id_idx. PostgreSQL reads them with LATERAL joins;
 // SQLite, which has none, with correlated subqueries. Parameters are $n on both:
 // modernc.org/sqlite binds $NNN by position, so $1 (the viewer) is used twice.
-func inboxSQL(dialect string, me uuid.UUID, before *position, limit int) (string, []any) {
+func inboxSQL(dialect string, id func(uuid.UUID) any, me uuid.UUID, before *position, limit int) (string, []any) {
 	// $3 and $4 stand for "before everything" where the viewer has read nothing:
 	// COALESCE with them keeps the unread condition a single row comparison,
 	// which the index serves as a range; an OR with IS NULL would not be.
-	args := []any{me, limit, time.Time{}, uuid.Nil}
+	args := []any{id(me), limit, time.Time{}, id(uuid.Nil)}
 	pageSQL := `SELECT c.id, c.created_at, c.updated_at, c.deleted_at, c.kind, c.title, c.created_by,
 		c.last_message_at, c.archived_at, c.direct_key,
 		mb.id AS mb_id, mb.role AS mb_role, mb.joined_at AS mb_joined_at, mb.last_read_at AS mb_last_read_at,
-		mb.last_read_message_id AS mb_last_read_message_id, mb.muted AS mb_muted%s
+		mb.last_read_message_id AS mb_last_read_message_id, mb.muted AS mb_muted,
+		mb.chat_last_message_at AS mb_chat_last_message_at%s
 	FROM memberships mb
 	JOIN chats c ON c.id = mb.chat_id
 	WHERE mb.user_id = $1 AND c.deleted_at IS NULL%s
-	ORDER BY c.last_message_at DESC, c.id DESC
+	ORDER BY mb.chat_last_message_at DESC, mb.chat_id DESC
 	LIMIT $2`
 	keyset := ""
 	if before != nil {
-		keyset = " AND (c.last_message_at, c.id) < ($5, $6)"
-		args = append(args, before.at, before.id)
+		keyset = " AND (mb.chat_last_message_at, mb.chat_id) < ($5, $6)"
+		args = append(args, before.at, id(before.id))
 	}
 	// Messages after the read position, not the viewer's, not deleted.
 	const unread = `SELECT count(*) FROM messages m
@@ -187,7 +202,7 @@ LEFT JOIN LATERAL (
 	SELECT * FROM messages m WHERE m.chat_id = p.id ORDER BY m.created_at DESC, m.id DESC LIMIT 1
 ) lm ON true
 CROSS JOIN LATERAL (` + unread + `) u(n)
-ORDER BY p.last_message_at DESC, p.id DESC`, args
+ORDER BY p.mb_chat_last_message_at DESC, p.id DESC`, args
 	}
 	lastID := `,
 		(SELECT m.id FROM messages m WHERE m.chat_id = c.id ORDER BY m.created_at DESC, m.id DESC LIMIT 1) AS last_id`
@@ -198,72 +213,81 @@ FROM (
 	` + fmt.Sprintf(pageSQL, lastID, keyset) + `
 ) p
 LEFT JOIN messages lm ON lm.id = p.last_id
-ORDER BY p.last_message_at DESC, p.id DESC`, args
+ORDER BY p.mb_chat_last_message_at DESC, p.id DESC`, args
 }
 
-// scanInboxEntry reads one row of the inbox query.
-func scanInboxEntry(rows *sql.Rows, me uuid.UUID) (InboxEntry, error) {
-	var (
-		c        ent.Chat
-		mb       ent.Membership
-		m        ent.Message
-		kind     string
-		title    sql.NullString
-		key      sql.NullString
-		mbRole   string
-		readID   uuid.NullUUID
-		muted    sql.NullBool
-		msgID    uuid.NullUUID
-		sender   uuid.NullUUID
-		msgRole  sql.NullString
-		content  sql.NullString
-		metadata schematype.MessageMetadata
-		replyTo  uuid.NullUUID
-		unread   int64
-	)
-	var chatDeleted, archived, readAt, msgCreated, edited, msgDeleted nullTime
+// inboxRow holds one row of the inbox query: the entities it becomes and the
+// targets it is scanned into, so that a page costs one allocation for all of
+// them rather than a few dozen per row.
+type inboxRow struct {
+	c  ent.Chat
+	mb ent.Membership
+	m  ent.Message
+
+	kind, mbRole                                                   string
+	title, key, msgRole, content                                   sql.NullString
+	readID, msgID, sender, replyTo                                 uuid.NullUUID
+	muted                                                          sql.NullBool
+	metadata                                                       schematype.MessageMetadata
+	unread                                                         int64
+	chatDeleted, archived, readAt, order, msgCreated, edited, gone nullTime
+	keyValue                                                       string
+}
+
+// scan reads one row of the inbox query into r and returns its entry, whose
+// entities point into r.
+func (r *inboxRow) scan(rows *sql.Rows, me uuid.UUID) (InboxEntry, error) {
+	c, mb, m := &r.c, &r.mb, &r.m
 	err := rows.Scan(
-		&c.ID, (*timeScan)(&c.CreatedAt), (*timeScan)(&c.UpdatedAt), &chatDeleted, &kind, &title, &c.CreatedBy,
-		(*timeScan)(&c.LastMessageAt), &archived, &key,
-		&mb.ID, &mbRole, (*timeScan)(&mb.JoinedAt), &readAt, &readID, &muted,
-		&msgID, &sender, &msgRole, &content, &metadata, &replyTo, &msgCreated, &edited, &msgDeleted,
-		&unread,
+		&c.ID, (*timeScan)(&c.CreatedAt), (*timeScan)(&c.UpdatedAt), &r.chatDeleted, &r.kind, &r.title, &c.CreatedBy,
+		(*timeScan)(&c.LastMessageAt), &r.archived, &r.key,
+		&mb.ID, &r.mbRole, (*timeScan)(&mb.JoinedAt), &r.readAt, &r.readID, &r.muted, &r.order,
+		&r.msgID, &r.sender, &r.msgRole, &r.content, &r.metadata, &r.replyTo, &r.msgCreated, &r.edited, &r.gone,
+		&r.unread,
 	)
 	if err != nil {
 		return InboxEntry{}, err
 	}
-	c.Kind = chat.Kind(kind)
-	c.Title = title.String
-	c.DeletedAt = chatDeleted.ptr()
-	c.ArchivedAt = archived.ptr()
-	if key.Valid {
-		c.DirectKey = &key.String
+	c.Kind = chat.Kind(r.kind)
+	c.Title = r.title.String
+	c.DeletedAt = r.chatDeleted.ptr()
+	c.ArchivedAt = r.archived.ptr()
+	if r.key.Valid {
+		r.keyValue = r.key.String
+		c.DirectKey = &r.keyValue
 	}
 	mb.UserID, mb.ChatID = me, c.ID
-	mb.Role = membership.Role(mbRole)
-	mb.LastReadAt = readAt.ptr()
-	if readID.Valid {
-		mb.LastReadMessageID = &readID.UUID
+	mb.Role = membership.Role(r.mbRole)
+	mb.LastReadAt = r.readAt.ptr()
+	if r.readID.Valid {
+		mb.LastReadMessageID = &r.readID.UUID
 	}
-	mb.Muted = muted.Bool
-	e := InboxEntry{Chat: &c, Membership: &mb, Unread: int(unread), Cursor: encodeCursor(cursorInboxV1, position{at: c.LastMessageAt, id: c.ID})}
-	if msgID.Valid {
-		m.ID, m.ChatID = msgID.UUID, c.ID
-		if sender.Valid {
-			m.SenderID = &sender.UUID
+	mb.Muted = r.muted.Bool
+	// The inbox's order is the membership's copy of last_message_at, which is
+	// the chat's, or the joining time for a member who joined after the last
+	// message.
+	at := c.LastMessageAt
+	if r.order.Valid {
+		mb.ChatLastMessageAt, at = r.order.Time, r.order.Time
+	}
+	e := InboxEntry{Chat: c, Membership: mb, Unread: int(r.unread), Cursor: encodeCursor(cursorInboxV1, position{at: at, id: c.ID})}
+	if r.msgID.Valid {
+		m.ID, m.ChatID = r.msgID.UUID, c.ID
+		if r.sender.Valid {
+			m.SenderID = &r.sender.UUID
 		}
-		m.Role = message.Role(msgRole.String)
-		m.Content = content.String
-		m.Metadata = metadata
-		if replyTo.Valid {
-			m.ReplyToID = &replyTo.UUID
+		m.Role = message.Role(r.msgRole.String)
+		m.Content = r.content.String
+		m.Metadata = r.metadata
+		if r.replyTo.Valid {
+			m.ReplyToID = &r.replyTo.UUID
 		}
-		if msgCreated.Valid {
-			m.CreatedAt = msgCreated.Time
+		if r.msgCreated.Valid {
+			m.CreatedAt = r.msgCreated.Time
 		}
-		m.EditedAt = edited.ptr()
-		m.DeletedAt = msgDeleted.ptr()
-		e.LastMessage = present(&m)
+		m.EditedAt = r.edited.ptr()
+		m.DeletedAt = r.gone.ptr()
+		e.LastMessage = present(m)
 	}
 	return e, nil
 }
@@ -322,10 +346,11 @@ func (n *nullTime) Scan(src any) error {
 	return (*timeScan)(&n.Time).Scan(src)
 }
 
-func (n nullTime) ptr() *time.Time {
+// ptr returns a pointer to n's time, or nil for NULL. It points into n: scan
+// into a fresh nullTime for every value that must outlive the next scan.
+func (n *nullTime) ptr() *time.Time {
 	if !n.Valid {
 		return nil
 	}
-	t := n.Time
-	return &t
+	return &n.Time
 }

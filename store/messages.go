@@ -10,7 +10,9 @@ import (
 	"github.com/chatdb/chatdb/database"
 	"github.com/chatdb/chatdb/ent"
 	"github.com/chatdb/chatdb/ent/chat"
+	"github.com/chatdb/chatdb/ent/membership"
 	"github.com/chatdb/chatdb/ent/message"
+	"github.com/chatdb/chatdb/ent/privacy"
 	"github.com/chatdb/chatdb/schema"
 	"github.com/chatdb/chatdb/schema/schematype"
 	"github.com/chatdb/chatdb/viewer"
@@ -60,15 +62,28 @@ type NewMessage struct {
 // does not have the viewer as a member, database.ErrNotFound. Invalid input is
 // refused before any SQL with database.ErrInvalid.
 //
-// Cost: one transaction of 7 round trips: BEGIN, SELECT ... FOR UPDATE of the
-// chat, a SELECT of the ID, the chat UPDATE (the policy in its WHERE clause),
-// the policy's SELECT for the INSERT, the INSERT, COMMIT; a SELECT more when m
+// Cost on PostgreSQL: one statement, one round trip, its own transaction (the
+// lock, the policy, the INSERT and the chat's bump are one WITH query); when it
+// inserts nothing (a retry of a stored ID, a refusal), one SELECT more to say
+// why. The message returned is built by the store and carries no ent client.
+//
+// Cost on SQLite: one transaction of 8 round trips: BEGIN, SELECT of the chat,
+// a SELECT of the ID, the chat UPDATE (the policy in its WHERE clause), the
+// policy's SELECT for the INSERT, the INSERT, the memberships' UPDATE of their
+// inbox order, COMMIT; a SELECT more when m
 // replies to a message. A retry of a stored ID: BEGIN, the two SELECTs, COMMIT.
 func (s *Store) AppendMessage(ctx context.Context, m NewMessage) (*ent.Message, error) {
 	const op = "append message"
 	m, err := prepareMessage(ctx, m)
 	if err != nil {
 		return nil, fail(op, err)
+	}
+	if s.fast() {
+		out, err := s.pgAppend(ctx, m)
+		if err != nil {
+			return nil, fail(op, err)
+		}
+		return out, nil
 	}
 	var out *ent.Message
 	err = s.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
@@ -100,8 +115,10 @@ func (s *Store) AppendMessage(ctx context.Context, m NewMessage) (*ent.Message, 
 		if n == 0 {
 			return forbidden("the viewer cannot append to this chat")
 		}
-		out, err = messageCreate(tx, m, at).Save(ctx)
-		return err
+		if out, err = messageCreate(tx, m, at).Save(ctx); err != nil {
+			return err
+		}
+		return bumpMembers(ctx, tx.Client(), c.ID, at)
 	})
 	if err != nil {
 		return nil, fail(op, err)
@@ -239,6 +256,16 @@ func (s *Store) lockChat(ctx context.Context, tx *ent.Tx, chatID uuid.UUID) (*en
 		q = q.ForUpdate()
 	}
 	return q.Only(ctx)
+}
+
+// bumpMembers sets the inbox order of chatID's memberships to at, the chat's
+// new last_message_at. The append's policy has been decided by then: every
+// membership of the chat is written, not only the viewer's own.
+func bumpMembers(ctx context.Context, client *ent.Client, chatID uuid.UUID, at time.Time) error {
+	return client.Membership.Update().
+		Where(membership.ChatID(chatID)).
+		SetChatLastMessageAt(at).
+		Exec(privacy.DecisionContext(ctx, privacy.Allow))
 }
 
 // nextTime returns the created_at of a chat's next message: now, or 1µs after

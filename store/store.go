@@ -26,6 +26,9 @@ type Store struct {
 	client *ent.Client
 	now    func() time.Time
 	batch  int
+	// pgx is whether the database is PostgreSQL through pgx, which takes UUID
+	// arguments as [16]byte.
+	pgx bool
 }
 
 // Option configures a Store.
@@ -48,7 +51,8 @@ func WithImportBatchSize(n int) Option {
 
 // New returns a Store over db. The Store does not own db: close db yourself.
 func New(db *database.DB, opts ...Option) *Store {
-	s := &Store{db: db, client: db.Client(), now: schema.Now}
+	s := &Store{db: db, client: db.Client(), now: schema.Now,
+		pgx: db.Dialect() == database.Postgres && db.Driver() == database.DriverPgx}
 	for _, opt := range opts {
 		opt(s)
 	}

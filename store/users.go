@@ -56,8 +56,16 @@ func (s *Store) CreateUser(ctx context.Context, u NewUser) (*ent.User, error) {
 // live user's profile; PasswordHash is blank unless the viewer is the system.
 // Soft-deleted users are not found (database.ErrNotFound).
 //
-// Cost: one SELECT by primary key.
+// Cost: one SELECT by primary key. On PostgreSQL the user is read by the
+// store's own SQL and carries no ent client.
 func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (*ent.User, error) {
+	if s.fast() {
+		u, err := s.pgGetUser(ctx, id)
+		if err != nil {
+			return nil, fail("get user", err)
+		}
+		return u, nil
+	}
 	u, err := s.client.User.Query().Where(user.ID(id), user.DeletedAtIsNil()).Only(ctx)
 	if err != nil {
 		return nil, fail("get user", err)

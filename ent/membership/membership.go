@@ -31,6 +31,8 @@ const (
 	FieldLastReadMessageID = "last_read_message_id"
 	// FieldMuted holds the string denoting the muted field in the database.
 	FieldMuted = "muted"
+	// FieldChatLastMessageAt holds the string denoting the chat_last_message_at field in the database.
+	FieldChatLastMessageAt = "chat_last_message_at"
 	// EdgeUser holds the string denoting the user edge name in mutations.
 	EdgeUser = "user"
 	// EdgeChat holds the string denoting the chat edge name in mutations.
@@ -63,6 +65,7 @@ var Columns = []string{
 	FieldLastReadAt,
 	FieldLastReadMessageID,
 	FieldMuted,
+	FieldChatLastMessageAt,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -87,6 +90,8 @@ var (
 	DefaultJoinedAt func() time.Time
 	// DefaultMuted holds the default value on creation for the "muted" field.
 	DefaultMuted bool
+	// DefaultChatLastMessageAt holds the default value on creation for the "chat_last_message_at" field.
+	DefaultChatLastMessageAt func() time.Time
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() uuid.UUID
 )
@@ -159,6 +164,11 @@ func ByLastReadMessageID(opts ...sql.OrderTermOption) OrderOption {
 // ByMuted orders the results by the muted field.
 func ByMuted(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldMuted, opts...).ToFunc()
+}
+
+// ByChatLastMessageAt orders the results by the chat_last_message_at field.
+func ByChatLastMessageAt(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldChatLastMessageAt, opts...).ToFunc()
 }
 
 // ByUserField orders the results by user field.

@@ -86,6 +86,11 @@ func Muted(v bool) predicate.Membership {
 	return predicate.Membership(sql.FieldEQ(FieldMuted, v))
 }
 
+// ChatLastMessageAt applies equality check predicate on the "chat_last_message_at" field. It's identical to ChatLastMessageAtEQ.
+func ChatLastMessageAt(v time.Time) predicate.Membership {
+	return predicate.Membership(sql.FieldEQ(FieldChatLastMessageAt, v))
+}
+
 // UserIDEQ applies the EQ predicate on the "user_id" field.
 func UserIDEQ(v uuid.UUID) predicate.Membership {
 	return predicate.Membership(sql.FieldEQ(FieldUserID, v))
@@ -294,6 +299,56 @@ func MutedEQ(v bool) predicate.Membership {
 // MutedNEQ applies the NEQ predicate on the "muted" field.
 func MutedNEQ(v bool) predicate.Membership {
 	return predicate.Membership(sql.FieldNEQ(FieldMuted, v))
+}
+
+// ChatLastMessageAtEQ applies the EQ predicate on the "chat_last_message_at" field.
+func ChatLastMessageAtEQ(v time.Time) predicate.Membership {
+	return predicate.Membership(sql.FieldEQ(FieldChatLastMessageAt, v))
+}
+
+// ChatLastMessageAtNEQ applies the NEQ predicate on the "chat_last_message_at" field.
+func ChatLastMessageAtNEQ(v time.Time) predicate.Membership {
+	return predicate.Membership(sql.FieldNEQ(FieldChatLastMessageAt, v))
+}
+
+// ChatLastMessageAtIn applies the In predicate on the "chat_last_message_at" field.
+func ChatLastMessageAtIn(vs ...time.Time) predicate.Membership {
+	return predicate.Membership(sql.FieldIn(FieldChatLastMessageAt, vs...))
+}
+
+// ChatLastMessageAtNotIn applies the NotIn predicate on the "chat_last_message_at" field.
+func ChatLastMessageAtNotIn(vs ...time.Time) predicate.Membership {
+	return predicate.Membership(sql.FieldNotIn(FieldChatLastMessageAt, vs...))
+}
+
+// ChatLastMessageAtGT applies the GT predicate on the "chat_last_message_at" field.
+func ChatLastMessageAtGT(v time.Time) predicate.Membership {
+	return predicate.Membership(sql.FieldGT(FieldChatLastMessageAt, v))
+}
+
+// ChatLastMessageAtGTE applies the GTE predicate on the "chat_last_message_at" field.
+func ChatLastMessageAtGTE(v time.Time) predicate.Membership {
+	return predicate.Membership(sql.FieldGTE(FieldChatLastMessageAt, v))
+}
+
+// ChatLastMessageAtLT applies the LT predicate on the "chat_last_message_at" field.
+func ChatLastMessageAtLT(v time.Time) predicate.Membership {
+	return predicate.Membership(sql.FieldLT(FieldChatLastMessageAt, v))
+}
+
+// ChatLastMessageAtLTE applies the LTE predicate on the "chat_last_message_at" field.
+func ChatLastMessageAtLTE(v time.Time) predicate.Membership {
+	return predicate.Membership(sql.FieldLTE(FieldChatLastMessageAt, v))
+}
+
+// ChatLastMessageAtIsNil applies the IsNil predicate on the "chat_last_message_at" field.
+func ChatLastMessageAtIsNil() predicate.Membership {
+	return predicate.Membership(sql.FieldIsNull(FieldChatLastMessageAt))
+}
+
+// ChatLastMessageAtNotNil applies the NotNil predicate on the "chat_last_message_at" field.
+func ChatLastMessageAtNotNil() predicate.Membership {
+	return predicate.Membership(sql.FieldNotNull(FieldChatLastMessageAt))
 }
 
 // HasUser applies the HasEdge predicate on the "user" edge.

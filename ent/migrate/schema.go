@@ -56,6 +56,7 @@ var (
 		{Name: "last_read_at", Type: field.TypeTime, Nullable: true},
 		{Name: "last_read_message_id", Type: field.TypeUUID, Nullable: true},
 		{Name: "muted", Type: field.TypeBool, Default: false},
+		{Name: "chat_last_message_at", Type: field.TypeTime, Nullable: true},
 		{Name: "user_id", Type: field.TypeUUID},
 		{Name: "chat_id", Type: field.TypeUUID},
 	}
@@ -67,13 +68,13 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "memberships_user_id_fkey",
-				Columns:    []*schema.Column{MembershipsColumns[6]},
+				Columns:    []*schema.Column{MembershipsColumns[7]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "memberships_chat_id_fkey",
-				Columns:    []*schema.Column{MembershipsColumns[7]},
+				Columns:    []*schema.Column{MembershipsColumns[8]},
 				RefColumns: []*schema.Column{ChatsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
@@ -82,12 +83,17 @@ var (
 			{
 				Name:    "memberships_user_chat_key",
 				Unique:  true,
-				Columns: []*schema.Column{MembershipsColumns[6], MembershipsColumns[7]},
+				Columns: []*schema.Column{MembershipsColumns[7], MembershipsColumns[8]},
+			},
+			{
+				Name:    "memberships_user_inbox_idx",
+				Unique:  false,
+				Columns: []*schema.Column{MembershipsColumns[7], MembershipsColumns[6], MembershipsColumns[8]},
 			},
 			{
 				Name:    "memberships_chat_idx",
 				Unique:  false,
-				Columns: []*schema.Column{MembershipsColumns[7]},
+				Columns: []*schema.Column{MembershipsColumns[8]},
 			},
 		},
 	}

@@ -81,6 +81,10 @@ func init() {
 	membershipDescMuted := membershipFields[6].Descriptor()
 	// membership.DefaultMuted holds the default value on creation for the muted field.
 	membership.DefaultMuted = membershipDescMuted.Default.(bool)
+	// membershipDescChatLastMessageAt is the schema descriptor for chat_last_message_at field.
+	membershipDescChatLastMessageAt := membershipFields[7].Descriptor()
+	// membership.DefaultChatLastMessageAt holds the default value on creation for the chat_last_message_at field.
+	membership.DefaultChatLastMessageAt = membershipDescChatLastMessageAt.Default.(func() time.Time)
 	// membershipDescID is the schema descriptor for id field.
 	membershipDescID := membershipMixinFields0[0].Descriptor()
 	// membership.DefaultID holds the default value on creation for the id field.
