@@ -1,0 +1,287 @@
+package bench_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/chatdb/chatdb/bench"
+)
+
+// mixedGoroutines is the concurrency of BenchmarkMixed.
+const mixedGoroutines = 16
+
+// forEachStack runs fn as a sub-benchmark per stack, named after it; a stack whose
+// checks of ops did not pass fails its sub-benchmark.
+func forEachStack(b *testing.B, ops []string, fn func(b *testing.B, s bench.Stack)) {
+	for _, name := range stackNames() {
+		b.Run(name, func(b *testing.B) {
+			s := stack(b, name, ops...)
+			b.ReportAllocs()
+			fn(b, s)
+		})
+	}
+}
+
+// texts are the contents of appended messages, cycled through.
+var texts = []string{
+	"hello, how is the migration going?",
+	"Fine: the index is built, the backfill runs in batches of ten thousand rows.",
+	"ok",
+	"Can you send me the link to the dashboard once the numbers are in? I want to compare with last week.",
+}
+
+func BenchmarkGetUser(b *testing.B) {
+	d := dataset(b)
+	ctx := context.Background()
+	forEachStack(b, []string{"GetUser"}, func(b *testing.B, s bench.Stack) {
+		i := 0
+		for b.Loop() {
+			if err := s.GetUser(ctx, d.Reader, d.Users[i%len(d.Users)], nil); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}
+
+func BenchmarkAppendMessage(b *testing.B) {
+	d := dataset(b)
+	ctx := context.Background()
+	forEachStack(b, []string{"AppendMessage"}, func(b *testing.B, s bench.Stack) {
+		m := bench.Message{ChatID: d.AppendChat, SenderID: &d.Sender, Role: "user"}
+		i := 0
+		for b.Loop() {
+			m.ID = uuid.Must(uuid.NewV7())
+			m.Content = texts[i%len(texts)]
+			if err := s.AppendMessage(ctx, &m); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+		b.StopTimer()
+		if err := d.ClearAppends(ctx); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+func BenchmarkHistoryPage(b *testing.B) {
+	d := dataset(b)
+	ctx := context.Background()
+	forEachStack(b, []string{"HistoryPage"}, func(b *testing.B, s bench.Stack) {
+		i := 0
+		for b.Loop() {
+			if err := s.HistoryPage(ctx, d.Reader, d.BigChat, d.Cursors[i%len(d.Cursors)], bench.HistoryLimit, nil); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}
+
+func BenchmarkInbox(b *testing.B) {
+	d := dataset(b)
+	ctx := context.Background()
+	forEachStack(b, []string{"Inbox"}, func(b *testing.B, s bench.Stack) {
+		for b.Loop() {
+			if err := s.Inbox(ctx, d.InboxUser, bench.InboxLimit, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func BenchmarkMarkRead(b *testing.B) {
+	d := dataset(b)
+	ctx := context.Background()
+	forEachStack(b, []string{"MarkRead"}, func(b *testing.B, s bench.Stack) {
+		if err := d.ResetRead(ctx); err != nil {
+			b.Fatal(err)
+		}
+		// The read position moves forward one message per operation, as a reader
+		// scrolling does; it starts over (outside the timer) at the end of the chat.
+		i := 0
+		for b.Loop() {
+			if i == len(d.BigChatMessages) {
+				b.StopTimer()
+				if err := d.ResetRead(ctx); err != nil {
+					b.Fatal(err)
+				}
+				i = 0
+				b.StartTimer()
+			}
+			if err := s.MarkRead(ctx, d.Reader, d.BigChat, d.BigChatMessages[i].ID); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+		b.StopTimer()
+		if err := d.ResetRead(ctx); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+func BenchmarkImport(b *testing.B) {
+	d := dataset(b)
+	ctx := context.Background()
+	rows := importRows()
+	msgs := bench.ImportMessages(uuid.Nil, d.Sender, rows)
+	forEachStack(b, []string{"Import"}, func(b *testing.B, s bench.Stack) {
+		for b.Loop() {
+			b.StopTimer()
+			chat, err := d.NewChat(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range msgs {
+				msgs[i].ChatID = chat
+			}
+			b.StartTimer()
+			if err := s.Import(ctx, msgs); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if err := d.DeleteChat(ctx, chat); err != nil {
+				b.Fatal(err)
+			}
+			if err := d.Vacuum(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+	})
+}
+
+// BenchmarkMixed runs mixedGoroutines goroutines sharing b.N operations: four in
+// five read a history page of the big chat, one in five appends to the
+// goroutine's own chat (so appends wait on no other goroutine's row lock).
+func BenchmarkMixed(b *testing.B) {
+	d := dataset(b)
+	ctx := context.Background()
+	if len(d.MixedChats) < mixedGoroutines {
+		b.Fatalf("data set has %d mixed chats, want %d", len(d.MixedChats), mixedGoroutines)
+	}
+	forEachStack(b, []string{"HistoryPage", "AppendMessage"}, func(b *testing.B, s bench.Stack) {
+		// Open the pool's connections before timing: every stack starts the timed
+		// part with mixedGoroutines connections ready.
+		var wg sync.WaitGroup
+		for range mixedGoroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.HistoryPage(ctx, d.Reader, d.BigChat, d.Cursors[0], bench.HistoryLimit, nil)
+			}()
+		}
+		wg.Wait()
+		var next atomic.Int64
+		errs := make(chan error, mixedGoroutines)
+		n := int64(b.N)
+		b.ResetTimer()
+		for g := range mixedGoroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m := bench.Message{ChatID: d.MixedChats[g], SenderID: &d.Sender, Role: "user"}
+				for {
+					i := next.Add(1) - 1
+					if i >= n {
+						return
+					}
+					var err error
+					if i%5 == 4 {
+						m.ID = uuid.Must(uuid.NewV7())
+						m.Content = texts[i%int64(len(texts))]
+						err = s.AppendMessage(ctx, &m)
+					} else {
+						err = s.HistoryPage(ctx, d.Reader, d.BigChat, d.Cursors[i%int64(len(d.Cursors))], bench.HistoryLimit, nil)
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		b.StopTimer()
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+		if err := d.ClearAppends(ctx); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+// growthStacks are the stacks of the cost-growth benchmarks: chatdb's, and pgx for
+// reference.
+func growthStacks() []string {
+	var names []string
+	for _, n := range stackNames() {
+		if n == "pgx" || n == "chatdb" {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// BenchmarkHistoryGrowth reads a history page from the middle of chats of 10k,
+// 100k and 1M messages. With keyset pagination over the (chat_id, created_at, id)
+// index the time should not grow with the chat. Needs BENCH_GROWTH=1.
+func BenchmarkHistoryGrowth(b *testing.B) {
+	d := dataset(b)
+	if !d.Size.Growth {
+		b.Skip("cost-growth data not loaded (BENCH_GROWTH=1 loads it)")
+	}
+	ctx := context.Background()
+	for _, st := range bench.HistoryGrowth {
+		b.Run("msgs="+st.Name, func(b *testing.B) {
+			for _, name := range growthStacks() {
+				b.Run(name, func(b *testing.B) {
+					s := stack(b, name, "HistoryPage")
+					b.ReportAllocs()
+					chat, cur := d.GrowthChats[st.Name], d.GrowthCursors[st.Name]
+					for b.Loop() {
+						if err := s.HistoryPage(ctx, d.Users[0], chat, cur, bench.HistoryLimit, nil); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		})
+	}
+}
+
+// BenchmarkInboxGrowth reads the inbox of users with 10, 100, 1k and 10k chats.
+// Needs BENCH_GROWTH=1.
+func BenchmarkInboxGrowth(b *testing.B) {
+	d := dataset(b)
+	if !d.Size.Growth {
+		b.Skip("cost-growth data not loaded (BENCH_GROWTH=1 loads it)")
+	}
+	ctx := context.Background()
+	for _, st := range bench.InboxGrowth {
+		b.Run("chats="+st.Name, func(b *testing.B) {
+			for _, name := range growthStacks() {
+				b.Run(name, func(b *testing.B) {
+					s := stack(b, name, "Inbox")
+					b.ReportAllocs()
+					user := d.GrowthUsers[st.Name]
+					for b.Loop() {
+						if err := s.Inbox(ctx, user, bench.InboxLimit, nil); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		})
+	}
+}

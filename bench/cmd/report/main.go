@@ -1,0 +1,571 @@
+// Command report writes BENCHMARKS.md from the raw output of bench/run: one file
+// of `go test -bench` output per round, the round-trip counts TestRoundTrips
+// printed, benchstat's summary and a few facts about the machine.
+//
+// Ratios are computed per round (each stack against pgx in the same round, which
+// ran in the same process minutes apart) and the median of the rounds is shown,
+// so that drift between rounds cancels out.
+//
+//	go run ./cmd/report -rounds 'out/round-*.txt' -roundtrips out/roundtrips.txt \
+//		-benchstat out/benchstat.txt -meta out/meta.txt -o ../BENCHMARKS.md
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// stacks in the order of the tables; ops in the order of the issue.
+var (
+	stackOrder = []string{"pgx", "pq", "chatdb", "chatdb-pq", "ent", "gorm"}
+	opOrder    = []string{"GetUser", "AppendMessage", "HistoryPage", "Inbox", "MarkRead", "Import", "Mixed"}
+)
+
+// stackNames are the rows' labels.
+var stackNames = map[string]string{
+	"pgx":       "pgx native (pgxpool), the floor",
+	"pq":        "lib/pq, binary_parameters=yes",
+	"chatdb":    "**chatdb** (store, pgx database/sql)",
+	"chatdb-pq": "**chatdb** on lib/pq",
+	"ent":       "stock ent (pgx database/sql)",
+	"gorm":      "GORM (pgx)",
+}
+
+// result is one benchmark line's metrics, by unit.
+type result map[string]float64
+
+// round holds one round's results by benchmark name without the -N suffix
+// ("GetUser/pgx", "HistoryGrowth/msgs=10k/pgx").
+type round map[string]result
+
+var benchLine = regexp.MustCompile(`^Benchmark(\S+?)(-\d+)?\s+(\d+)\s+(.*)$`)
+
+func parseRound(r io.Reader) (round, error) {
+	out := round{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		m := benchLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		res := result{}
+		f := strings.Fields(m[4])
+		for i := 0; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			res[f[i+1]] = v
+		}
+		out[m[1]] = res
+	}
+	return out, sc.Err()
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// report holds everything parsed.
+type report struct {
+	rounds     []round
+	roundTrips map[string]map[string]int // op -> stack -> count
+	benchstat  string
+	meta       [][2]string
+	// notes is hand-written Markdown placed after the targets: why a target is
+	// missed, and facts measured outside the rounds (bench/notes.md).
+	notes string
+}
+
+// values returns the metric unit of benchmark name over the rounds that have it.
+func (r *report) values(name, unit string) []float64 {
+	var out []float64
+	for _, rd := range r.rounds {
+		if res, ok := rd[name]; ok {
+			if v, ok := res[unit]; ok {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// ratios returns, per round that has both, stack's metric over pgx's.
+func (r *report) ratios(op, stack, unit string) []float64 {
+	var out []float64
+	for _, rd := range r.rounds {
+		a, ok1 := rd[op+"/"+stack]
+		b, ok2 := rd[op+"/pgx"]
+		if !ok1 || !ok2 || b[unit] == 0 {
+			continue
+		}
+		if _, ok := a[unit]; !ok {
+			continue
+		}
+		out = append(out, a[unit]/b[unit])
+	}
+	return out
+}
+
+// unitOf is the metric an operation's ratio is taken on: time per operation,
+// except Mixed, which is throughput (higher is better).
+func unitOf(op string) string {
+	if op == "Mixed" {
+		return "ops/s"
+	}
+	return "ns/op"
+}
+
+func (r *report) ratio(op, stack string) (float64, bool) {
+	xs := r.ratios(op, stack, unitOf(op))
+	if len(xs) == 0 {
+		return 0, false
+	}
+	return median(xs), true
+}
+
+func main() {
+	roundsGlob := flag.String("rounds", "", "glob of per-round benchmark outputs")
+	rtFile := flag.String("roundtrips", "", "output of TestRoundTrips -v")
+	bsFile := flag.String("benchstat", "", "benchstat output")
+	metaFile := flag.String("meta", "", "file of 'key: value' lines about the run")
+	notesFile := flag.String("notes", "", "Markdown file placed after the targets table (optional)")
+	outFile := flag.String("o", "BENCHMARKS.md", "output file")
+	flag.Parse()
+
+	var rep report
+	files, err := filepath.Glob(*roundsGlob)
+	if err != nil || len(files) == 0 {
+		fatalf("no round files match %q", *roundsGlob)
+	}
+	sort.Slice(files, func(i, j int) bool { return roundNumber(files[i]) < roundNumber(files[j]) })
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			fatalf("%v", err)
+		}
+		rd, err := parseRound(fh)
+		fh.Close()
+		if err != nil {
+			fatalf("%s: %v", f, err)
+		}
+		rep.rounds = append(rep.rounds, rd)
+	}
+	if *rtFile != "" {
+		rep.roundTrips = readRoundTrips(*rtFile)
+	}
+	if *bsFile != "" {
+		b, err := os.ReadFile(*bsFile)
+		if err == nil {
+			rep.benchstat = string(b)
+		}
+	}
+	if *metaFile != "" {
+		rep.meta = readMeta(*metaFile)
+	}
+	if *notesFile != "" {
+		if b, err := os.ReadFile(*notesFile); err == nil {
+			rep.notes = strings.TrimSpace(string(b)) + "\n\n"
+		}
+	}
+	var b strings.Builder
+	rep.write(&b)
+	if err := os.WriteFile(*outFile, []byte(b.String()), 0o644); err != nil {
+		fatalf("%v", err)
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "report: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+var digits = regexp.MustCompile(`(\d+)`)
+
+func roundNumber(path string) int {
+	m := digits.FindAllString(filepath.Base(path), -1)
+	if len(m) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[len(m)-1])
+	return n
+}
+
+func readRoundTrips(path string) map[string]map[string]int {
+	out := map[string]map[string]int{}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 4 || f[0] != "roundtrips" {
+			continue
+		}
+		n, err := strconv.Atoi(f[3])
+		if err != nil {
+			continue
+		}
+		if out[f[1]] == nil {
+			out[f[1]] = map[string]int{}
+		}
+		out[f[1]][f[2]] = n
+	}
+	return out
+}
+
+func readMeta(path string) [][2]string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var out [][2]string
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		out = append(out, [2]string{strings.TrimSpace(k), strings.TrimSpace(v)})
+	}
+	return out
+}
+
+// present reports whether any round has op on stack.
+func (r *report) present(op, stack string) bool {
+	return len(r.values(op+"/"+stack, unitOf(op))) > 0
+}
+
+func (r *report) stacks() []string {
+	var out []string
+	for _, s := range stackOrder {
+		for _, op := range opOrder {
+			if r.present(op, s) {
+				out = append(out, s)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func (r *report) write(w *strings.Builder) {
+	fmt.Fprintf(w, "# Benchmarks\n\n")
+	fmt.Fprintf(w, "Written by `bench/run` (bench/cmd/report); do not edit by hand. ")
+	fmt.Fprintf(w, "Every stack does the same logical work per operation on the same data set in one benchmark binary; ")
+	fmt.Fprintf(w, "see `bench/doc.go` and `bench/stack.go` for what each operation and stack does.\n\n")
+
+	quick := len(r.rounds) < 3
+	for _, kv := range r.meta {
+		if kv[0] == "command" && strings.Contains(kv[1], "-quick") {
+			quick = true
+		}
+	}
+	if quick {
+		fmt.Fprintf(w, "> **Smoke run**: %d round(s) of few iterations, to check that the suite works. ", len(r.rounds))
+		fmt.Fprintf(w, "Its numbers are noise; `bench/run` without -quick measures.\n\n")
+	}
+
+	fmt.Fprintf(w, "## Run\n\n| | |\n| --- | --- |\n")
+	for _, kv := range r.meta {
+		fmt.Fprintf(w, "| %s | %s |\n", kv[0], strings.ReplaceAll(kv[1], "|", "\\|"))
+	}
+	fmt.Fprintf(w, "| rounds | %d |\n\n", len(r.rounds))
+
+	stacks := r.stacks()
+	fmt.Fprintf(w, "## Ratios to pgx\n\n")
+	fmt.Fprintf(w, "Median over the rounds of each round's ratio to pgx in that round. Time per operation (lower is better), ")
+	fmt.Fprintf(w, "except Mixed: operations per second with 16 goroutines, 80%% history pages and 20%% appends (higher is better).\n\n")
+	fmt.Fprintf(w, "| stack | GetUser | AppendMessage | HistoryPage (50, keyset) | Inbox (20) | MarkRead | Import (100k) | Mixed ops/s |\n")
+	fmt.Fprintf(w, "| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, s := range stacks {
+		fmt.Fprintf(w, "| %s |", stackNames[s])
+		for _, op := range opOrder {
+			if v, ok := r.ratio(op, s); ok {
+				fmt.Fprintf(w, " %.2f |", v)
+			} else {
+				fmt.Fprintf(w, " – |")
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
+
+	r.writeTargets(w)
+	w.WriteString(r.notes)
+	r.writeAbsolute(w, stacks)
+	r.writeRoundTrips(w, stacks)
+	r.writeGrowth(w)
+
+	if r.benchstat != "" {
+		fmt.Fprintf(w, "## benchstat\n\nAll rounds together: median and 95%% confidence interval of each benchmark (raw outputs in `bench/out/` after a run).\n\n")
+		fmt.Fprintf(w, "<details><summary>benchstat output</summary>\n\n```\n%s```\n\n</details>\n", r.benchstat)
+	}
+}
+
+// target is one of the issue's goals for chatdb.
+type target struct {
+	op   string
+	max  float64 // for time ratios: at most; for Mixed and Import the throughput floor
+	rt   int     // at most this many round trips; 0 for none
+	note string
+}
+
+var targets = []target{
+	{op: "GetUser", max: 1.10},
+	{op: "AppendMessage", max: 1.10},
+	{op: "HistoryPage", max: 1.15},
+	{op: "Inbox", max: 1.20, rt: 2},
+	{op: "MarkRead", max: 1.10},
+	{op: "Import", max: 0.8, note: "rows/s ≥ 0.8× pgx CopyFrom (chatdb-pq: ≥ 0.8× lib/pq COPY)"},
+	{op: "Mixed", max: 0.9, note: "ops/s ≥ 0.9× pgxpool"},
+}
+
+func (r *report) writeTargets(w *strings.Builder) {
+	if !r.present("GetUser", "chatdb") && !r.present("Import", "chatdb") {
+		return
+	}
+	fmt.Fprintf(w, "## chatdb against the targets\n\n")
+	fmt.Fprintf(w, "The issue's targets on the default driver (chatdb) and the same bounds for lib/pq (chatdb-pq, whose Import is measured against lib/pq COPY). ")
+	fmt.Fprintf(w, "\"ahead\" is whether chatdb beats both stock ent and GORM on that row.\n\n")
+	fmt.Fprintf(w, "| operation | target | chatdb | met | chatdb-pq | met | ahead of ent and GORM |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, t := range targets {
+		goal := fmt.Sprintf("≤ %.2f× pgx", t.max)
+		if t.note != "" {
+			goal = t.note
+		}
+		if t.rt > 0 {
+			goal += fmt.Sprintf(", ≤ %d round trips", t.rt)
+		}
+		fmt.Fprintf(w, "| %s | %s |", t.op, goal)
+		for _, s := range []string{"chatdb", "chatdb-pq"} {
+			v, met, ok := r.meets(t, s)
+			if !ok {
+				fmt.Fprintf(w, " – | – |")
+				continue
+			}
+			mark := "yes"
+			if !met {
+				mark = "**no**"
+			}
+			fmt.Fprintf(w, " %s | %s |", v, mark)
+		}
+		fmt.Fprintf(w, " %s |\n", r.ahead(t.op))
+	}
+	fmt.Fprintln(w)
+}
+
+// meets returns stack's measure for t, printed, and whether it meets t.
+func (r *report) meets(t target, stack string) (string, bool, bool) {
+	switch t.op {
+	case "Import":
+		base := "pgx"
+		if stack == "chatdb-pq" {
+			base = "pq"
+		}
+		var xs []float64
+		for _, rd := range r.rounds {
+			a, ok1 := rd["Import/"+stack]
+			b, ok2 := rd["Import/"+base]
+			if ok1 && ok2 && a["rows/s"] > 0 && b["rows/s"] > 0 {
+				xs = append(xs, a["rows/s"]/b["rows/s"])
+			}
+		}
+		if len(xs) == 0 {
+			return "", false, false
+		}
+		v := median(xs)
+		return fmt.Sprintf("%.2f× %s rows/s", v, base), v >= t.max, true
+	case "Mixed":
+		v, ok := r.ratio("Mixed", stack)
+		if !ok {
+			return "", false, false
+		}
+		return fmt.Sprintf("%.2f×", v), v >= t.max, true
+	}
+	v, ok := r.ratio(t.op, stack)
+	if !ok {
+		return "", false, false
+	}
+	met := v <= t.max
+	s := fmt.Sprintf("%.2f×", v)
+	if t.rt > 0 {
+		if n, ok := r.roundTrips[t.op][stack]; ok {
+			s += fmt.Sprintf(", %d RT", n)
+			met = met && n <= t.rt
+		}
+	}
+	return s, met, true
+}
+
+func (r *report) ahead(op string) string {
+	c, ok := r.ratio(op, "chatdb")
+	if !ok {
+		return "–"
+	}
+	better := func(a, b float64) bool {
+		if op == "Mixed" {
+			return a > b
+		}
+		return a < b
+	}
+	var behind []string
+	for _, s := range []string{"ent", "gorm"} {
+		if v, ok := r.ratio(op, s); ok && !better(c, v) {
+			behind = append(behind, s)
+		}
+	}
+	if len(behind) == 0 {
+		return "yes"
+	}
+	return "**no** (" + strings.Join(behind, ", ") + ")"
+}
+
+func (r *report) writeAbsolute(w *strings.Builder, stacks []string) {
+	fmt.Fprintf(w, "## Medians\n\nMedian over the rounds: time per operation, allocations and bytes allocated per operation (client side), ")
+	fmt.Fprintf(w, "and for Import rows/s, for Mixed ops/s.\n\n")
+	fmt.Fprintf(w, "| operation | stack | time/op | allocs/op | B/op | throughput |\n| --- | --- | --- | --- | --- | --- |\n")
+	for _, op := range opOrder {
+		for _, s := range stacks {
+			name := op + "/" + s
+			ns := r.values(name, "ns/op")
+			if len(ns) == 0 {
+				continue
+			}
+			thr := ""
+			switch op {
+			case "Import":
+				thr = fmt.Sprintf("%.0f rows/s", median(r.values(name, "rows/s")))
+			case "Mixed":
+				thr = fmt.Sprintf("%.0f ops/s", median(r.values(name, "ops/s")))
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %.0f | %.0f | %s |\n", op, s, duration(median(ns)),
+				median(r.values(name, "allocs/op")), median(r.values(name, "B/op")), thr)
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+func duration(ns float64) string {
+	switch {
+	case ns >= 1e9:
+		return fmt.Sprintf("%.2f s", ns/1e9)
+	case ns >= 1e6:
+		return fmt.Sprintf("%.2f ms", ns/1e6)
+	default:
+		return fmt.Sprintf("%.1f µs", ns/1e3)
+	}
+}
+
+func (r *report) writeRoundTrips(w *strings.Builder, stacks []string) {
+	if len(r.roundTrips) == 0 {
+		return
+	}
+	cols := slices.Clone(stacks)
+	if _, ok := r.roundTrips["GetUser"]["pq-default"]; ok {
+		cols = append(cols, "pq-default")
+	}
+	fmt.Fprintf(w, "## Round trips per operation\n\n")
+	fmt.Fprintf(w, "Counted by TestRoundTrips through a proxy on loopback (Sync, Query, CopyDone and CopyFail messages from the client), ")
+	fmt.Fprintf(w, "with statements already prepared; asserted in that test. pq-default is lib/pq without binary_parameters. ")
+	fmt.Fprintf(w, "Import here is 2,500 rows (the ORMs' chunks are 1,000).\n\n")
+	fmt.Fprintf(w, "| operation |")
+	for _, s := range cols {
+		fmt.Fprintf(w, " %s |", s)
+	}
+	fmt.Fprintf(w, "\n| --- |%s\n", strings.Repeat(" --- |", len(cols)))
+	for _, op := range opOrder {
+		if _, ok := r.roundTrips[op]; !ok {
+			continue
+		}
+		fmt.Fprintf(w, "| %s |", op)
+		for _, s := range cols {
+			if n, ok := r.roundTrips[op][s]; ok {
+				fmt.Fprintf(w, " %d |", n)
+			} else {
+				fmt.Fprintf(w, " – |")
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
+}
+
+func (r *report) writeGrowth(w *strings.Builder) {
+	fmt.Fprintf(w, "## Cost growth\n\n")
+	type series struct {
+		bench, param string
+		steps        []string
+		what         string
+	}
+	all := []series{
+		{"HistoryGrowth", "msgs", []string{"10k", "100k", "1M"}, "HistoryPage (50 messages from the middle of a chat) by messages in the chat"},
+		{"InboxGrowth", "chats", []string{"10", "100", "1k", "10k"}, "Inbox (20 chats) by chats of the user"},
+	}
+	shown := false
+	for _, s := range all {
+		var rows [][]string
+		for _, st := range []string{"pgx", "chatdb"} {
+			row := []string{st}
+			found := false
+			var first, last float64
+			for i, step := range s.steps {
+				xs := r.values(s.bench+"/"+s.param+"="+step+"/"+st, "ns/op")
+				if len(xs) == 0 {
+					row = append(row, "–")
+					continue
+				}
+				found = true
+				m := median(xs)
+				if i == 0 {
+					first = m
+				}
+				last = m
+				row = append(row, duration(m))
+			}
+			if !found {
+				continue
+			}
+			if first > 0 {
+				row = append(row, fmt.Sprintf("%.2f×", last/first))
+			} else {
+				row = append(row, "–")
+			}
+			rows = append(rows, row)
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		shown = true
+		fmt.Fprintf(w, "%s:\n\n| stack |", s.what)
+		for _, step := range s.steps {
+			fmt.Fprintf(w, " %s=%s |", s.param, step)
+		}
+		fmt.Fprintf(w, " largest / smallest |\n| --- |%s --- |\n", strings.Repeat(" --- |", len(s.steps)))
+		for _, row := range rows {
+			fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
+		}
+		fmt.Fprintln(w)
+	}
+	if !shown {
+		fmt.Fprintf(w, "Not measured in this run: `BENCH_GROWTH=1 bench/run` loads a chat of 1M messages and users with up to 10k chats and runs BenchmarkHistoryGrowth and BenchmarkInboxGrowth.\n\n")
+	}
+}
