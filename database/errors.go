@@ -227,6 +227,9 @@ func pgKind(code string) error {
 		return ErrInvalidReference
 	case "23514", "23502": // check_violation, not_null_violation
 		return ErrCheck
+	case "22021", "22P05", "22008": // character_not_in_repertoire, untranslatable_character, datetime_field_overflow
+		// Input the validators should have refused; still bad input, not a fault.
+		return ErrInvalid
 	case "40001", "40P01": // serialization_failure, deadlock_detected
 		return ErrSerialization
 	case "57014", "55P03", "25P03": // query_canceled (statement_timeout), lock_not_available, idle_in_transaction_session_timeout

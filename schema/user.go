@@ -32,6 +32,9 @@ func (User) Fields() []ent.Field {
 			Validate(ValidateDisplayName),
 		field.String("password_hash").
 			Optional().
+			// Hashes are text (PHC strings); a NUL or invalid UTF-8 is refused
+			// before PostgreSQL would refuse it unclassified.
+			Validate(ValidateText).
 			Sensitive().
 			Comment("a password hash (never the password); empty for users who sign in elsewhere"),
 		field.Enum("status").

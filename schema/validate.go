@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/mail"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 
@@ -206,8 +207,14 @@ func validateJSONValue(v any, depth int) error {
 	case nil, bool, float64:
 	default:
 		// Other Go types ([]string, map[string]string, structs) are stored as
-		// JSON just the same: check them in that form. Decoding yields only the
-		// types handled above, so this does not recurse further.
+		// JSON just the same. Their strings are checked as they are first:
+		// encoding would already have replaced invalid UTF-8 with U+FFFD, turning
+		// input to refuse into different input to store.
+		if err := validateReflect(reflect.ValueOf(v), depth); err != nil {
+			return err
+		}
+		// Then in encoded form, for what a MarshalJSON method adds. Decoding
+		// yields only the types handled above, so this does not recurse further.
 		b, err := json.Marshal(v)
 		if err != nil {
 			return fmt.Errorf("%w: cannot be encoded as JSON", ErrInvalidJSON)
@@ -217,6 +224,52 @@ func validateJSONValue(v any, depth int) error {
 			return fmt.Errorf("%w: cannot be encoded as JSON", ErrInvalidJSON)
 		}
 		return validateJSONValue(generic, depth)
+	}
+	return nil
+}
+
+// validateReflect checks every string reachable from v (exported struct fields,
+// slice and array elements, map keys and values) with ValidateText.
+func validateReflect(v reflect.Value, depth int) error {
+	if depth > maxJSONDepth {
+		return fmt.Errorf("%w: nested deeper than %d", ErrInvalidJSON, maxJSONDepth)
+	}
+	switch v.Kind() {
+	case reflect.String:
+		return ValidateText(v.String())
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return validateReflect(v.Elem(), depth+1)
+	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Uint8 {
+			return nil // []byte is encoded as base64
+		}
+		for i := range v.Len() {
+			if err := validateReflect(v.Index(i), depth+1); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		it := v.MapRange()
+		for it.Next() {
+			if err := validateReflect(it.Key(), depth+1); err != nil {
+				return err
+			}
+			if err := validateReflect(it.Value(), depth+1); err != nil {
+				return err
+			}
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if !v.Type().Field(i).IsExported() {
+				continue
+			}
+			if err := validateReflect(v.Field(i), depth+1); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

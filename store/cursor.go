@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -43,9 +44,11 @@ func encodeCursor(kind byte, p position) Cursor {
 // decodeCursor returns the position c holds, or an error wrapping
 // ErrInvalidCursor when c is not a cursor of format kind.
 func decodeCursor(kind byte, c Cursor) (position, error) {
-	b, err := base64.RawURLEncoding.DecodeString(string(c))
+	// Strict, and no line breaks (which the decoder would skip): one position,
+	// one spelling.
+	b, err := base64.RawURLEncoding.Strict().DecodeString(string(c))
 	switch {
-	case err != nil:
+	case err != nil, strings.ContainsAny(string(c), "\r\n"):
 		return position{}, fmt.Errorf("%w: not base64url", ErrInvalidCursor)
 	case len(b) != cursorLen:
 		return position{}, fmt.Errorf("%w: wrong length", ErrInvalidCursor)
@@ -56,6 +59,10 @@ func decodeCursor(kind byte, c Cursor) (position, error) {
 	}
 	var p position
 	p.at = time.UnixMicro(int64(binary.BigEndian.Uint64(b[1:9]))).UTC()
+	if y := p.at.Year(); y < 1 || y > 9999 {
+		// Only a forged cursor gets here; PostgreSQL would refuse the time.
+		return position{}, fmt.Errorf("%w: time out of range", ErrInvalidCursor)
+	}
 	copy(p.id[:], b[9:25])
 	return p, nil
 }

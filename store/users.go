@@ -80,6 +80,11 @@ func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (*ent.User, error) {
 //
 // Cost: one SELECT by the unique index on email.
 func (s *Store) UserByEmail(ctx context.Context, email string) (*ent.User, error) {
+	if schema.ValidateText(email) != nil {
+		// No stored email holds a NUL or invalid UTF-8, and PostgreSQL would
+		// refuse the parameter outright.
+		return nil, fail("user by email", notFound("user"))
+	}
 	u, err := s.client.User.Query().
 		Where(user.Email(schema.NormalizeEmail(email)), user.DeletedAtIsNil()).
 		Only(ctx)
