@@ -117,7 +117,11 @@ func TestRoundTrips(t *testing.T) {
 				}
 				got := int(proxy.RoundTrips() - before)
 				fmt.Printf("roundtrips %s %s %d\n", op.name, name, got)
-				if want, ok := wantRoundTrips[name][op.name]; ok && got != want {
+				want, ok := wantRoundTrips[name][op.name]
+				switch {
+				case !ok:
+					t.Errorf("%s on %s: %d round trips, and no expected count in wantRoundTrips", op.name, name, got)
+				case got != want:
 					t.Errorf("%s on %s: %d round trips, want %d", op.name, name, got, want)
 				}
 			}

@@ -57,7 +57,7 @@ func (db *DB) CopyFrom(ctx context.Context, conn *sql.Conn, table string, column
 		n, err = copyPgx(ctx, conn, table, columns, rows)
 	}
 	if err != nil {
-		return n, fmt.Errorf("database: copy into %s: %w", table, scrub(mapError(err), db.password))
+		return n, fmt.Errorf("database: copy into %s: %w", table, scrub(mapError(err), db.secrets...))
 	}
 	return n, nil
 }

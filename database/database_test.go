@@ -26,6 +26,18 @@ import (
 // --- helpers shared by the package's tests ---
 
 // newUser creates a user with a unique email through the ent client.
+// eachDB runs fn, in parallel, on a fresh migrated database for every dbtest
+// target, with a context acting as the system viewer; the test itself runs in
+// parallel with the package's others.
+func eachDB(t *testing.T, fn func(t *testing.T, target dbtest.Target, ctx context.Context, db *database.DB)) {
+	t.Helper()
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
+		t.Parallel()
+		fn(t, target, viewer.SystemContext(t.Context()), dbtest.Open(t, target))
+	})
+}
+
 func newUser(t *testing.T, client *ent.Client) *ent.User {
 	t.Helper()
 	u, err := client.User.Create().

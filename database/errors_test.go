@@ -59,11 +59,7 @@ func TestMapErrorPassThrough(t *testing.T) {
 }
 
 func TestErrNotFound(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		ctx := viewer.SystemContext(t.Context())
-		db := dbtest.Open(t, target)
+	eachDB(t, func(t *testing.T, target dbtest.Target, ctx context.Context, db *database.DB) {
 
 		_, err := db.Client().User.Get(ctx, uuid.New())
 		requireKind(t, err, database.ErrNotFound)
@@ -83,11 +79,7 @@ func TestErrNotFound(t *testing.T) {
 }
 
 func TestErrConflict(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		ctx := viewer.SystemContext(t.Context())
-		db := dbtest.Open(t, target)
+	eachDB(t, func(t *testing.T, target dbtest.Target, ctx context.Context, db *database.DB) {
 		u, err := db.Client().User.Create().SetEmail("dup@example.com").SetDisplayName("A").Save(ctx)
 		require.NoError(t, err)
 
@@ -117,11 +109,7 @@ func TestErrConflict(t *testing.T) {
 }
 
 func TestErrInvalidReference(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		ctx := viewer.SystemContext(t.Context())
-		db := dbtest.Open(t, target)
+	eachDB(t, func(t *testing.T, target dbtest.Target, ctx context.Context, db *database.DB) {
 		u := newUser(t, db.Client())
 		c := newChat(t, db.Client(), u)
 
@@ -174,11 +162,7 @@ func insertChatSQL(ctx context.Context, db *database.DB, createdBy uuid.UUID, ti
 }
 
 func TestErrCheck(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		ctx := viewer.SystemContext(t.Context())
-		db := dbtest.Open(t, target)
+	eachDB(t, func(t *testing.T, target dbtest.Target, ctx context.Context, db *database.DB) {
 		u := newUser(t, db.Client())
 		c := newChat(t, db.Client(), u)
 
@@ -526,11 +510,7 @@ func deepJSON(depth int) map[string]any {
 }
 
 func TestValidationRejects(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		ctx := viewer.SystemContext(t.Context())
-		db := dbtest.Open(t, target)
+	eachDB(t, func(t *testing.T, target dbtest.Target, ctx context.Context, db *database.DB) {
 		u := newUser(t, db.Client())
 		c := newChat(t, db.Client(), u)
 		for _, tc := range validationCases() {
@@ -594,11 +574,7 @@ func TestValidationLimits(t *testing.T) {
 }
 
 func TestEmailNormalised(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		ctx := viewer.SystemContext(t.Context())
-		db := dbtest.Open(t, target)
+	eachDB(t, func(t *testing.T, target dbtest.Target, ctx context.Context, db *database.DB) {
 		u, err := db.Client().User.Create().SetEmail("  Alice@Example.COM ").SetDisplayName("Alice").Save(ctx)
 		require.NoError(t, err)
 		require.Equal(t, "alice@example.com", u.Email)

@@ -35,7 +35,7 @@ func (db *DB) ServerVersion(ctx context.Context) (string, error) {
 	}
 	var v string
 	if err := db.sql.QueryRowContext(ctx, q).Scan(&v); err != nil {
-		return "", fmt.Errorf("database: server version: %w", scrub(mapError(err), db.password))
+		return "", fmt.Errorf("database: server version: %w", scrub(mapError(err), db.secrets...))
 	}
 	// PostgreSQL appends the packager's note: "15.8 (Debian 15.8-1.pgdg120+1)".
 	if i := strings.IndexByte(v, ' '); i > 0 {

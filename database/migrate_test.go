@@ -2,11 +2,8 @@ package database_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
 	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatdb/chatdb/database"
+	"github.com/chatdb/chatdb/dbtest"
 	"github.com/chatdb/chatdb/migrations"
 	"github.com/chatdb/chatdb/viewer"
 )
@@ -34,42 +32,12 @@ import (
 // through dbtest, whose template databases are built with Migrate: they test
 // what dbtest relies on.
 
-// migAdminURL is the PostgreSQL server the migration tests create scratch
-// databases on.
-func migAdminURL() string {
-	for _, v := range []string{"CHATDB_TEST_DATABASE_URL", "DATABASE_URL"} {
-		if u := os.Getenv(v); strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://") {
-			return u
-		}
-	}
-	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-}
-
 // migScratchPostgres creates an empty database for the test and returns its URL;
-// the database is dropped when the test ends. Without a reachable server the
-// test is skipped, unless CHATDB_TEST_REQUIRE_POSTGRES is set.
+// the database is dropped when the test ends. Which server, and whether its
+// absence skips or fails the test, is dbtest's rule, as everywhere else.
 func migScratchPostgres(t *testing.T) string {
 	t.Helper()
-	ctx := t.Context()
-	admin, err := database.Open(ctx, database.Config{URL: migAdminURL(), MaxOpenConns: 1, OpenRetryWindow: -1, ConnectTimeout: 2 * time.Second})
-	if err != nil {
-		if os.Getenv("CHATDB_TEST_REQUIRE_POSTGRES") != "" {
-			t.Fatalf("PostgreSQL required (CHATDB_TEST_REQUIRE_POSTGRES is set): %v", err)
-		}
-		t.Skipf("PostgreSQL not reachable, skipping: %v", err)
-	}
-	name := "chatdb_migtest_" + strings.ToLower(rand.Text())
-	_, err = admin.SQL().ExecContext(ctx, `CREATE DATABASE "`+name+`"`)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		defer admin.Close()
-		_, err := admin.SQL().ExecContext(context.Background(), `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`)
-		require.NoError(t, err)
-	})
-	u, err := url.Parse(migAdminURL())
-	require.NoError(t, err)
-	u.Path = "/" + name
-	return u.String()
+	return dbtest.EmptyConfig(t, dbtest.PGX).URL
 }
 
 // migDialects runs fn once per dialect (and PostgreSQL driver), each with the

@@ -51,8 +51,6 @@ type DB struct {
 	logger  *slog.Logger
 	// redacted is the URL without its password, for messages.
 	redacted string
-	// password is kept only to scrub it from driver errors; never print it.
-	password string
 	// secrets are the URL's password(s) and TLS key passphrase, likewise.
 	secrets []string
 
@@ -79,10 +77,6 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	switch t.dialect {
 	case Postgres:
 		db.redacted = redactURL(t.pgURL)
-		db.password, _ = t.pgURL.User.Password()
-		if p := t.pgURL.Query().Get("password"); p != "" {
-			db.password = p
-		}
 		db.secrets = urlSecrets(t.pgURL)
 		if err := checkTLS(t.pgURL, cfg, logger); err != nil {
 			return nil, err
@@ -102,13 +96,11 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.sql.Close()
 		return nil, err
 	}
-	drv := entsql.OpenDB(t.dialect, db.sql)
-	var opts []ent.Option
-	opts = append(opts, ent.Driver(drv))
+	var drv entdialect.Driver = entsql.OpenDB(t.dialect, db.sql)
 	if cfg.LogQueries {
-		opts = append(opts, ent.Driver(entdialect.DebugWithContext(drv, queryLogger(logger))))
+		drv = entdialect.DebugWithContext(drv, queryLogger(logger))
 	}
-	db.client = ent.NewClient(opts...)
+	db.client = ent.NewClient(ent.Driver(drv))
 	return db, nil
 }
 
@@ -375,7 +367,7 @@ func (db *DB) Close() error {
 	return db.closeErr
 }
 
-// pgErrorCode extracts a PostgreSQL SQLSTATE from either driver's error type.
+// sqlState extracts a PostgreSQL SQLSTATE from either driver's error type.
 func sqlState(err error) (string, bool) {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {

@@ -166,12 +166,14 @@ type watcher struct {
 }
 
 // watch arms a watcher for ctx. Every call that may wait on the server arms
-// one, and disarms it when the call is over.
+// one, and disarms it when the call is over. It returns nil, which disarm
+// accepts, when there is nothing to watch (no socket, or a context that never
+// ends): no allocation on that path.
 func (c *pingConn) watch(ctx context.Context) *watcher {
-	w := &watcher{}
 	if c.nc == nil || ctx.Done() == nil {
-		return w
+		return nil
 	}
+	w := &watcher{}
 	w.stop = context.AfterFunc(ctx, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()

@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	entsql "entgo.io/ent/dialect/sql"
+
 	"github.com/chatdb/chatdb/ent"
 )
 
@@ -119,22 +121,55 @@ func (db *DB) runTx(ctx context.Context, fn func(context.Context, *ent.Tx) error
 	if err != nil {
 		return fmt.Errorf("database: begin: %w", mapError(err))
 	}
-	committed, returned := false, false
+	return endTx(ctx, tx, func() error { return fn(TxContext(ctx, tx), tx) })
+}
+
+// WithConnTx is WithTx for work that needs the transaction's connection as well,
+// such as CopyFrom, which an ent.Tx does not expose: fn gets the *sql.Conn the
+// transaction runs on and an ent client bound to the transaction, and the same
+// commit, rollback, panic, cancellation and nesting rules as WithTx hold (no
+// options: it runs at the default isolation, without retries).
+//
+// Cost: BEGIN and COMMIT (or ROLLBACK), one round trip each, on top of fn's.
+func (db *DB) WithConnTx(ctx context.Context, fn func(ctx context.Context, conn *sql.Conn, client *ent.Client) error) error {
+	if InTx(ctx) {
+		return ErrNestedTx
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	conn, err := db.sql.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("database: begin: %w", mapError(err))
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("database: begin: %w", mapError(err))
+	}
+	client := ent.NewClient(ent.Driver(entsql.NewDriver(db.dialect, entsql.Conn{ExecQuerier: tx})))
+	return endTx(ctx, tx, func() error { return fn(context.WithValue(ctx, txKey{}, tx), conn, client) })
+}
+
+// endTx runs fn in the open transaction tx and ends it: commit when fn returns
+// nil and ctx is not done, rollback otherwise, and rollback then re-panic when fn
+// panics (or rollback when it calls runtime.Goexit, as t.FailNow does: without
+// it the connection stays taken until ctx is done, if ever).
+func endTx(ctx context.Context, tx interface {
+	Commit() error
+	Rollback() error
+}, fn func() error) error {
+	returned := false
 	defer func() {
-		if committed {
+		if returned {
 			return
 		}
+		_ = tx.Rollback()
 		if p := recover(); p != nil {
-			_ = tx.Rollback()
 			panic(p)
 		}
-		if !returned {
-			// fn called runtime.Goexit (t.FailNow does): without a rollback the
-			// connection stays taken until ctx is done, if ever.
-			_ = tx.Rollback()
-		}
 	}()
-	err = fn(TxContext(ctx, tx), tx)
+	err := fn()
 	returned = true
 	if err != nil {
 		return joinRollback(mapError(err), tx.Rollback())
@@ -144,7 +179,6 @@ func (db *DB) runTx(ctx context.Context, fn func(context.Context, *ent.Tx) error
 		// ErrTxDone, which is not news.
 		return joinRollback(err, tx.Rollback())
 	}
-	committed = true
 	if err := tx.Commit(); err != nil {
 		if !commitOutcomeKnown(err) {
 			// Wrap the driver's error, not its classification: an unknown

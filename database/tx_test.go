@@ -31,11 +31,7 @@ func uniqueEmail(t *testing.T, prefix string) string {
 }
 
 func TestWithTxCommits(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		ctx := viewer.SystemContext(t.Context())
-		db := dbtest.Open(t, target)
+	eachDB(t, func(t *testing.T, target dbtest.Target, ctx context.Context, db *database.DB) {
 		email := uniqueEmail(t, "commit")
 		var id any
 		err := db.WithTx(ctx, func(tx *ent.Tx) error {
@@ -65,11 +61,7 @@ func TestWithTxCommits(t *testing.T) {
 }
 
 func TestWithTxRollsBackOnError(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		ctx := viewer.SystemContext(t.Context())
-		db := dbtest.Open(t, target)
+	eachDB(t, func(t *testing.T, target dbtest.Target, ctx context.Context, db *database.DB) {
 		errStop := errors.New("stop here")
 		err := db.WithTx(ctx, func(tx *ent.Tx) error {
 			if err := createUser(ctx, tx, uniqueEmail(t, "rollback")); err != nil {
@@ -85,11 +77,7 @@ func TestWithTxRollsBackOnError(t *testing.T) {
 }
 
 func TestWithTxRollsBackOnPanic(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		ctx := viewer.SystemContext(t.Context())
-		db := dbtest.Open(t, target)
+	eachDB(t, func(t *testing.T, target dbtest.Target, ctx context.Context, db *database.DB) {
 		type boom struct{ n int }
 		require.PanicsWithValue(t, boom{42}, func() {
 			_ = db.WithTx(ctx, func(tx *ent.Tx) error {
@@ -118,17 +106,22 @@ func TestWithTxRollsBackOnGoexit(t *testing.T) {
 		ctx := viewer.SystemContext(t.Context())
 		db := dbtest.Open(t, target, dbtest.WithConfig(func(c *database.Config) { c.MaxOpenConns = 1 }))
 		done := make(chan struct{})
+		var reached, returned bool
 		go func() {
 			defer close(done)
 			_ = db.WithTx(ctx, func(tx *ent.Tx) error {
 				if err := createUser(ctx, tx, uniqueEmail(t, "goexit")); err != nil {
 					return err
 				}
+				reached = true
 				runtime.Goexit()
 				return nil
 			})
+			returned = true
 		}()
 		<-done
+		require.True(t, reached, "fn wrote its row and called Goexit")
+		require.False(t, returned, "Goexit ended the goroutine inside WithTx")
 		require.Zero(t, db.Stats().InUse, "the transaction's connection is still taken")
 		waitCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -202,11 +195,7 @@ func TestWithTxNested(t *testing.T) {
 }
 
 func TestWithTxReadOnly(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		ctx := viewer.SystemContext(t.Context())
-		db := dbtest.Open(t, target)
+	eachDB(t, func(t *testing.T, target dbtest.Target, ctx context.Context, db *database.DB) {
 		newUser(t, db.Client())
 		// Reads work read-only everywhere.
 		var n int
@@ -230,11 +219,7 @@ func TestWithTxReadOnly(t *testing.T) {
 }
 
 func TestWithTxIsolation(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		ctx := viewer.SystemContext(t.Context())
-		db := dbtest.Open(t, target)
+	eachDB(t, func(t *testing.T, target dbtest.Target, ctx context.Context, db *database.DB) {
 		err := db.WithTx(ctx, func(tx *ent.Tx) error {
 			if target.Postgres() {
 				rows, err := tx.QueryContext(ctx, "SHOW transaction_isolation")
@@ -340,11 +325,7 @@ func TestWithTxRetriesSerializationFailure(t *testing.T) {
 
 // Retries are for serialization failures only: other errors return at once.
 func TestWithTxRetryOnlySerialization(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		ctx := viewer.SystemContext(t.Context())
-		db := dbtest.Open(t, target)
+	eachDB(t, func(t *testing.T, target dbtest.Target, ctx context.Context, db *database.DB) {
 		u := newUser(t, db.Client())
 		runs := 0
 		err := db.WithTx(ctx, func(tx *ent.Tx) error {

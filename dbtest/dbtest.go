@@ -257,6 +257,12 @@ type pgServer struct {
 	tplOnce sync.Once
 	tpl     string
 	tplErr  error
+
+	// admin is one pool on the maintenance database for the whole process,
+	// shared by every test's CREATE and DROP DATABASE; Main closes it.
+	adminOnce sync.Once
+	admin     *database.DB
+	adminErr  error
 }
 
 var found struct {
@@ -362,11 +368,16 @@ func (s *pgServer) url(name string) string {
 func (s *pgServer) exec(stmts ...string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	db, err := database.Open(ctx, database.Config{URL: s.url(s.adminDB), MaxOpenConns: 1, OpenRetryWindow: -1})
-	if err != nil {
-		return err
+	s.adminOnce.Do(func() {
+		s.admin, s.adminErr = database.Open(ctx, database.Config{URL: s.url(s.adminDB), MaxOpenConns: 4, MaxIdleConns: 2, OpenRetryWindow: -1})
+		if s.adminErr == nil {
+			cleanups.add(func() { s.admin.Close() })
+		}
+	})
+	if s.adminErr != nil {
+		return s.adminErr
 	}
-	defer db.Close()
+	db := s.admin
 	for _, stmt := range stmts {
 		if _, err := db.SQL().ExecContext(ctx, stmt); err != nil {
 			return err

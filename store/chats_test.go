@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatdb/chatdb/database"
-	"github.com/chatdb/chatdb/dbtest"
 	"github.com/chatdb/chatdb/ent"
 	"github.com/chatdb/chatdb/ent/chat"
 	"github.com/chatdb/chatdb/ent/membership"
@@ -17,10 +16,7 @@ import (
 )
 
 func TestCreateDirectChat(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob := e.user("ada"), e.user("bob")
 		c, created, err := e.s.CreateDirectChat(e.as(ada), bob.ID)
 		require.NoError(t, err)
@@ -56,10 +52,7 @@ func TestCreateDirectChat(t *testing.T) {
 
 // Leaving a direct chat and opening it again rejoins the same chat.
 func TestCreateDirectChatRejoins(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob := e.user("ada"), e.user("bob")
 		c := e.direct(ada, bob)
 		e.say(bob, c, "are you there?")
@@ -78,10 +71,7 @@ func TestCreateDirectChatRejoins(t *testing.T) {
 // Both sides open their direct chat at once, many times over: exactly one chat,
 // and every caller gets it.
 func TestCreateDirectChatRace(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob := e.user("ada"), e.user("bob")
 		const n = 8
 		var (
@@ -122,10 +112,7 @@ func TestCreateDirectChatRace(t *testing.T) {
 }
 
 func TestCreateGroupChat(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob, carol := e.user("ada"), e.user("bob"), e.user("carol")
 		c, err := e.s.CreateGroupChat(e.as(ada), "Trip", []uuid.UUID{bob.ID, carol.ID, bob.ID, ada.ID})
 		require.NoError(t, err)
@@ -159,10 +146,7 @@ func TestCreateGroupChat(t *testing.T) {
 }
 
 func TestCreateAssistantChat(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada := e.user("ada")
 		c, err := e.s.CreateAssistantChat(e.as(ada), "Ask")
 		require.NoError(t, err)
@@ -178,10 +162,7 @@ func TestCreateAssistantChat(t *testing.T) {
 }
 
 func TestMembers(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob, carol, dan := e.user("ada"), e.user("bob"), e.user("carol"), e.user("dan")
 		c := e.group(ada, bob)
 
@@ -237,10 +218,7 @@ func TestMembers(t *testing.T) {
 }
 
 func TestArchiveChat(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob, carol := e.user("ada"), e.user("bob"), e.user("carol")
 		c := e.group(ada, bob)
 		_, err := e.s.ArchiveChat(e.as(bob), c.ID)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/google/uuid"
+
 	"github.com/chatdb/chatdb/database"
 	"github.com/chatdb/chatdb/ent/privacy"
 	"github.com/chatdb/chatdb/schema"
@@ -40,4 +42,17 @@ func forbidden(reason string) error {
 // notFound is database.ErrNotFound with what was not found.
 func notFound(what string) error {
 	return fmt.Errorf("%w: %s", database.ErrNotFound, what)
+}
+
+// The refusals of an append, shared by its ent path, its PostgreSQL statement
+// and imports, so that the dialects answer alike.
+
+func errCannotAppend() error { return forbidden("the viewer cannot append to this chat") }
+
+func errReplyOutside() error {
+	return fmt.Errorf("%w: the message replied to is not in this chat", database.ErrInvalidReference)
+}
+
+func errStoredOther(id uuid.UUID) error {
+	return fmt.Errorf("%w: message %s is stored with other content", database.ErrConflict, id)
 }

@@ -31,6 +31,17 @@ func newEnv(t *testing.T, target dbtest.Target, opts ...store.Option) *env {
 	return &env{t: t, target: target, db: db, s: store.New(db, opts...)}
 }
 
+// eachTarget runs fn, in parallel, on a fresh env for every dbtest target; the
+// test itself runs in parallel with the package's others.
+func eachTarget(t *testing.T, fn func(t *testing.T, e *env)) {
+	t.Helper()
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
+		t.Parallel()
+		fn(t, newEnv(t, target))
+	})
+}
+
 // frugal keeps each test's pool small: the PostgreSQL server is shared by every
 // test database at once, and its connection limit is the scarce resource. Eight
 // connections are still enough for the races to race.

@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatdb/chatdb/database"
-	"github.com/chatdb/chatdb/dbtest"
 	"github.com/chatdb/chatdb/ent"
 	"github.com/chatdb/chatdb/store"
 )
@@ -24,10 +23,7 @@ func ids(ms []*ent.Message) []uuid.UUID {
 }
 
 func TestHistory(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob := e.user("ada"), e.user("bob")
 		c := e.direct(ada, bob)
 		var want []*ent.Message
@@ -79,10 +75,7 @@ func TestHistory(t *testing.T) {
 }
 
 func TestHistoryLimit(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada := e.user("ada")
 		c := e.group(ada)
 		msgs := make([]store.NewMessage, 250)
@@ -101,10 +94,7 @@ func TestHistoryLimit(t *testing.T) {
 }
 
 func TestHistoryInvalidCursor(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob := e.user("ada"), e.user("bob")
 		c := e.direct(ada, bob)
 		m := e.say(ada, c, "x")
@@ -148,10 +138,7 @@ func TestHistoryInvalidCursor(t *testing.T) {
 // A reader pages forward through a chat while writers append to it: it sees
 // every message exactly once, in history order.
 func TestHistoryWhileAppending(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob, carol := e.user("ada"), e.user("bob"), e.user("carol")
 		c := e.group(ada, bob, carol)
 		const writers, each = 3, 30

@@ -845,6 +845,9 @@ func TestHostileCursors(t *testing.T) {
 			for _, id := range []uuid.UUID{uuid.Nil, uuid.Max, h.eveChat.ID} {
 				entries, err := h.s.Inbox(as, store.InboxQuery{Before: forgeCursor(2, at, id)})
 				require.NoError(t, err)
+				if at > time.Now().UnixMicro() {
+					require.NotEmpty(t, entries, "a cursor past now lists ada's chats")
+				}
 				for _, e := range entries {
 					require.NotEqual(t, h.eveChat.ID, e.Chat.ID, "eve's chat leaked into ada's inbox")
 				}
@@ -868,10 +871,12 @@ func TestHostileCursors(t *testing.T) {
 			"far past":   forgeCursor(1, time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro(), uuid.Nil),
 			"random ID":  forgeCursor(1, time.Now().UnixMicro(), uuid.New()),
 		}
+		seen := 0
 		for name, cur := range forged {
 			for _, q := range []store.HistoryQuery{{Before: cur}, {After: cur}, {Before: cur, Order: store.OldestFirst}} {
 				page, err := h.s.History(as, h.direct.ID, q)
 				require.NoError(t, err, name)
+				seen += len(page.Messages)
 				for _, m := range page.Messages {
 					require.True(t, own[m.ID], "%s: a message of another chat leaked", name)
 				}
@@ -880,6 +885,7 @@ func TestHostileCursors(t *testing.T) {
 			_, err := h.s.History(h.as(h.eve), h.direct.ID, store.HistoryQuery{Before: cur})
 			requireOneOf(t, err, wantNotFound...)
 		}
+		require.Positive(t, seen, "forged cursors still page through ada's own messages")
 		_, err = h.s.History(h.as(h.eve), h.direct.ID, store.HistoryQuery{After: good})
 		requireOneOf(t, err, wantNotFound...)
 		page, err := h.s.History(h.as(h.eve), h.eveChat.ID, store.HistoryQuery{Before: good})

@@ -17,10 +17,7 @@ import (
 )
 
 func TestImportMessages(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob := e.user("ada"), e.user("bob")
 		c := e.group(ada, bob)
 		first := e.say(bob, c, "before the import")
@@ -94,10 +91,7 @@ func TestImportMessagesBackfill(t *testing.T) {
 
 // One bad message, or one taken ID, and nothing is written.
 func TestImportMessagesAllOrNothing(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob, eve := e.user("ada"), e.user("bob"), e.user("eve")
 		c := e.direct(ada, bob)
 		taken := e.say(ada, c, "taken")

@@ -3,11 +3,9 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
-	entsql "entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/chatdb/chatdb/database"
@@ -53,58 +51,65 @@ func (s *Store) ImportMessages(ctx context.Context, chatID uuid.UUID, msgs []New
 	if err != nil {
 		return 0, fail(op, err)
 	}
-	n, err := s.withConnTx(ctx, func(ctx context.Context, conn *sql.Conn, client *ent.Client) (int, error) {
-		q := client.Chat.Query().Where(chat.ID(chatID), chat.DeletedAtIsNil())
-		if s.db.Dialect() == database.Postgres {
-			q = q.ForUpdate()
-		}
-		c, err := q.Only(ctx)
-		if err != nil {
-			return 0, err
-		}
-		if err := checkImportPolicy(ctx, client, prepared); err != nil {
-			return 0, err
-		}
-		if len(outside) > 0 {
-			k, err := client.Message.Query().Where(message.IDIn(outside...), message.ChatID(chatID)).Count(ctx)
-			if err != nil {
-				return 0, err
-			}
-			if k != len(outside) {
-				return 0, fmt.Errorf("%w: a message replied to is not in this chat", database.ErrInvalidReference)
-			}
-		}
-		rows, newest := importRows(prepared, nextTime(s.clock(), c.LastMessageAt), s.idArg)
-		batch := len(rows)
-		if s.batch > 0 {
-			batch = s.batch
-		}
-		var written int64
-		for start := 0; start < len(rows); start += batch {
-			k, err := s.db.CopyFrom(ctx, conn, message.Table, messageColumns, rows[start:min(start+batch, len(rows))])
-			written += k
-			if err != nil {
-				return int(written), err
-			}
-		}
-		if newest.After(c.LastMessageAt) {
-			k, err := client.Chat.Update().Where(chat.ID(c.ID)).SetLastMessageAt(newest).Save(ctx)
-			if err != nil {
-				return int(written), err
-			}
-			if k == 0 {
-				return 0, forbidden("the viewer cannot append to this chat")
-			}
-			if err := bumpMembers(ctx, client, c.ID, newest); err != nil {
-				return int(written), err
-			}
-		}
-		return int(written), nil
+	var n int
+	err = s.db.WithConnTx(ctx, func(ctx context.Context, conn *sql.Conn, client *ent.Client) (err error) {
+		n, err = s.importInTx(ctx, conn, client, chatID, prepared, outside)
+		return err
 	})
 	if err != nil {
 		return 0, fail(op, err)
 	}
 	return n, nil
+}
+
+// importInTx is ImportMessages inside its transaction.
+func (s *Store) importInTx(ctx context.Context, conn *sql.Conn, client *ent.Client, chatID uuid.UUID, prepared []NewMessage, outside []uuid.UUID) (int, error) {
+	q := client.Chat.Query().Where(chat.ID(chatID), chat.DeletedAtIsNil())
+	if s.db.Dialect() == database.Postgres {
+		q = q.ForUpdate()
+	}
+	c, err := q.Only(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := checkImportPolicy(ctx, client, prepared); err != nil {
+		return 0, err
+	}
+	if len(outside) > 0 {
+		k, err := client.Message.Query().Where(message.IDIn(outside...), message.ChatID(chatID)).Count(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if k != len(outside) {
+			return 0, errReplyOutside()
+		}
+	}
+	rows, newest := importRows(prepared, nextTime(s.clock(), c.LastMessageAt), s.idArg)
+	batch := len(rows)
+	if s.batch > 0 {
+		batch = s.batch
+	}
+	var written int64
+	for start := 0; start < len(rows); start += batch {
+		k, err := s.db.CopyFrom(ctx, conn, message.Table, messageColumns, rows[start:min(start+batch, len(rows))])
+		written += k
+		if err != nil {
+			return int(written), err
+		}
+	}
+	if newest.After(c.LastMessageAt) {
+		k, err := client.Chat.Update().Where(chat.ID(c.ID)).SetLastMessageAt(newest).Save(ctx)
+		if err != nil {
+			return int(written), err
+		}
+		if k == 0 {
+			return 0, errCannotAppend()
+		}
+		if err := bumpMembers(ctx, client, c.ID, newest); err != nil {
+			return int(written), err
+		}
+	}
+	return int(written), nil
 }
 
 // prepareImport validates msgs for chatID and fills in their defaults. It
@@ -201,43 +206,4 @@ func importRows(msgs []NewMessage, next time.Time, id func(uuid.UUID) any) ([][]
 		rows[i] = row
 	}
 	return rows, newest
-}
-
-// withConnTx runs fn in a transaction on one connection of the pool, with an
-// ent client bound to that transaction: database.CopyFrom needs the connection,
-// which an ent.Tx does not expose. It commits when fn returns nil and rolls back
-// otherwise, or when fn panics.
-//
-// Cost: BEGIN and COMMIT (or ROLLBACK), one round trip each.
-func (s *Store) withConnTx(ctx context.Context, fn func(ctx context.Context, conn *sql.Conn, client *ent.Client) (int, error)) (n int, err error) {
-	if database.InTx(ctx) {
-		return 0, database.ErrNestedTx
-	}
-	conn, err := s.db.SQL().Conn(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, err
-	}
-	committed := false
-	defer func() {
-		if !committed {
-			if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) && err != nil {
-				err = errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
-			}
-		}
-	}()
-	client := ent.NewClient(ent.Driver(entsql.NewDriver(s.db.Dialect(), entsql.Conn{ExecQuerier: tx})))
-	n, err = fn(ctx, conn, client)
-	if err != nil {
-		return 0, err
-	}
-	committed = true
-	if err := tx.Commit(); err != nil {
-		return 0, err
-	}
-	return n, nil
 }

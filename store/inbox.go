@@ -85,7 +85,7 @@ func (s *Store) Inbox(ctx context.Context, q InboxQuery) ([]InboxEntry, error) {
 	query, args := inboxSQL(s.db.Dialect(), s.idArg, me, before, limit)
 	// Raw SQL skips ent's privacy policies; the query is the viewer's own by
 	// construction: it starts from the viewer's memberships.
-	rows, err := s.client.QueryContext(ctx, query, args...)
+	rows, err := s.query(ctx, query, args...)
 	if err != nil {
 		return nil, fail(op, err)
 	}

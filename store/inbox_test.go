@@ -18,10 +18,7 @@ import (
 )
 
 func TestInbox(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob, carol := e.user("ada"), e.user("bob"), e.user("carol")
 		gone := e.group(ada, bob)
 		quiet := e.group(carol, ada)
@@ -101,10 +98,7 @@ func unread(t *testing.T, e *env, u *ent.User, chatID uuid.UUID) int {
 }
 
 func TestInboxPaging(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada := e.user("ada")
 		var want []uuid.UUID
 		for i := range 25 {
@@ -202,10 +196,7 @@ func TestQueryCounts(t *testing.T) {
 // member's copy with the chat, a member who joins later starts at the joining
 // time, and an inbox pages through many chats in order without a repeat.
 func TestInboxOrderCopy(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob, carol := e.user("ada"), e.user("bob"), e.user("carol")
 		g := e.group(ada, bob)
 		copies := func(c *ent.Chat) map[uuid.UUID]time.Time {

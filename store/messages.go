@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -97,7 +96,7 @@ func (s *Store) AppendMessage(ctx context.Context, m NewMessage) (*ent.Message, 
 		switch {
 		case err == nil:
 			if !sameMessage(stored, m) {
-				return fmt.Errorf("%w: message %s is stored with other content", database.ErrConflict, m.ID)
+				return errStoredOther(m.ID)
 			}
 			out = stored
 			return nil
@@ -113,7 +112,7 @@ func (s *Store) AppendMessage(ctx context.Context, m NewMessage) (*ent.Message, 
 			return err
 		}
 		if n == 0 {
-			return forbidden("the viewer cannot append to this chat")
+			return errCannotAppend()
 		}
 		if out, err = messageCreate(tx, m, at).Save(ctx); err != nil {
 			return err
@@ -242,7 +241,7 @@ func checkReplyTo(ctx context.Context, tx *ent.Tx, m NewMessage) error {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%w: the message replied to is not in this chat", database.ErrInvalidReference)
+		return errReplyOutside()
 	}
 	return nil
 }

@@ -20,10 +20,7 @@ import (
 )
 
 func TestAppendMessage(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob := e.user("ada"), e.user("bob")
 		c := e.direct(ada, bob)
 		md := schematype.MessageMetadata{Attachments: []schematype.Attachment{{URL: "https://x/a.png", Name: "a.png"}}}
@@ -72,10 +69,7 @@ func TestAppendMessageMonotonic(t *testing.T) {
 }
 
 func TestAppendMessageIdempotent(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob := e.user("ada"), e.user("bob")
 		c := e.direct(ada, bob)
 		nm := store.NewMessage{ID: schema.NewID(), ChatID: c.ID, Content: "once"}
@@ -107,10 +101,7 @@ func TestAppendMessageIdempotent(t *testing.T) {
 // The same append retried by many goroutines at once: one row, one bump, and
 // every caller gets the stored message.
 func TestAppendMessageRace(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob := e.user("ada"), e.user("bob")
 		c := e.direct(ada, bob)
 		before := e.chat(c).LastMessageAt
@@ -144,10 +135,7 @@ func TestAppendMessageRace(t *testing.T) {
 
 // Bad input is refused before any SQL and writes nothing.
 func TestAppendMessageInvalid(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob := e.user("ada"), e.user("bob")
 		c := e.direct(ada, bob)
 		other := e.direct(ada, e.user("carol"))
@@ -184,10 +172,7 @@ func TestAppendMessageInvalid(t *testing.T) {
 // Assistant and tool messages have no sender and go to assistant chats; system
 // messages are the system's.
 func TestAppendMessageRoles(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada := e.user("ada")
 		c, err := e.s.CreateAssistantChat(e.as(ada), "Ask")
 		require.NoError(t, err)
@@ -208,10 +193,7 @@ func TestAppendMessageRoles(t *testing.T) {
 }
 
 func TestEditMessage(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob := e.user("ada"), e.user("bob")
 		c := e.group(ada, bob)
 		m := e.say(bob, c, "helo")
@@ -235,10 +217,7 @@ func TestEditMessage(t *testing.T) {
 }
 
 func TestDeleteMessage(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob, carol := e.user("ada"), e.user("bob"), e.user("carol")
 		c := e.group(ada, bob, carol)
 		mb := e.say(bob, c, "mine")
@@ -265,10 +244,7 @@ func TestDeleteMessage(t *testing.T) {
 
 // An append inside a caller's transaction is refused, not committed apart.
 func TestAppendMessageNestedTx(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob := e.user("ada"), e.user("bob")
 		c := e.direct(ada, bob)
 		err := e.db.WithTxContext(e.as(ada), func(ctx context.Context, _ *ent.Tx) error {

@@ -115,7 +115,7 @@ func TestPrivacy(t *testing.T) {
 				require.Equal(t, 1, n)
 				u, err := w.client.User.Query().Where(user.ID(w.owner.ID)).Only(ctx)
 				require.NoError(t, err)
-				_ = u
+				require.Equal(t, w.owner.ID, u.ID)
 				_, err = w.client.Message.UpdateOneID(w.memberMsg.ID).SetContent("moderated").Save(ctx)
 				require.NoError(t, err)
 			},

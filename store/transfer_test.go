@@ -68,10 +68,7 @@ func requireOneOwner(t *testing.T, e *env, c *ent.Chat, members int) {
 // all succeed, retried through serialization failures (PostgreSQL) or the write
 // lock (SQLite), and leave exactly one owner.
 func TestConcurrentOwnershipTransfers(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		owner := e.user("owner")
 		var others []*ent.User
 		for range 6 {

@@ -178,9 +178,3 @@ func viewerUser(ctx context.Context) (uuid.UUID, error) {
 	}
 	return id, nil
 }
-
-// isSystem reports whether the viewer is the system.
-func isSystem(ctx context.Context) bool {
-	v, _ := viewer.FromContext(ctx)
-	return v.IsSystem()
-}

@@ -7,16 +7,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatdb/chatdb/database"
-	"github.com/chatdb/chatdb/dbtest"
 	"github.com/chatdb/chatdb/schema"
 	"github.com/chatdb/chatdb/store"
 )
 
 func TestCreateUser(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		u, err := e.s.CreateUser(e.sys(), store.NewUser{Email: "  Ada@Example.COM ", DisplayName: "Ada", PasswordHash: "$argon2id$x"})
 		require.NoError(t, err)
 		require.Equal(t, "ada@example.com", u.Email)
@@ -35,10 +31,7 @@ func TestCreateUser(t *testing.T) {
 }
 
 func TestGetUserAndByEmail(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		u, err := e.s.CreateUser(e.sys(), store.NewUser{Email: "bob@example.com", DisplayName: "Bob", PasswordHash: "hash"})
 		require.NoError(t, err)
 		other := e.user("carol")
@@ -66,10 +59,7 @@ func TestGetUserAndByEmail(t *testing.T) {
 }
 
 func TestUpdateProfile(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob := e.user("ada"), e.user("bob")
 		name := "Ada Lovelace"
 		got, err := e.s.UpdateProfile(e.as(ada), ada.ID, store.ProfileUpdate{DisplayName: &name})
@@ -96,10 +86,7 @@ func TestUpdateProfile(t *testing.T) {
 }
 
 func TestDeleteUser(t *testing.T) {
-	t.Parallel()
-	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
-		t.Parallel()
-		e := newEnv(t, target)
+	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob := e.user("ada"), e.user("bob")
 		c := e.direct(ada, bob)
 		e.say(ada, c, "before")
