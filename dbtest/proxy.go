@@ -138,6 +138,11 @@ func (p *Proxy) Stall() {
 func (p *Proxy) Resume() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.resumeLocked()
+}
+
+// resumeLocked ends a Stall; p.mu is held.
+func (p *Proxy) resumeLocked() {
 	if p.stall != nil {
 		close(p.stall)
 		p.stall = nil
@@ -162,10 +167,7 @@ func (p *Proxy) Close() error {
 		return nil
 	}
 	p.closed = true
-	if p.stall != nil {
-		close(p.stall)
-		p.stall = nil
-	}
+	p.resumeLocked()
 	p.mu.Unlock()
 	err := p.ln.Close()
 	p.CutAll()
@@ -350,7 +352,6 @@ func (c *proxyConn) forwardMessages(b []byte, stream *frontendStream) ([]byte, b
 			if !c.write(c.server, b[start:off]) {
 				return nil, false
 			}
-			start = off
 			if !c.fire(f, m, b[off:off+size]) {
 				return nil, false
 			}

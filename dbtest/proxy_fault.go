@@ -5,6 +5,7 @@
 package dbtest
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -58,28 +59,26 @@ func (p *Proxy) arm(match func(Message) bool, action faultAction, n int) *Fault 
 
 // Disarm removes f if it has not fired yet, and reports whether it had not.
 func (p *Proxy) Disarm(f *Fault) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for i, g := range p.faults {
-		if g == f {
-			p.faults = append(p.faults[:i:i], p.faults[i+1:]...)
-			return true
-		}
-	}
-	return false
+	return p.disarmFirst(func(g *Fault) bool { return g == f }) != nil
 }
 
 // take returns the first armed fault that m matches, disarming it.
 func (p *Proxy) take(m Message) *Fault {
+	return p.disarmFirst(func(f *Fault) bool { return f.match(m) })
+}
+
+// disarmFirst removes the first armed fault that ok accepts and returns it, or
+// returns nil.
+func (p *Proxy) disarmFirst(ok func(*Fault) bool) *Fault {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for i, f := range p.faults {
-		if f.match(m) {
-			p.faults = append(p.faults[:i:i], p.faults[i+1:]...)
-			return f
-		}
+	i := slices.IndexFunc(p.faults, ok)
+	if i < 0 {
+		return nil
 	}
-	return nil
+	f := p.faults[i]
+	p.faults = slices.Delete(p.faults, i, i+1)
+	return f
 }
 
 // CutBefore cuts the connection that sends the next message matching match,
@@ -117,11 +116,7 @@ func (p *Proxy) StallAfter(match func(Message) bool) *Fault {
 func (c *proxyConn) fire(f *Fault, m Message, raw []byte) bool {
 	f.statement.Store(m.SQL())
 	c.mu.Lock()
-	c.fault = f
-	switch f.action {
-	case truncateReply:
-		c.left = f.n
-	}
+	c.fault, c.left = f, f.n
 	c.mu.Unlock()
 	close(f.fired)
 	switch f.action {

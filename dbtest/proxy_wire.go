@@ -29,16 +29,13 @@ type Message struct {
 func (m Message) SQL() string {
 	switch m.Type {
 	case 'Q':
-		s, _, _ := bytes.Cut(m.Body, []byte{0})
-		return string(s)
+		s, _ := cstring(m.Body)
+		return s
 	case 'P':
-		// Statement name, then the query, each NUL-terminated.
-		_, rest, ok := bytes.Cut(m.Body, []byte{0})
-		if !ok {
-			return ""
-		}
-		s, _, _ := bytes.Cut(rest, []byte{0})
-		return string(s)
+		// Statement name, then the query.
+		_, rest := cstring(m.Body)
+		s, _ := cstring(rest)
+		return s
 	case 'E':
 		return m.executes
 	}
@@ -74,6 +71,14 @@ func QueryContains(s string) func(Message) bool {
 	}
 }
 
+// cstring reads the NUL-terminated string at the start of b and returns it
+// with the bytes after the NUL: none when b has no NUL, and then the string is
+// all of b.
+func cstring(b []byte) (string, []byte) {
+	s, rest, _ := bytes.Cut(b, []byte{0})
+	return string(s), rest
+}
+
 // statements follows a connection's prepared statements and portals, so that
 // an Execute message can say which statement it runs.
 type statements struct {
@@ -86,24 +91,20 @@ func (s *statements) see(m *Message) {
 	if s.stmts == nil {
 		s.stmts, s.portals = map[string]string{}, map[string]string{}
 	}
-	cstr := func(b []byte) (string, []byte) {
-		v, rest, _ := bytes.Cut(b, []byte{0})
-		return string(v), rest
-	}
 	switch m.Type {
 	case 'P':
-		name, _ := cstr(m.Body)
+		name, _ := cstring(m.Body)
 		s.stmts[name] = m.SQL()
 	case 'B':
-		portal, rest := cstr(m.Body)
-		stmt, _ := cstr(rest)
+		portal, rest := cstring(m.Body)
+		stmt, _ := cstring(rest)
 		s.portals[portal] = s.stmts[stmt]
 	case 'E':
-		portal, _ := cstr(m.Body)
+		portal, _ := cstring(m.Body)
 		m.executes = s.portals[portal]
 	case 'C': // Close: 'S' statement or 'P' portal, then the name
 		if len(m.Body) > 0 {
-			name, _ := cstr(m.Body[1:])
+			name, _ := cstring(m.Body[1:])
 			if m.Body[0] == 'S' {
 				delete(s.stmts, name)
 			} else {
