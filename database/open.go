@@ -49,6 +49,8 @@ type DB struct {
 	dialect string
 	driver  string
 	logger  *slog.Logger
+	// logQueries is Config.LogQueries, for every ent client newClient builds.
+	logQueries bool
 	// redacted is the URL without its password, for messages.
 	redacted string
 	// secrets are the URL's password(s) and TLS key passphrase, likewise.
@@ -73,7 +75,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{dialect: t.dialect, logger: logger}
+	db := &DB{dialect: t.dialect, logger: logger, logQueries: cfg.LogQueries}
 	switch t.dialect {
 	case Postgres:
 		db.redacted = redactURL(t.pgURL)
@@ -96,12 +98,18 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.sql.Close()
 		return nil, err
 	}
-	var drv entdialect.Driver = entsql.OpenDB(t.dialect, db.sql)
-	if cfg.LogQueries {
-		drv = entdialect.DebugWithContext(drv, queryLogger(logger))
-	}
-	db.client = ent.NewClient(ent.Driver(drv))
+	db.client = db.newClient(entsql.OpenDB(t.dialect, db.sql))
 	return db, nil
+}
+
+// newClient returns an ent client over drv. Every client DB hands out, the
+// pool's and the transaction's of WithConnTx, is built here, so that each logs
+// its statements when Config.LogQueries asks for it.
+func (db *DB) newClient(drv entdialect.Driver) *ent.Client {
+	if db.logQueries {
+		drv = entdialect.DebugWithContext(drv, queryLogger(db.logger))
+	}
+	return ent.NewClient(ent.Driver(drv))
 }
 
 // queryLogger logs the statement text only. ent's debug driver passes a string
