@@ -17,7 +17,6 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/chatdb/chatdb/ent"
-	"github.com/chatdb/chatdb/schema"
 )
 
 // Sentinel errors. Match them with errors.Is on any error returned by this package
@@ -34,7 +33,8 @@ var (
 	// ErrCheck is returned when a write violates a CHECK or NOT NULL constraint.
 	ErrCheck = errors.New("database: check constraint violated")
 	// ErrInvalid is returned when input fails validation in Go, before any SQL is
-	// sent. The schema package's sentinels (schema.ErrTooLong, ...) say which rule.
+	// sent (see MapError). The schema package's sentinels (schema.ErrTooLong,
+	// ...) say which rule.
 	ErrInvalid = errors.New("database: invalid input")
 	// ErrTimeout is returned when a statement, lock or idle transaction ran out of
 	// time on the server (statement_timeout, lock_timeout,
@@ -99,6 +99,12 @@ func (e *Error) Unwrap() error { return e.Err }
 // when err is a known database failure, and err itself otherwise (nil for nil).
 // The decision uses SQLSTATE codes and SQLite result codes, never message text.
 // Errors already mapped are returned unchanged.
+//
+// Input refused in Go before any SQL was sent is ErrInvalid: ent's validation
+// errors, and an error whose chain holds one with a method InvalidInput() bool
+// that reports true (the first such error in the chain decides), as
+// schema.FieldError has. The method, like pgconn's SafeToRetry, lets packages
+// above this one say so without this package importing their types.
 func MapError(err error) error { return mapError(err) }
 
 func mapError(err error) error {
@@ -119,8 +125,8 @@ func mapError(err error) error {
 	case errors.Is(err, driver.ErrBadConn):
 		return &Error{Kind: ErrBadConn, Err: err}
 	}
-	var fe *schema.FieldError
-	if errors.As(err, &fe) {
+	var invalid interface{ InvalidInput() bool }
+	if errors.As(err, &invalid) && invalid.InvalidInput() {
 		return &Error{Kind: ErrInvalid, Err: err}
 	}
 	if code, ok := sqlState(err); ok {
