@@ -17,6 +17,7 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/chatdb/chatdb/ent"
+	"github.com/chatdb/chatdb/internal/pgdriver"
 )
 
 // Sentinel errors. Match them with errors.Is on any error returned by this package
@@ -152,13 +153,13 @@ func mapError(err error) error {
 // connection could not be made, broke, or timed out. Each driver reports these
 // its own way: pgx as *pgconn.ConnectError, pgconn.ErrConnClosed or
 // io.ErrUnexpectedEOF, lib/pq as driver.ErrBadConn or a *net.OpError, both as
-// net.Error for dial failures and timeouts.
+// net.Error for dial failures and timeouts, and the wrappers around them as
+// pgdriver.ErrConnLost when the statement may have run.
 func networkKind(err error) error {
-	var lost *connLostError
 	var connect *pgconn.ConnectError
 	var netErr net.Error
 	switch {
-	case errors.As(err, &lost),
+	case errors.Is(err, pgdriver.ErrConnLost),
 		errors.Is(err, pgconn.ErrConnClosed),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE):
@@ -169,19 +170,6 @@ func networkKind(err error) error {
 		return ErrBadConn
 	}
 	return nil
-}
-
-// connLostError replaces driver.ErrBadConn when a driver returns it for a
-// statement it may already have sent: database/sql answers driver.ErrBadConn by
-// running the statement again on another connection, which would run an INSERT
-// or an UPDATE twice. lib/pq returns it for any connection lost mid-statement
-// (https://github.com/lib/pq/issues/939), and pgx for a connection lost while
-// reading the answer to a statement without arguments. It does not unwrap to
-// driver.ErrBadConn, on purpose; MapError classifies it as ErrBadConn.
-type connLostError struct{}
-
-func (*connLostError) Error() string {
-	return "connection lost after the statement was sent; it may have run"
 }
 
 // commitOutcomeKnown reports whether a failed COMMIT certainly did not commit:
