@@ -9,8 +9,9 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/lib/pq"
+
+	"github.com/chatdb/chatdb/internal/pgdriver"
 )
 
 // MaxParamsSQLite is SQLite's SQLITE_MAX_VARIABLE_NUMBER (since 3.32): CopyFrom
@@ -65,15 +66,8 @@ func (db *DB) CopyFrom(ctx context.Context, conn *sql.Conn, table string, column
 func copyPgx(ctx context.Context, conn *sql.Conn, table string, columns []string, rows [][]any) (int64, error) {
 	var n int64
 	err := conn.Raw(func(dc any) error {
-		// Open wraps pgx's *stdlib.Conn in a *pgxConn, whose embedded field named
-		// Conn hides stdlib.Conn's Conn method: unwrap it by type.
-		var pc *pgx.Conn
-		switch c := dc.(type) {
-		case *pgxConn:
-			pc = c.Conn.Conn()
-		case *stdlib.Conn:
-			pc = c.Conn()
-		default:
+		pc, ok := pgdriver.PgxConn(dc)
+		if !ok {
 			return fmt.Errorf("database: copy: connection is a %T, not pgx's", dc)
 		}
 		var err error

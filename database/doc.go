@@ -3,7 +3,8 @@
 //
 // PostgreSQL is reached through pgx's database/sql driver by default, or through
 // github.com/lib/pq (Config.Driver = DriverPQ); an empty URL opens the embedded
-// SQLite file. Nothing outside this package imports a driver.
+// SQLite file. Nothing outside this package and internal/pgdriver, which wraps
+// the PostgreSQL drivers for it, imports a driver.
 //
 //	db, err := database.Open(ctx, database.Config{URL: os.Getenv("DATABASE_URL")})
 //	if err != nil {

@@ -17,7 +17,7 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/chatdb/chatdb/ent"
-	"github.com/chatdb/chatdb/schema"
+	"github.com/chatdb/chatdb/internal/pgdriver"
 )
 
 // Sentinel errors. Match them with errors.Is on any error returned by this package
@@ -34,7 +34,8 @@ var (
 	// ErrCheck is returned when a write violates a CHECK or NOT NULL constraint.
 	ErrCheck = errors.New("database: check constraint violated")
 	// ErrInvalid is returned when input fails validation in Go, before any SQL is
-	// sent. The schema package's sentinels (schema.ErrTooLong, ...) say which rule.
+	// sent (see MapError). The schema package's sentinels (schema.ErrTooLong,
+	// ...) say which rule.
 	ErrInvalid = errors.New("database: invalid input")
 	// ErrTimeout is returned when a statement, lock or idle transaction ran out of
 	// time on the server (statement_timeout, lock_timeout,
@@ -99,6 +100,12 @@ func (e *Error) Unwrap() error { return e.Err }
 // when err is a known database failure, and err itself otherwise (nil for nil).
 // The decision uses SQLSTATE codes and SQLite result codes, never message text.
 // Errors already mapped are returned unchanged.
+//
+// Input refused in Go before any SQL was sent is ErrInvalid: ent's validation
+// errors, and an error whose chain holds one with a method InvalidInput() bool
+// that reports true (the first such error in the chain decides), as
+// schema.FieldError has. The method, like pgconn's SafeToRetry, lets packages
+// above this one say so without this package importing their types.
 func MapError(err error) error { return mapError(err) }
 
 func mapError(err error) error {
@@ -119,8 +126,8 @@ func mapError(err error) error {
 	case errors.Is(err, driver.ErrBadConn):
 		return &Error{Kind: ErrBadConn, Err: err}
 	}
-	var fe *schema.FieldError
-	if errors.As(err, &fe) {
+	var invalid interface{ InvalidInput() bool }
+	if errors.As(err, &invalid) && invalid.InvalidInput() {
 		return &Error{Kind: ErrInvalid, Err: err}
 	}
 	if code, ok := sqlState(err); ok {
@@ -146,13 +153,13 @@ func mapError(err error) error {
 // connection could not be made, broke, or timed out. Each driver reports these
 // its own way: pgx as *pgconn.ConnectError, pgconn.ErrConnClosed or
 // io.ErrUnexpectedEOF, lib/pq as driver.ErrBadConn or a *net.OpError, both as
-// net.Error for dial failures and timeouts.
+// net.Error for dial failures and timeouts, and the wrappers around them as
+// pgdriver.ErrConnLost when the statement may have run.
 func networkKind(err error) error {
-	var lost *connLostError
 	var connect *pgconn.ConnectError
 	var netErr net.Error
 	switch {
-	case errors.As(err, &lost),
+	case errors.Is(err, pgdriver.ErrConnLost),
 		errors.Is(err, pgconn.ErrConnClosed),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EPIPE):
@@ -163,19 +170,6 @@ func networkKind(err error) error {
 		return ErrBadConn
 	}
 	return nil
-}
-
-// connLostError replaces driver.ErrBadConn when a driver returns it for a
-// statement it may already have sent: database/sql answers driver.ErrBadConn by
-// running the statement again on another connection, which would run an INSERT
-// or an UPDATE twice. lib/pq returns it for any connection lost mid-statement
-// (https://github.com/lib/pq/issues/939), and pgx for a connection lost while
-// reading the answer to a statement without arguments. It does not unwrap to
-// driver.ErrBadConn, on purpose; MapError classifies it as ErrBadConn.
-type connLostError struct{}
-
-func (*connLostError) Error() string {
-	return "connection lost after the statement was sent; it may have run"
 }
 
 // commitOutcomeKnown reports whether a failed COMMIT certainly did not commit:

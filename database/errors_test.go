@@ -58,6 +58,23 @@ func TestMapErrorPassThrough(t *testing.T) {
 	require.ErrorIs(t, mapped, sql.ErrNoRows, "the original stays reachable")
 }
 
+// invalidInput is an error of a package above database that says whether it
+// is bad input, as schema.FieldError does.
+type invalidInput bool
+
+func (e invalidInput) Error() string      { return "invalid input: " + fmt.Sprint(bool(e)) }
+func (e invalidInput) InvalidInput() bool { return bool(e) }
+
+// MapError recognises bad input by its InvalidInput method, not by its type,
+// wherever it is in the chain; an error that says false is left alone.
+func TestMapErrorInvalidInput(t *testing.T) {
+	t.Parallel()
+	requireKind(t, fmt.Errorf("store: create: %w", invalidInput(true)), database.ErrInvalid)
+	requireKind(t, &schema.FieldError{Field: "Message.metadata", Err: schema.ErrNULByte}, database.ErrInvalid)
+	notInput := fmt.Errorf("store: create: %w", invalidInput(false))
+	require.Same(t, notInput, database.MapError(notInput))
+}
+
 func TestErrNotFound(t *testing.T) {
 	eachDB(t, func(t *testing.T, target dbtest.Target, ctx context.Context, db *database.DB) {
 

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,11 +19,11 @@ import (
 	entsql "entgo.io/ent/dialect/sql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/lib/pq"
 	"modernc.org/sqlite"
 
 	"github.com/chatdb/chatdb/ent"
+	"github.com/chatdb/chatdb/internal/pgdriver"
 	// The schema's defaults, validators and hooks: without them the client that
 	// Open returns cannot create a row ("uninitialized user.DefaultCreatedAt").
 	_ "github.com/chatdb/chatdb/ent/runtime"
@@ -49,6 +48,8 @@ type DB struct {
 	dialect string
 	driver  string
 	logger  *slog.Logger
+	// logQueries is Config.LogQueries, for every ent client newClient builds.
+	logQueries bool
 	// redacted is the URL without its password, for messages.
 	redacted string
 	// secrets are the URL's password(s) and TLS key passphrase, likewise.
@@ -73,7 +74,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{dialect: t.dialect, logger: logger}
+	db := &DB{dialect: t.dialect, logger: logger, logQueries: cfg.LogQueries}
 	switch t.dialect {
 	case Postgres:
 		db.redacted = redactURL(t.pgURL)
@@ -96,12 +97,18 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.sql.Close()
 		return nil, err
 	}
-	var drv entdialect.Driver = entsql.OpenDB(t.dialect, db.sql)
-	if cfg.LogQueries {
-		drv = entdialect.DebugWithContext(drv, queryLogger(logger))
-	}
-	db.client = ent.NewClient(ent.Driver(drv))
+	db.client = db.newClient(entsql.OpenDB(t.dialect, db.sql))
 	return db, nil
+}
+
+// newClient returns an ent client over drv. Every client DB hands out, the
+// pool's and the transaction's of WithConnTx, is built here, so that each logs
+// its statements when Config.LogQueries asks for it.
+func (db *DB) newClient(drv entdialect.Driver) *ent.Client {
+	if db.logQueries {
+		drv = entdialect.DebugWithContext(drv, queryLogger(db.logger))
+	}
+	return ent.NewClient(ent.Driver(drv))
 }
 
 // queryLogger logs the statement text only. ent's debug driver passes a string
@@ -156,11 +163,7 @@ func openPostgres(u *url.URL, cfg Config) (*sql.DB, error) {
 			return nil, &ConfigError{Reason: "PostgreSQL URL rejected by pgx (check its parameters)"}
 		}
 		pc.ConnectTimeout = cfg.ConnectTimeout
-		threshold := cfg.HealthCheckAfter
-		connector := stdlib.GetConnector(*pc, stdlib.OptionShouldPing(func(_ context.Context, p stdlib.ShouldPingParams) bool {
-			return threshold < 0 || p.IdleDuration > threshold
-		}))
-		return sql.OpenDB(pgxConnector{connector}), nil
+		return sql.OpenDB(pgdriver.Pgx(*pc, cfg.HealthCheckAfter)), nil
 	case DriverPQ:
 		c := *u
 		q := c.Query()
@@ -185,71 +188,10 @@ func openPostgres(u *url.URL, cfg Config) (*sql.DB, error) {
 		if err != nil {
 			return nil, &ConfigError{Reason: "PostgreSQL URL rejected by lib/pq (check its parameters)"}
 		}
-		conn.Dialer(slotDialer{})
-		return sql.OpenDB(&pingConnector{Connector: conn, threshold: cfg.HealthCheckAfter}), nil
+		return sql.OpenDB(pgdriver.PQ(conn, cfg.HealthCheckAfter)), nil
 	default:
 		return nil, &ConfigError{Reason: fmt.Sprintf("unknown PostgreSQL driver %q (use %q or %q)", cfg.Driver, DriverPgx, DriverPQ)}
 	}
-}
-
-// pgxConnector wraps pgx's connections so that database/sql never runs a
-// statement twice. pgx's database/sql driver returns driver.ErrBadConn for
-// errors it deems safe to retry, and a connection lost while reading the answer
-// to a statement without arguments (sent with the simple protocol) is reported
-// as "conn closed", which it deems so although the statement reached the
-// server; database/sql then runs it again on another connection.
-type pgxConnector struct{ driver.Connector }
-
-func (c pgxConnector) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := c.Connector.Connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &pgxConn{Conn: conn.(*stdlib.Conn)}, nil
-}
-
-// pgxConn is pgx's connection with ExecContext and QueryContext returning
-// driver.ErrBadConn only when nothing was sent, and with IsValid. The rest, Conn
-// (for CopyFrom) included, is pgx's own.
-type pgxConn struct{ *stdlib.Conn }
-
-var _ driver.Validator = (*pgxConn)(nil)
-
-// IsValid tells database/sql, when a connection is given back to the pool,
-// whether pgx closed it (a context that ended mid-statement, a broken socket).
-// pgx's driver does not implement driver.Validator, so database/sql would keep
-// closed connections in the pool; each then fails its next caller's first
-// attempt with driver.ErrBadConn, and with a few of them in a busy pool
-// database/sql's retries run out and the error reaches a caller whose context
-// is fine.
-func (c *pgxConn) IsValid() bool { return !c.Conn.Conn().IsClosed() }
-
-func (c *pgxConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	if c.Conn.Conn().IsClosed() {
-		return nil, driver.ErrBadConn
-	}
-	res, err := c.Conn.ExecContext(ctx, query, args)
-	if errors.Is(err, driver.ErrBadConn) {
-		return nil, &connLostError{}
-	}
-	return res, err
-}
-
-// Ping keeps the context's error: pgx's driver answers any failed ping with a
-// bare driver.ErrBadConn, so a ping cut short by its deadline would not say so.
-func (c *pgxConn) Ping(ctx context.Context) error {
-	return withCtx(ctx, c.Conn.Ping(ctx))
-}
-
-func (c *pgxConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	if c.Conn.Conn().IsClosed() {
-		return nil, driver.ErrBadConn
-	}
-	rows, err := c.Conn.QueryContext(ctx, query, args)
-	if errors.Is(err, driver.ErrBadConn) {
-		return nil, &connLostError{}
-	}
-	return rows, err
 }
 
 func openSQLite(path string, cfg Config) (*sql.DB, error) {

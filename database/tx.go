@@ -147,7 +147,7 @@ func (db *DB) WithConnTx(ctx context.Context, fn func(ctx context.Context, conn 
 	if err != nil {
 		return fmt.Errorf("database: begin: %w", mapError(err))
 	}
-	client := ent.NewClient(ent.Driver(entsql.NewDriver(db.dialect, entsql.Conn{ExecQuerier: tx})))
+	client := db.newClient(entsql.NewDriver(db.dialect, entsql.Conn{ExecQuerier: tx}))
 	return endTx(ctx, tx, func() error { return fn(context.WithValue(ctx, txKey{}, tx), conn, client) })
 }
 

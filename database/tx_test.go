@@ -1,10 +1,12 @@
 package database_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -334,5 +336,38 @@ func TestWithTxRetryOnlySerialization(t *testing.T) {
 		}, database.WithRetry(5))
 		require.ErrorIs(t, err, database.ErrConflict)
 		require.Equal(t, 1, runs)
+	})
+}
+
+// With LogQueries on, the client WithConnTx gives logs its statements as the
+// pool's client does (ImportMessages runs its work through it): the statement
+// text at debug level, never its arguments.
+func TestWithConnTxLogsQueries(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
+		t.Parallel()
+		var (
+			logs bytes.Buffer
+			mu   sync.Mutex
+		)
+		db := dbtest.Open(t, target, dbtest.WithConfig(func(cfg *database.Config) {
+			cfg.LogQueries = true
+			cfg.Logger = slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}))
+		ctx := viewer.SystemContext(t.Context())
+		const email = "logged-in-conn-tx@example.com"
+		err := db.WithConnTx(ctx, func(ctx context.Context, _ *sql.Conn, client *ent.Client) error {
+			_, err := client.User.Create().SetEmail(email).SetDisplayName("Conn Tx").Save(ctx)
+			return err
+		})
+		require.NoError(t, err)
+		require.Equal(t, 1, countRows(t, db, "users"))
+		mu.Lock()
+		out := logs.String()
+		mu.Unlock()
+		require.Contains(t, out, "msg=query")
+		require.Regexp(t, "query=INSERT INTO .{1,2}users", out, "the statement is logged")
+		require.NotContains(t, out, email, "its arguments are not")
+		require.NotContains(t, out, "args=")
 	})
 }

@@ -62,6 +62,11 @@ func (e *FieldError) Error() string {
 
 func (e *FieldError) Unwrap() error { return e.Err }
 
+// InvalidInput reports true: the value was refused before any SQL was sent.
+// database.MapError classifies an error with this method as
+// database.ErrInvalid without importing this package, which sits above it.
+func (e *FieldError) InvalidInput() bool { return true }
+
 // ValidateText checks that s is valid UTF-8 without NUL bytes. It accepts the empty
 // string; pair it with a length check where a value is required.
 func ValidateText(s string) error {

@@ -244,6 +244,7 @@ func TestFieldError(t *testing.T) {
 	var fe *schema.FieldError
 	require.True(t, errors.As(err, &fe))
 	require.Equal(t, "Message.metadata", fe.Field)
+	require.True(t, fe.InvalidInput(), "database.MapError classifies it as ErrInvalid by this method")
 }
 
 // --- fuzzing ---

@@ -1,4 +1,4 @@
-package database
+package pgdriver
 
 import (
 	"context"
@@ -8,7 +8,22 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lib/pq"
 )
+
+// PQ wraps lib/pq's connector c for database/sql (see the package
+// documentation). A connection that sat idle in the pool longer than
+// healthCheckAfter is pinged before it is handed out again, and replaced if
+// dead; negative means every time.
+//
+// PQ sets c's dialer, replacing any: the wrapper must see each connection's
+// socket to break it when a context ends. Use c only through the connector
+// PQ returns.
+func PQ(c *pq.Connector, healthCheckAfter time.Duration) driver.Connector {
+	c.Dialer(slotDialer{})
+	return &pingConnector{Connector: c, threshold: healthCheckAfter}
+}
 
 // pingConnector gives lib/pq what pgx's database/sql driver does by itself, and
 // what neither does safely:
@@ -22,7 +37,7 @@ import (
 //     database/sql: lib/pq reports a connection lost mid-statement as
 //     driver.ErrBadConn, which database/sql answers by running the statement
 //     again on another connection (https://github.com/lib/pq/issues/939). The
-//     wrapper returns a connLostError instead, classified ErrBadConn.
+//     wrapper returns ErrConnLost instead.
 //   - a call whose context ends returns even when the server or the network no
 //     longer answers: lib/pq then sends a cancel request and waits for the
 //     server's answer, for ever if it never comes; the wrapper breaks the
@@ -225,35 +240,6 @@ func (c *pingConn) begin() {
 	c.disarm(w, true)
 }
 
-// callErr is what a statement that failed returns: connLostError when the
-// driver said driver.ErrBadConn, since the statement may have been sent (the
-// calls return driver.ErrBadConn themselves when the connection was known bad
-// before anything was sent, and database/sql then retries on another one); and
-// the context's error wrapping the driver's when ctx ended, as pgx reports it.
-func callErr(ctx context.Context, err error) error {
-	if errors.Is(err, driver.ErrBadConn) {
-		err = &connLostError{}
-	}
-	return withCtx(ctx, err)
-}
-
-// withCtx wraps a failed call's error with the context's, if ctx ended.
-func withCtx(ctx context.Context, err error) error {
-	if err != nil && ctx.Err() != nil {
-		return &ctxLostError{ctx: ctx.Err(), err: err}
-	}
-	return err
-}
-
-// ctxLostError is a call that failed once its context ended (lib/pq reports
-// the cancel request it sent as "canceling statement due to user request", or
-// the watcher broke the socket): errors.Is matches the context's error
-// (context.DeadlineExceeded maps to ErrTimeout), and errors.As the driver's.
-type ctxLostError struct{ ctx, err error }
-
-func (e *ctxLostError) Error() string   { return e.ctx.Error() + ": " + e.err.Error() }
-func (e *ctxLostError) Unwrap() []error { return []error{e.ctx, e.err} }
-
 // ResetSession is called by database/sql before it hands out a connection that was
 // used before.
 func (c *pingConn) ResetSession(ctx context.Context) error {
@@ -433,12 +419,12 @@ func (s *pqStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (dr
 }
 
 // Exec is the context-free call that database/sql no longer makes but
-// CopyFrom does, on lib/pq's COPY statement.
+// database's CopyFrom does, on lib/pq's COPY statement.
 func (s *pqStmt) Exec(args []driver.Value) (driver.Result, error) {
 	//nolint:staticcheck // see above.
 	res, err := s.Stmt.Exec(args)
 	if errors.Is(err, driver.ErrBadConn) {
-		return nil, &connLostError{}
+		return nil, ErrConnLost
 	}
 	return res, err
 }

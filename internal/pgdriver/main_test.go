@@ -1,0 +1,10 @@
+package pgdriver_test
+
+import (
+	"os"
+	"testing"
+
+	"github.com/chatdb/chatdb/dbtest"
+)
+
+func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
