@@ -8,7 +8,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chatdb/chatdb/database"
-	"github.com/chatdb/chatdb/ent"
 	"github.com/chatdb/chatdb/ent/message"
 	"github.com/chatdb/chatdb/store"
 	"github.com/chatdb/chatdb/viewer"
@@ -59,7 +58,7 @@ func (s *chatdbStack) GetUser(ctx context.Context, as, id uuid.UUID, got *User) 
 	}
 	if got != nil {
 		*got = User{ID: u.ID, Email: u.Email, DisplayName: u.DisplayName, Status: string(u.Status),
-			CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt, DeletedAt: u.DeletedAt}
+			CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
 	}
 	return nil
 }
@@ -88,7 +87,7 @@ func (s *chatdbStack) cursor(c Cursor) store.Cursor {
 	if ok {
 		return sc
 	}
-	sc = store.CursorOf(&ent.Message{ID: c.ID, CreatedAt: c.CreatedAt})
+	sc = store.CursorOf(&store.Message{ID: c.ID, CreatedAt: c.CreatedAt})
 	s.mu.Lock()
 	s.cursors[c] = sc
 	s.mu.Unlock()

@@ -24,14 +24,13 @@ const gormBatch = entChunk
 // would add "deleted_at IS NULL" to every query the other stacks do not run.
 
 type gormUser struct {
-	ID           uuid.UUID `gorm:"primaryKey"`
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
-	DeletedAt    *time.Time
-	Email        string
-	DisplayName  string
-	PasswordHash *string
-	Status       string
+	ID          uuid.UUID `gorm:"primaryKey"`
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	DeletedAt   *time.Time
+	Email       string
+	DisplayName string
+	Status      string
 }
 
 func (gormUser) TableName() string { return "users" }
@@ -156,7 +155,7 @@ func (s *gormStack) Close() error {
 
 func (s *gormStack) GetUser(ctx context.Context, as, id uuid.UUID, got *User) error {
 	var u gormUser
-	if err := s.db.WithContext(ctx).First(&u, "id = ? AND deleted_at IS NULL", id).Error; err != nil {
+	if err := s.db.WithContext(ctx).First(&u, "id = ? AND deleted_at IS NULL AND EXISTS (SELECT 1 FROM users v WHERE v.id = ? AND v.deleted_at IS NULL)", id, as).Error; err != nil {
 		return err
 	}
 	if got != nil {
@@ -208,7 +207,9 @@ func (s *gormStack) HistoryPage(ctx context.Context, as, chatID uuid.UUID, befor
 
 func (s *gormStack) Inbox(ctx context.Context, userID uuid.UUID, limit int, got *[]InboxRow) error {
 	var rows []gormInboxRow
-	if err := s.db.WithContext(ctx).Raw(sqlInboxGorm, userID, limit).Scan(&rows).Error; err != nil {
+	// The statement names the user twice ($1): GORM's ? placeholders take it
+	// twice, in the statement's order.
+	if err := s.db.WithContext(ctx).Raw(sqlInboxGorm, userID, userID, limit).Scan(&rows).Error; err != nil {
 		return err
 	}
 	if got != nil {

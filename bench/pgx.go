@@ -50,9 +50,8 @@ func (s *pgxStack) Close() error {
 
 func (s *pgxStack) GetUser(ctx context.Context, as, id uuid.UUID, got *User) error {
 	var u User
-	var hash *string
-	err := s.pool.QueryRow(ctx, sqlGetUser, [16]byte(id)).Scan((*[16]byte)(&u.ID), &u.CreatedAt, &u.UpdatedAt, &u.DeletedAt,
-		&u.Email, &u.DisplayName, &hash, &u.Status)
+	err := s.pool.QueryRow(ctx, sqlGetUser, [16]byte(id), [16]byte(as)).Scan((*[16]byte)(&u.ID), &u.CreatedAt, &u.UpdatedAt, &u.DeletedAt,
+		&u.Email, &u.DisplayName, &u.Status)
 	if err != nil {
 		return err
 	}

@@ -61,9 +61,8 @@ func (s *pqStack) Close() error { return s.db.Close() }
 
 func (s *pqStack) GetUser(ctx context.Context, as, id uuid.UUID, got *User) error {
 	var u User
-	var hash sql.NullString
-	err := s.db.QueryRowContext(ctx, sqlGetUser, id).Scan(&u.ID, &u.CreatedAt, &u.UpdatedAt, &u.DeletedAt,
-		&u.Email, &u.DisplayName, &hash, &u.Status)
+	err := s.db.QueryRowContext(ctx, sqlGetUser, id, as).Scan(&u.ID, &u.CreatedAt, &u.UpdatedAt, &u.DeletedAt,
+		&u.Email, &u.DisplayName, &u.Status)
 	if err != nil {
 		return err
 	}

@@ -14,9 +14,11 @@ import "strings"
 const (
 	messageColumns = "id, chat_id, sender_id, role, content, metadata, reply_to_id, created_at, edited_at, deleted_at"
 
-	// Soft-deleted users are not found, as in chatdb.
-	sqlGetUser = `SELECT id, created_at, updated_at, deleted_at, email, display_name, password_hash, status
-FROM users WHERE id = $1 AND deleted_at IS NULL`
+	// Soft-deleted users are not found, and a deleted reader finds nobody, as
+	// in chatdb.
+	sqlGetUser = `SELECT id, created_at, updated_at, deleted_at, email, display_name, status
+FROM users WHERE id = $1 AND deleted_at IS NULL
+  AND EXISTS (SELECT 1 FROM users v WHERE v.id = $2 AND v.deleted_at IS NULL)`
 
 	// Atomic without BEGIN/COMMIT, being one statement: the chat row is locked if
 	// it is live and unarchived and the sender is an active member; the message
@@ -40,11 +42,13 @@ FROM m WHERE chats.id = m.chat_id
 RETURNING m.created_at`
 
 	// One more row than the page, to know whether another page follows (as
-	// chatdb's History does for its Next cursor). The reader must be a member.
+	// chatdb's History does for its Next cursor). The reader must be a live
+	// member of the live chat.
 	sqlHistory = `SELECT ` + messageColumns + `
 FROM messages
 WHERE chat_id = $1 AND (created_at, id) < ($2, $3)
-  AND EXISTS (SELECT 1 FROM memberships WHERE chat_id = $1 AND user_id = $4)
+  AND EXISTS (SELECT 1 FROM memberships mb JOIN chats c ON c.id = mb.chat_id JOIN users u ON u.id = mb.user_id
+              WHERE mb.chat_id = $1 AND mb.user_id = $4 AND c.deleted_at IS NULL AND u.deleted_at IS NULL)
 ORDER BY created_at DESC, id DESC
 LIMIT $5`
 
@@ -62,6 +66,7 @@ LIMIT $5`
   FROM memberships mb
   JOIN chats c ON c.id = mb.chat_id
   WHERE mb.user_id = $1 AND c.deleted_at IS NULL
+    AND EXISTS (SELECT 1 FROM users v WHERE v.id = $1 AND v.deleted_at IS NULL)
   ORDER BY c.last_message_at DESC, c.id DESC
   LIMIT $2)
 SELECT p.id, p.created_at, p.updated_at, p.deleted_at, p.kind, p.title, p.created_by,
@@ -83,11 +88,14 @@ ORDER BY p.last_message_at DESC, p.id DESC`
 
 	// The message's position comes from the message itself, so a client sends
 	// only its ID; a message of another chat updates nothing, and neither does an
-	// older one than the position already read.
+	// older one than the position already read, a deleted chat's, or a deleted
+	// user's.
 	sqlMarkRead = `UPDATE memberships mb
 SET last_read_at = m.created_at, last_read_message_id = m.id
 FROM messages m
 WHERE m.id = $3 AND m.chat_id = $2 AND mb.user_id = $1 AND mb.chat_id = $2
+  AND EXISTS (SELECT 1 FROM chats c WHERE c.id = $2 AND c.deleted_at IS NULL)
+  AND EXISTS (SELECT 1 FROM users u WHERE u.id = $1 AND u.deleted_at IS NULL)
   AND (mb.last_read_at IS NULL OR (mb.last_read_at, mb.last_read_message_id) < (m.created_at, m.id))`
 )
 

@@ -56,8 +56,7 @@ type Stack interface {
 	Close() error
 }
 
-// User is a row of users as the correctness check compares it. The password
-// hash is left out: chatdb blanks it for every viewer but the system.
+// User is a row of users as the correctness check compares it.
 type User struct {
 	ID          uuid.UUID
 	Email       string

@@ -22,7 +22,7 @@ func userRows(prefix string, n int) [][]any {
 	return rows
 }
 
-var copyColumns = []string{"id", "created_at", "updated_at", "email", "display_name", "status", "password_hash"}
+var copyColumns = []string{"id", "created_at", "updated_at", "email", "display_name", "status", "deleted_at"}
 
 func TestCopyFrom(t *testing.T) {
 	t.Parallel()
@@ -73,17 +73,18 @@ func TestCopyFrom(t *testing.T) {
 		// Values come back as written.
 		id := uuid.New()
 		at := time.Date(2024, 2, 29, 23, 59, 59, 123456000, time.UTC)
-		_, err = copyIn([][]any{{id, at, at, "typed@example.com", "Typed", "suspended", "hash"}}, true)
+		deleted := at.Add(time.Hour)
+		_, err = copyIn([][]any{{id, at, at, "typed@example.com", "Typed", "suspended", deleted}}, true)
 		require.NoError(t, err)
 		var (
-			email, status, hash string
-			created             time.Time
+			email, status string
+			created, gone time.Time
 		)
-		q := "SELECT email, status, password_hash, created_at FROM users WHERE id = $1"
-		require.NoError(t, db.SQL().QueryRowContext(ctx, q, id).Scan(&email, &status, &hash, &created))
+		q := "SELECT email, status, deleted_at, created_at FROM users WHERE id = $1"
+		require.NoError(t, db.SQL().QueryRowContext(ctx, q, id).Scan(&email, &status, &gone, &created))
 		require.Equal(t, "typed@example.com", email)
 		require.Equal(t, "suspended", status)
-		require.Equal(t, "hash", hash)
+		require.True(t, deleted.Equal(gone), "%v != %v", deleted, gone)
 		require.True(t, at.Equal(created), "%v != %v", at, created)
 
 		// Bad input.

@@ -199,8 +199,13 @@ func TestErrCheck(t *testing.T) {
 		check(insertMessageSQL(ctx, db, c.ID, strings.Repeat("a", schema.MaxContentBytes+1)), "messages_content_length", "23514", "275")
 		check(insertMessageSQL(ctx, db, c.ID, ""), "messages_content_length", "23514", "275")
 		check(insertChatSQL(ctx, db, u.ID, strings.Repeat("t", schema.MaxTitleRunes+1)), "chats_title_length", "23514", "275")
+		// A live message has content: NULL is for deleted ones only.
+		check(insertMessageSQL(ctx, db, c.ID, nil), "messages_content_deleted", "23514", "275")
 		// NOT NULL.
-		check(insertMessageSQL(ctx, db, c.ID, nil), "", "23502", "1299")
+		_, err := db.SQL().ExecContext(ctx,
+			"INSERT INTO chats (id, created_at, updated_at, last_message_at, created_by) VALUES ($1, $2, $2, $2, $3)",
+			uuid.New(), time.Now().UTC(), u.ID)
+		check(err, "", "23502", "1299")
 		require.Equal(t, 0, countRows(t, db, "messages"))
 		require.Equal(t, 1, countRows(t, db, "chats"))
 

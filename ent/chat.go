@@ -10,7 +10,6 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"github.com/chatdb/chatdb/ent/chat"
-	"github.com/chatdb/chatdb/ent/user"
 	"github.com/google/uuid"
 )
 
@@ -46,43 +45,19 @@ type Chat struct {
 
 // ChatEdges holds the relations/edges for other nodes in the graph.
 type ChatEdges struct {
-	// Creator holds the value of the creator edge.
-	Creator *User `json:"creator,omitempty"`
-	// Members holds the value of the members edge.
-	Members []*User `json:"members,omitempty"`
 	// Messages holds the value of the messages edge.
 	Messages []*Message `json:"messages,omitempty"`
 	// Memberships holds the value of the memberships edge.
 	Memberships []*Membership `json:"memberships,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [4]bool
-}
-
-// CreatorOrErr returns the Creator value or an error if the edge
-// was not loaded in eager-loading, or loaded but was not found.
-func (e ChatEdges) CreatorOrErr() (*User, error) {
-	if e.Creator != nil {
-		return e.Creator, nil
-	} else if e.loadedTypes[0] {
-		return nil, &NotFoundError{label: user.Label}
-	}
-	return nil, &NotLoadedError{edge: "creator"}
-}
-
-// MembersOrErr returns the Members value or an error if the edge
-// was not loaded in eager-loading.
-func (e ChatEdges) MembersOrErr() ([]*User, error) {
-	if e.loadedTypes[1] {
-		return e.Members, nil
-	}
-	return nil, &NotLoadedError{edge: "members"}
+	loadedTypes [2]bool
 }
 
 // MessagesOrErr returns the Messages value or an error if the edge
 // was not loaded in eager-loading.
 func (e ChatEdges) MessagesOrErr() ([]*Message, error) {
-	if e.loadedTypes[2] {
+	if e.loadedTypes[0] {
 		return e.Messages, nil
 	}
 	return nil, &NotLoadedError{edge: "messages"}
@@ -91,7 +66,7 @@ func (e ChatEdges) MessagesOrErr() ([]*Message, error) {
 // MembershipsOrErr returns the Memberships value or an error if the edge
 // was not loaded in eager-loading.
 func (e ChatEdges) MembershipsOrErr() ([]*Membership, error) {
-	if e.loadedTypes[3] {
+	if e.loadedTypes[1] {
 		return e.Memberships, nil
 	}
 	return nil, &NotLoadedError{edge: "memberships"}
@@ -197,16 +172,6 @@ func (_m *Chat) assignValues(columns []string, values []any) error {
 // This includes values selected through modifiers, order, etc.
 func (_m *Chat) Value(name string) (ent.Value, error) {
 	return _m.selectValues.Get(name)
-}
-
-// QueryCreator queries the "creator" edge of the Chat entity.
-func (_m *Chat) QueryCreator() *UserQuery {
-	return NewChatClient(_m.config).QueryCreator(_m)
-}
-
-// QueryMembers queries the "members" edge of the Chat entity.
-func (_m *Chat) QueryMembers() *UserQuery {
-	return NewChatClient(_m.config).QueryMembers(_m)
 }
 
 // QueryMessages queries the "messages" edge of the Chat entity.

@@ -15,7 +15,6 @@ import (
 	"github.com/chatdb/chatdb/ent/chat"
 	"github.com/chatdb/chatdb/ent/membership"
 	"github.com/chatdb/chatdb/ent/message"
-	"github.com/chatdb/chatdb/ent/user"
 	"github.com/google/uuid"
 )
 
@@ -151,32 +150,6 @@ func (_c *ChatCreate) SetNillableID(v *uuid.UUID) *ChatCreate {
 	return _c
 }
 
-// SetCreatorID sets the "creator" edge to the User entity by ID.
-func (_c *ChatCreate) SetCreatorID(id uuid.UUID) *ChatCreate {
-	_c.mutation.SetCreatorID(id)
-	return _c
-}
-
-// SetCreator sets the "creator" edge to the User entity.
-func (_c *ChatCreate) SetCreator(v *User) *ChatCreate {
-	return _c.SetCreatorID(v.ID)
-}
-
-// AddMemberIDs adds the "members" edge to the User entity by IDs.
-func (_c *ChatCreate) AddMemberIDs(ids ...uuid.UUID) *ChatCreate {
-	_c.mutation.AddMemberIDs(ids...)
-	return _c
-}
-
-// AddMembers adds the "members" edges to the User entity.
-func (_c *ChatCreate) AddMembers(v ...*User) *ChatCreate {
-	ids := make([]uuid.UUID, len(v))
-	for i := range v {
-		ids[i] = v[i].ID
-	}
-	return _c.AddMemberIDs(ids...)
-}
-
 // AddMessageIDs adds the "messages" edge to the Message entity by IDs.
 func (_c *ChatCreate) AddMessageIDs(ids ...uuid.UUID) *ChatCreate {
 	_c.mutation.AddMessageIDs(ids...)
@@ -302,9 +275,6 @@ func (_c *ChatCreate) check() error {
 	if _, ok := _c.mutation.LastMessageAt(); !ok {
 		return &ValidationError{Name: "last_message_at", err: errors.New(`ent: missing required field "Chat.last_message_at"`)}
 	}
-	if len(_c.mutation.CreatorIDs()) == 0 {
-		return &ValidationError{Name: "creator", err: errors.New(`ent: missing required edge "Chat.creator"`)}
-	}
 	return nil
 }
 
@@ -361,6 +331,10 @@ func (_c *ChatCreate) createSpec() (*Chat, *sqlgraph.CreateSpec) {
 		_spec.SetField(chat.FieldTitle, field.TypeString, value)
 		_node.Title = value
 	}
+	if value, ok := _c.mutation.CreatedBy(); ok {
+		_spec.SetField(chat.FieldCreatedBy, field.TypeUUID, value)
+		_node.CreatedBy = value
+	}
 	if value, ok := _c.mutation.LastMessageAt(); ok {
 		_spec.SetField(chat.FieldLastMessageAt, field.TypeTime, value)
 		_node.LastMessageAt = value
@@ -372,46 +346,6 @@ func (_c *ChatCreate) createSpec() (*Chat, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.DirectKey(); ok {
 		_spec.SetField(chat.FieldDirectKey, field.TypeString, value)
 		_node.DirectKey = &value
-	}
-	if nodes := _c.mutation.CreatorIDs(); len(nodes) > 0 {
-		edge := &sqlgraph.EdgeSpec{
-			Rel:     sqlgraph.M2O,
-			Inverse: true,
-			Table:   chat.CreatorTable,
-			Columns: []string{chat.CreatorColumn},
-			Bidi:    false,
-			Target: &sqlgraph.EdgeTarget{
-				IDSpec: sqlgraph.NewFieldSpec(user.FieldID, field.TypeUUID),
-			},
-		}
-		for _, k := range nodes {
-			edge.Target.Nodes = append(edge.Target.Nodes, k)
-		}
-		_node.CreatedBy = nodes[0]
-		_spec.Edges = append(_spec.Edges, edge)
-	}
-	if nodes := _c.mutation.MembersIDs(); len(nodes) > 0 {
-		edge := &sqlgraph.EdgeSpec{
-			Rel:     sqlgraph.M2M,
-			Inverse: true,
-			Table:   chat.MembersTable,
-			Columns: chat.MembersPrimaryKey,
-			Bidi:    false,
-			Target: &sqlgraph.EdgeTarget{
-				IDSpec: sqlgraph.NewFieldSpec(user.FieldID, field.TypeUUID),
-			},
-		}
-		for _, k := range nodes {
-			edge.Target.Nodes = append(edge.Target.Nodes, k)
-		}
-		createE := &MembershipCreate{config: _c.config, mutation: newMembershipMutation(_c.config, OpCreate)}
-		_ = createE.defaults()
-		_, specE := createE.createSpec()
-		edge.Target.Fields = specE.Fields
-		if specE.ID.Value != nil {
-			edge.Target.Fields = append(edge.Target.Fields, specE.ID)
-		}
-		_spec.Edges = append(_spec.Edges, edge)
 	}
 	if nodes := _c.mutation.MessagesIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -432,7 +366,7 @@ func (_c *ChatCreate) createSpec() (*Chat, *sqlgraph.CreateSpec) {
 	if nodes := _c.mutation.MembershipsIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
-			Inverse: true,
+			Inverse: false,
 			Table:   chat.MembershipsTable,
 			Columns: []string{chat.MembershipsColumn},
 			Bidi:    false,

@@ -18,7 +18,6 @@ import (
 	"github.com/chatdb/chatdb/ent/membership"
 	"github.com/chatdb/chatdb/ent/message"
 	"github.com/chatdb/chatdb/ent/predicate"
-	"github.com/chatdb/chatdb/ent/user"
 	"github.com/google/uuid"
 )
 
@@ -29,8 +28,6 @@ type ChatQuery struct {
 	order           []chat.OrderOption
 	inters          []Interceptor
 	predicates      []predicate.Chat
-	withCreator     *UserQuery
-	withMembers     *UserQuery
 	withMessages    *MessageQuery
 	withMemberships *MembershipQuery
 	modifiers       []func(*sql.Selector)
@@ -70,50 +67,6 @@ func (_q *ChatQuery) Order(o ...chat.OrderOption) *ChatQuery {
 	return _q
 }
 
-// QueryCreator chains the current query on the "creator" edge.
-func (_q *ChatQuery) QueryCreator() *UserQuery {
-	query := (&UserClient{config: _q.config}).Query()
-	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
-		if err := _q.prepareQuery(ctx); err != nil {
-			return nil, err
-		}
-		selector := _q.sqlQuery(ctx)
-		if err := selector.Err(); err != nil {
-			return nil, err
-		}
-		step := sqlgraph.NewStep(
-			sqlgraph.From(chat.Table, chat.FieldID, selector),
-			sqlgraph.To(user.Table, user.FieldID),
-			sqlgraph.Edge(sqlgraph.M2O, true, chat.CreatorTable, chat.CreatorColumn),
-		)
-		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
-		return fromU, nil
-	}
-	return query
-}
-
-// QueryMembers chains the current query on the "members" edge.
-func (_q *ChatQuery) QueryMembers() *UserQuery {
-	query := (&UserClient{config: _q.config}).Query()
-	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
-		if err := _q.prepareQuery(ctx); err != nil {
-			return nil, err
-		}
-		selector := _q.sqlQuery(ctx)
-		if err := selector.Err(); err != nil {
-			return nil, err
-		}
-		step := sqlgraph.NewStep(
-			sqlgraph.From(chat.Table, chat.FieldID, selector),
-			sqlgraph.To(user.Table, user.FieldID),
-			sqlgraph.Edge(sqlgraph.M2M, true, chat.MembersTable, chat.MembersPrimaryKey...),
-		)
-		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
-		return fromU, nil
-	}
-	return query
-}
-
 // QueryMessages chains the current query on the "messages" edge.
 func (_q *ChatQuery) QueryMessages() *MessageQuery {
 	query := (&MessageClient{config: _q.config}).Query()
@@ -150,7 +103,7 @@ func (_q *ChatQuery) QueryMemberships() *MembershipQuery {
 		step := sqlgraph.NewStep(
 			sqlgraph.From(chat.Table, chat.FieldID, selector),
 			sqlgraph.To(membership.Table, membership.FieldID),
-			sqlgraph.Edge(sqlgraph.O2M, true, chat.MembershipsTable, chat.MembershipsColumn),
+			sqlgraph.Edge(sqlgraph.O2M, false, chat.MembershipsTable, chat.MembershipsColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -350,8 +303,6 @@ func (_q *ChatQuery) Clone() *ChatQuery {
 		order:           append([]chat.OrderOption{}, _q.order...),
 		inters:          append([]Interceptor{}, _q.inters...),
 		predicates:      append([]predicate.Chat{}, _q.predicates...),
-		withCreator:     _q.withCreator.Clone(),
-		withMembers:     _q.withMembers.Clone(),
 		withMessages:    _q.withMessages.Clone(),
 		withMemberships: _q.withMemberships.Clone(),
 		// clone intermediate query.
@@ -359,28 +310,6 @@ func (_q *ChatQuery) Clone() *ChatQuery {
 		path:      _q.path,
 		modifiers: append([]func(*sql.Selector){}, _q.modifiers...),
 	}
-}
-
-// WithCreator tells the query-builder to eager-load the nodes that are connected to
-// the "creator" edge. The optional arguments are used to configure the query builder of the edge.
-func (_q *ChatQuery) WithCreator(opts ...func(*UserQuery)) *ChatQuery {
-	query := (&UserClient{config: _q.config}).Query()
-	for _, opt := range opts {
-		opt(query)
-	}
-	_q.withCreator = query
-	return _q
-}
-
-// WithMembers tells the query-builder to eager-load the nodes that are connected to
-// the "members" edge. The optional arguments are used to configure the query builder of the edge.
-func (_q *ChatQuery) WithMembers(opts ...func(*UserQuery)) *ChatQuery {
-	query := (&UserClient{config: _q.config}).Query()
-	for _, opt := range opts {
-		opt(query)
-	}
-	_q.withMembers = query
-	return _q
 }
 
 // WithMessages tells the query-builder to eager-load the nodes that are connected to
@@ -489,9 +418,7 @@ func (_q *ChatQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Chat, e
 	var (
 		nodes       = []*Chat{}
 		_spec       = _q.querySpec()
-		loadedTypes = [4]bool{
-			_q.withCreator != nil,
-			_q.withMembers != nil,
+		loadedTypes = [2]bool{
 			_q.withMessages != nil,
 			_q.withMemberships != nil,
 		}
@@ -517,19 +444,6 @@ func (_q *ChatQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Chat, e
 	if len(nodes) == 0 {
 		return nodes, nil
 	}
-	if query := _q.withCreator; query != nil {
-		if err := _q.loadCreator(ctx, query, nodes, nil,
-			func(n *Chat, e *User) { n.Edges.Creator = e }); err != nil {
-			return nil, err
-		}
-	}
-	if query := _q.withMembers; query != nil {
-		if err := _q.loadMembers(ctx, query, nodes,
-			func(n *Chat) { n.Edges.Members = []*User{} },
-			func(n *Chat, e *User) { n.Edges.Members = append(n.Edges.Members, e) }); err != nil {
-			return nil, err
-		}
-	}
 	if query := _q.withMessages; query != nil {
 		if err := _q.loadMessages(ctx, query, nodes,
 			func(n *Chat) { n.Edges.Messages = []*Message{} },
@@ -547,96 +461,6 @@ func (_q *ChatQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Chat, e
 	return nodes, nil
 }
 
-func (_q *ChatQuery) loadCreator(ctx context.Context, query *UserQuery, nodes []*Chat, init func(*Chat), assign func(*Chat, *User)) error {
-	ids := make([]uuid.UUID, 0, len(nodes))
-	nodeids := make(map[uuid.UUID][]*Chat)
-	for i := range nodes {
-		fk := nodes[i].CreatedBy
-		if _, ok := nodeids[fk]; !ok {
-			ids = append(ids, fk)
-		}
-		nodeids[fk] = append(nodeids[fk], nodes[i])
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	query.Where(user.IDIn(ids...))
-	neighbors, err := query.All(ctx)
-	if err != nil {
-		return err
-	}
-	for _, n := range neighbors {
-		nodes, ok := nodeids[n.ID]
-		if !ok {
-			return fmt.Errorf(`unexpected foreign-key "created_by" returned %v`, n.ID)
-		}
-		for i := range nodes {
-			assign(nodes[i], n)
-		}
-	}
-	return nil
-}
-func (_q *ChatQuery) loadMembers(ctx context.Context, query *UserQuery, nodes []*Chat, init func(*Chat), assign func(*Chat, *User)) error {
-	edgeIDs := make([]driver.Value, len(nodes))
-	byID := make(map[uuid.UUID]*Chat)
-	nids := make(map[uuid.UUID]map[*Chat]struct{})
-	for i, node := range nodes {
-		edgeIDs[i] = node.ID
-		byID[node.ID] = node
-		if init != nil {
-			init(node)
-		}
-	}
-	query.Where(func(s *sql.Selector) {
-		joinT := sql.Table(chat.MembersTable)
-		s.Join(joinT).On(s.C(user.FieldID), joinT.C(chat.MembersPrimaryKey[0]))
-		s.Where(sql.InValues(joinT.C(chat.MembersPrimaryKey[1]), edgeIDs...))
-		columns := s.SelectedColumns()
-		s.Select(joinT.C(chat.MembersPrimaryKey[1]))
-		s.AppendSelect(columns...)
-		s.SetDistinct(false)
-	})
-	if err := query.prepareQuery(ctx); err != nil {
-		return err
-	}
-	qr := QuerierFunc(func(ctx context.Context, q Query) (Value, error) {
-		return query.sqlAll(ctx, func(_ context.Context, spec *sqlgraph.QuerySpec) {
-			assign := spec.Assign
-			values := spec.ScanValues
-			spec.ScanValues = func(columns []string) ([]any, error) {
-				values, err := values(columns[1:])
-				if err != nil {
-					return nil, err
-				}
-				return append([]any{new(uuid.UUID)}, values...), nil
-			}
-			spec.Assign = func(columns []string, values []any) error {
-				outValue := *values[0].(*uuid.UUID)
-				inValue := *values[1].(*uuid.UUID)
-				if nids[inValue] == nil {
-					nids[inValue] = map[*Chat]struct{}{byID[outValue]: {}}
-					return assign(columns[1:], values[1:])
-				}
-				nids[inValue][byID[outValue]] = struct{}{}
-				return nil
-			}
-		})
-	})
-	neighbors, err := withInterceptors[[]*User](ctx, query, qr, query.inters)
-	if err != nil {
-		return err
-	}
-	for _, n := range neighbors {
-		nodes, ok := nids[n.ID]
-		if !ok {
-			return fmt.Errorf(`unexpected "members" node returned %v`, n.ID)
-		}
-		for kn := range nodes {
-			assign(kn, n)
-		}
-	}
-	return nil
-}
 func (_q *ChatQuery) loadMessages(ctx context.Context, query *MessageQuery, nodes []*Chat, init func(*Chat), assign func(*Chat, *Message)) error {
 	fks := make([]driver.Value, 0, len(nodes))
 	nodeids := make(map[uuid.UUID]*Chat)
@@ -725,9 +549,6 @@ func (_q *ChatQuery) querySpec() *sqlgraph.QuerySpec {
 			if fields[i] != chat.FieldID {
 				_spec.Node.Columns = append(_spec.Node.Columns, fields[i])
 			}
-		}
-		if _q.withCreator != nil {
-			_spec.Node.AddColumnOnce(chat.FieldCreatedBy)
 		}
 	}
 	if ps := _q.predicates; len(ps) > 0 {

@@ -4,6 +4,7 @@ package ent
 
 import (
 	"github.com/chatdb/chatdb/ent/chat"
+	"github.com/chatdb/chatdb/ent/credential"
 	"github.com/chatdb/chatdb/ent/membership"
 	"github.com/chatdb/chatdb/ent/message"
 	"github.com/chatdb/chatdb/ent/predicate"
@@ -17,7 +18,7 @@ import (
 
 // schemaGraph holds a representation of ent/schema at runtime.
 var schemaGraph = func() *sqlgraph.Schema {
-	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 4)}
+	graph := &sqlgraph.Schema{Nodes: make([]*sqlgraph.Node, 5)}
 	graph.Nodes[0] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   chat.Table,
@@ -42,6 +43,23 @@ var schemaGraph = func() *sqlgraph.Schema {
 	}
 	graph.Nodes[1] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
+			Table:   credential.Table,
+			Columns: credential.Columns,
+			ID: &sqlgraph.FieldSpec{
+				Type:   field.TypeUUID,
+				Column: credential.FieldID,
+			},
+		},
+		Type: "Credential",
+		Fields: map[string]*sqlgraph.FieldSpec{
+			credential.FieldCreatedAt:    {Type: field.TypeTime, Column: credential.FieldCreatedAt},
+			credential.FieldUpdatedAt:    {Type: field.TypeTime, Column: credential.FieldUpdatedAt},
+			credential.FieldUserID:       {Type: field.TypeUUID, Column: credential.FieldUserID},
+			credential.FieldPasswordHash: {Type: field.TypeString, Column: credential.FieldPasswordHash},
+		},
+	}
+	graph.Nodes[2] = &sqlgraph.Node{
+		NodeSpec: sqlgraph.NodeSpec{
 			Table:   membership.Table,
 			Columns: membership.Columns,
 			ID: &sqlgraph.FieldSpec{
@@ -61,7 +79,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			membership.FieldChatLastMessageAt: {Type: field.TypeTime, Column: membership.FieldChatLastMessageAt},
 		},
 	}
-	graph.Nodes[2] = &sqlgraph.Node{
+	graph.Nodes[3] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   message.Table,
 			Columns: message.Columns,
@@ -83,7 +101,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 			message.FieldDeletedAt: {Type: field.TypeTime, Column: message.FieldDeletedAt},
 		},
 	}
-	graph.Nodes[3] = &sqlgraph.Node{
+	graph.Nodes[4] = &sqlgraph.Node{
 		NodeSpec: sqlgraph.NodeSpec{
 			Table:   user.Table,
 			Columns: user.Columns,
@@ -94,39 +112,14 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		Type: "User",
 		Fields: map[string]*sqlgraph.FieldSpec{
-			user.FieldCreatedAt:    {Type: field.TypeTime, Column: user.FieldCreatedAt},
-			user.FieldUpdatedAt:    {Type: field.TypeTime, Column: user.FieldUpdatedAt},
-			user.FieldDeletedAt:    {Type: field.TypeTime, Column: user.FieldDeletedAt},
-			user.FieldEmail:        {Type: field.TypeString, Column: user.FieldEmail},
-			user.FieldDisplayName:  {Type: field.TypeString, Column: user.FieldDisplayName},
-			user.FieldPasswordHash: {Type: field.TypeString, Column: user.FieldPasswordHash},
-			user.FieldStatus:       {Type: field.TypeEnum, Column: user.FieldStatus},
+			user.FieldCreatedAt:   {Type: field.TypeTime, Column: user.FieldCreatedAt},
+			user.FieldUpdatedAt:   {Type: field.TypeTime, Column: user.FieldUpdatedAt},
+			user.FieldDeletedAt:   {Type: field.TypeTime, Column: user.FieldDeletedAt},
+			user.FieldEmail:       {Type: field.TypeString, Column: user.FieldEmail},
+			user.FieldDisplayName: {Type: field.TypeString, Column: user.FieldDisplayName},
+			user.FieldStatus:      {Type: field.TypeEnum, Column: user.FieldStatus},
 		},
 	}
-	graph.MustAddE(
-		"creator",
-		&sqlgraph.EdgeSpec{
-			Rel:     sqlgraph.M2O,
-			Inverse: true,
-			Table:   chat.CreatorTable,
-			Columns: []string{chat.CreatorColumn},
-			Bidi:    false,
-		},
-		"Chat",
-		"User",
-	)
-	graph.MustAddE(
-		"members",
-		&sqlgraph.EdgeSpec{
-			Rel:     sqlgraph.M2M,
-			Inverse: true,
-			Table:   chat.MembersTable,
-			Columns: chat.MembersPrimaryKey,
-			Bidi:    false,
-		},
-		"Chat",
-		"User",
-	)
 	graph.MustAddE(
 		"messages",
 		&sqlgraph.EdgeSpec{
@@ -143,7 +136,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 		"memberships",
 		&sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.O2M,
-			Inverse: true,
+			Inverse: false,
 			Table:   chat.MembershipsTable,
 			Columns: []string{chat.MembershipsColumn},
 			Bidi:    false,
@@ -152,22 +145,10 @@ var schemaGraph = func() *sqlgraph.Schema {
 		"Membership",
 	)
 	graph.MustAddE(
-		"user",
-		&sqlgraph.EdgeSpec{
-			Rel:     sqlgraph.M2O,
-			Inverse: false,
-			Table:   membership.UserTable,
-			Columns: []string{membership.UserColumn},
-			Bidi:    false,
-		},
-		"Membership",
-		"User",
-	)
-	graph.MustAddE(
 		"chat",
 		&sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
-			Inverse: false,
+			Inverse: true,
 			Table:   membership.ChatTable,
 			Columns: []string{membership.ChatColumn},
 			Bidi:    false,
@@ -186,18 +167,6 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		"Message",
 		"Chat",
-	)
-	graph.MustAddE(
-		"sender",
-		&sqlgraph.EdgeSpec{
-			Rel:     sqlgraph.M2O,
-			Inverse: true,
-			Table:   message.SenderTable,
-			Columns: []string{message.SenderColumn},
-			Bidi:    false,
-		},
-		"Message",
-		"User",
 	)
 	graph.MustAddE(
 		"reply_to",
@@ -222,54 +191,6 @@ var schemaGraph = func() *sqlgraph.Schema {
 		},
 		"Message",
 		"Message",
-	)
-	graph.MustAddE(
-		"chats",
-		&sqlgraph.EdgeSpec{
-			Rel:     sqlgraph.M2M,
-			Inverse: false,
-			Table:   user.ChatsTable,
-			Columns: user.ChatsPrimaryKey,
-			Bidi:    false,
-		},
-		"User",
-		"Chat",
-	)
-	graph.MustAddE(
-		"created_chats",
-		&sqlgraph.EdgeSpec{
-			Rel:     sqlgraph.O2M,
-			Inverse: false,
-			Table:   user.CreatedChatsTable,
-			Columns: []string{user.CreatedChatsColumn},
-			Bidi:    false,
-		},
-		"User",
-		"Chat",
-	)
-	graph.MustAddE(
-		"sent_messages",
-		&sqlgraph.EdgeSpec{
-			Rel:     sqlgraph.O2M,
-			Inverse: false,
-			Table:   user.SentMessagesTable,
-			Columns: []string{user.SentMessagesColumn},
-			Bidi:    false,
-		},
-		"User",
-		"Message",
-	)
-	graph.MustAddE(
-		"memberships",
-		&sqlgraph.EdgeSpec{
-			Rel:     sqlgraph.O2M,
-			Inverse: true,
-			Table:   user.MembershipsTable,
-			Columns: []string{user.MembershipsColumn},
-			Bidi:    false,
-		},
-		"User",
-		"Membership",
 	)
 	return graph
 }()
@@ -365,34 +286,6 @@ func (f *ChatFilter) WhereDirectKey(p entql.StringP) {
 	f.Where(p.Field(chat.FieldDirectKey))
 }
 
-// WhereHasCreator applies a predicate to check if query has an edge creator.
-func (f *ChatFilter) WhereHasCreator() {
-	f.Where(entql.HasEdge("creator"))
-}
-
-// WhereHasCreatorWith applies a predicate to check if query has an edge creator with a given conditions (other predicates).
-func (f *ChatFilter) WhereHasCreatorWith(preds ...predicate.User) {
-	f.Where(entql.HasEdgeWith("creator", sqlgraph.WrapFunc(func(s *sql.Selector) {
-		for _, p := range preds {
-			p(s)
-		}
-	})))
-}
-
-// WhereHasMembers applies a predicate to check if query has an edge members.
-func (f *ChatFilter) WhereHasMembers() {
-	f.Where(entql.HasEdge("members"))
-}
-
-// WhereHasMembersWith applies a predicate to check if query has an edge members with a given conditions (other predicates).
-func (f *ChatFilter) WhereHasMembersWith(preds ...predicate.User) {
-	f.Where(entql.HasEdgeWith("members", sqlgraph.WrapFunc(func(s *sql.Selector) {
-		for _, p := range preds {
-			p(s)
-		}
-	})))
-}
-
 // WhereHasMessages applies a predicate to check if query has an edge messages.
 func (f *ChatFilter) WhereHasMessages() {
 	f.Where(entql.HasEdge("messages"))
@@ -419,6 +312,66 @@ func (f *ChatFilter) WhereHasMembershipsWith(preds ...predicate.Membership) {
 			p(s)
 		}
 	})))
+}
+
+// addPredicate implements the predicateAdder interface.
+func (_q *CredentialQuery) addPredicate(pred func(s *sql.Selector)) {
+	_q.predicates = append(_q.predicates, pred)
+}
+
+// Filter returns a Filter implementation to apply filters on the CredentialQuery builder.
+func (_q *CredentialQuery) Filter() *CredentialFilter {
+	return &CredentialFilter{config: _q.config, predicateAdder: _q}
+}
+
+// addPredicate implements the predicateAdder interface.
+func (m *CredentialMutation) addPredicate(pred func(s *sql.Selector)) {
+	m.predicates = append(m.predicates, pred)
+}
+
+// Filter returns an entql.Where implementation to apply filters on the CredentialMutation builder.
+func (m *CredentialMutation) Filter() *CredentialFilter {
+	return &CredentialFilter{config: m.config, predicateAdder: m}
+}
+
+// CredentialFilter provides a generic filtering capability at runtime for CredentialQuery.
+type CredentialFilter struct {
+	predicateAdder
+	config
+}
+
+// Where applies the entql predicate on the query filter.
+func (f *CredentialFilter) Where(p entql.P) {
+	f.addPredicate(func(s *sql.Selector) {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[1].Type, p, s); err != nil {
+			s.AddError(err)
+		}
+	})
+}
+
+// WhereID applies the entql [16]byte predicate on the id field.
+func (f *CredentialFilter) WhereID(p entql.ValueP) {
+	f.Where(p.Field(credential.FieldID))
+}
+
+// WhereCreatedAt applies the entql time.Time predicate on the created_at field.
+func (f *CredentialFilter) WhereCreatedAt(p entql.TimeP) {
+	f.Where(p.Field(credential.FieldCreatedAt))
+}
+
+// WhereUpdatedAt applies the entql time.Time predicate on the updated_at field.
+func (f *CredentialFilter) WhereUpdatedAt(p entql.TimeP) {
+	f.Where(p.Field(credential.FieldUpdatedAt))
+}
+
+// WhereUserID applies the entql [16]byte predicate on the user_id field.
+func (f *CredentialFilter) WhereUserID(p entql.ValueP) {
+	f.Where(p.Field(credential.FieldUserID))
+}
+
+// WherePasswordHash applies the entql string predicate on the password_hash field.
+func (f *CredentialFilter) WherePasswordHash(p entql.StringP) {
+	f.Where(p.Field(credential.FieldPasswordHash))
 }
 
 // addPredicate implements the predicateAdder interface.
@@ -450,7 +403,7 @@ type MembershipFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *MembershipFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[1].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[2].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -501,20 +454,6 @@ func (f *MembershipFilter) WhereChatLastMessageAt(p entql.TimeP) {
 	f.Where(p.Field(membership.FieldChatLastMessageAt))
 }
 
-// WhereHasUser applies a predicate to check if query has an edge user.
-func (f *MembershipFilter) WhereHasUser() {
-	f.Where(entql.HasEdge("user"))
-}
-
-// WhereHasUserWith applies a predicate to check if query has an edge user with a given conditions (other predicates).
-func (f *MembershipFilter) WhereHasUserWith(preds ...predicate.User) {
-	f.Where(entql.HasEdgeWith("user", sqlgraph.WrapFunc(func(s *sql.Selector) {
-		for _, p := range preds {
-			p(s)
-		}
-	})))
-}
-
 // WhereHasChat applies a predicate to check if query has an edge chat.
 func (f *MembershipFilter) WhereHasChat() {
 	f.Where(entql.HasEdge("chat"))
@@ -558,7 +497,7 @@ type MessageFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *MessageFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[2].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[3].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -628,20 +567,6 @@ func (f *MessageFilter) WhereHasChatWith(preds ...predicate.Chat) {
 	})))
 }
 
-// WhereHasSender applies a predicate to check if query has an edge sender.
-func (f *MessageFilter) WhereHasSender() {
-	f.Where(entql.HasEdge("sender"))
-}
-
-// WhereHasSenderWith applies a predicate to check if query has an edge sender with a given conditions (other predicates).
-func (f *MessageFilter) WhereHasSenderWith(preds ...predicate.User) {
-	f.Where(entql.HasEdgeWith("sender", sqlgraph.WrapFunc(func(s *sql.Selector) {
-		for _, p := range preds {
-			p(s)
-		}
-	})))
-}
-
 // WhereHasReplyTo applies a predicate to check if query has an edge reply_to.
 func (f *MessageFilter) WhereHasReplyTo() {
 	f.Where(entql.HasEdge("reply_to"))
@@ -699,7 +624,7 @@ type UserFilter struct {
 // Where applies the entql predicate on the query filter.
 func (f *UserFilter) Where(p entql.P) {
 	f.addPredicate(func(s *sql.Selector) {
-		if err := schemaGraph.EvalP(schemaGraph.Nodes[3].Type, p, s); err != nil {
+		if err := schemaGraph.EvalP(schemaGraph.Nodes[4].Type, p, s); err != nil {
 			s.AddError(err)
 		}
 	})
@@ -735,68 +660,7 @@ func (f *UserFilter) WhereDisplayName(p entql.StringP) {
 	f.Where(p.Field(user.FieldDisplayName))
 }
 
-// WherePasswordHash applies the entql string predicate on the password_hash field.
-func (f *UserFilter) WherePasswordHash(p entql.StringP) {
-	f.Where(p.Field(user.FieldPasswordHash))
-}
-
 // WhereStatus applies the entql string predicate on the status field.
 func (f *UserFilter) WhereStatus(p entql.StringP) {
 	f.Where(p.Field(user.FieldStatus))
-}
-
-// WhereHasChats applies a predicate to check if query has an edge chats.
-func (f *UserFilter) WhereHasChats() {
-	f.Where(entql.HasEdge("chats"))
-}
-
-// WhereHasChatsWith applies a predicate to check if query has an edge chats with a given conditions (other predicates).
-func (f *UserFilter) WhereHasChatsWith(preds ...predicate.Chat) {
-	f.Where(entql.HasEdgeWith("chats", sqlgraph.WrapFunc(func(s *sql.Selector) {
-		for _, p := range preds {
-			p(s)
-		}
-	})))
-}
-
-// WhereHasCreatedChats applies a predicate to check if query has an edge created_chats.
-func (f *UserFilter) WhereHasCreatedChats() {
-	f.Where(entql.HasEdge("created_chats"))
-}
-
-// WhereHasCreatedChatsWith applies a predicate to check if query has an edge created_chats with a given conditions (other predicates).
-func (f *UserFilter) WhereHasCreatedChatsWith(preds ...predicate.Chat) {
-	f.Where(entql.HasEdgeWith("created_chats", sqlgraph.WrapFunc(func(s *sql.Selector) {
-		for _, p := range preds {
-			p(s)
-		}
-	})))
-}
-
-// WhereHasSentMessages applies a predicate to check if query has an edge sent_messages.
-func (f *UserFilter) WhereHasSentMessages() {
-	f.Where(entql.HasEdge("sent_messages"))
-}
-
-// WhereHasSentMessagesWith applies a predicate to check if query has an edge sent_messages with a given conditions (other predicates).
-func (f *UserFilter) WhereHasSentMessagesWith(preds ...predicate.Message) {
-	f.Where(entql.HasEdgeWith("sent_messages", sqlgraph.WrapFunc(func(s *sql.Selector) {
-		for _, p := range preds {
-			p(s)
-		}
-	})))
-}
-
-// WhereHasMemberships applies a predicate to check if query has an edge memberships.
-func (f *UserFilter) WhereHasMemberships() {
-	f.Where(entql.HasEdge("memberships"))
-}
-
-// WhereHasMembershipsWith applies a predicate to check if query has an edge memberships with a given conditions (other predicates).
-func (f *UserFilter) WhereHasMembershipsWith(preds ...predicate.Membership) {
-	f.Where(entql.HasEdgeWith("memberships", sqlgraph.WrapFunc(func(s *sql.Selector) {
-		for _, p := range preds {
-			p(s)
-		}
-	})))
 }

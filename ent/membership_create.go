@@ -14,7 +14,6 @@ import (
 	"entgo.io/ent/schema/field"
 	"github.com/chatdb/chatdb/ent/chat"
 	"github.com/chatdb/chatdb/ent/membership"
-	"github.com/chatdb/chatdb/ent/user"
 	"github.com/google/uuid"
 )
 
@@ -136,11 +135,6 @@ func (_c *MembershipCreate) SetNillableID(v *uuid.UUID) *MembershipCreate {
 	return _c
 }
 
-// SetUser sets the "user" edge to the User entity.
-func (_c *MembershipCreate) SetUser(v *User) *MembershipCreate {
-	return _c.SetUserID(v.ID)
-}
-
 // SetChat sets the "chat" edge to the Chat entity.
 func (_c *MembershipCreate) SetChat(v *Chat) *MembershipCreate {
 	return _c.SetChatID(v.ID)
@@ -237,9 +231,6 @@ func (_c *MembershipCreate) check() error {
 	if _, ok := _c.mutation.Muted(); !ok {
 		return &ValidationError{Name: "muted", err: errors.New(`ent: missing required field "Membership.muted"`)}
 	}
-	if len(_c.mutation.UserIDs()) == 0 {
-		return &ValidationError{Name: "user", err: errors.New(`ent: missing required edge "Membership.user"`)}
-	}
 	if len(_c.mutation.ChatIDs()) == 0 {
 		return &ValidationError{Name: "chat", err: errors.New(`ent: missing required edge "Membership.chat"`)}
 	}
@@ -279,6 +270,10 @@ func (_c *MembershipCreate) createSpec() (*Membership, *sqlgraph.CreateSpec) {
 		_node.ID = id
 		_spec.ID.Value = &id
 	}
+	if value, ok := _c.mutation.UserID(); ok {
+		_spec.SetField(membership.FieldUserID, field.TypeUUID, value)
+		_node.UserID = value
+	}
 	if value, ok := _c.mutation.Role(); ok {
 		_spec.SetField(membership.FieldRole, field.TypeEnum, value)
 		_node.Role = value
@@ -303,27 +298,10 @@ func (_c *MembershipCreate) createSpec() (*Membership, *sqlgraph.CreateSpec) {
 		_spec.SetField(membership.FieldChatLastMessageAt, field.TypeTime, value)
 		_node.ChatLastMessageAt = value
 	}
-	if nodes := _c.mutation.UserIDs(); len(nodes) > 0 {
-		edge := &sqlgraph.EdgeSpec{
-			Rel:     sqlgraph.M2O,
-			Inverse: false,
-			Table:   membership.UserTable,
-			Columns: []string{membership.UserColumn},
-			Bidi:    false,
-			Target: &sqlgraph.EdgeTarget{
-				IDSpec: sqlgraph.NewFieldSpec(user.FieldID, field.TypeUUID),
-			},
-		}
-		for _, k := range nodes {
-			edge.Target.Nodes = append(edge.Target.Nodes, k)
-		}
-		_node.UserID = nodes[0]
-		_spec.Edges = append(_spec.Edges, edge)
-	}
 	if nodes := _c.mutation.ChatIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
 			Rel:     sqlgraph.M2O,
-			Inverse: false,
+			Inverse: true,
 			Table:   membership.ChatTable,
 			Columns: []string{membership.ChatColumn},
 			Bidi:    false,

@@ -11,7 +11,6 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"github.com/chatdb/chatdb/ent/chat"
 	"github.com/chatdb/chatdb/ent/message"
-	"github.com/chatdb/chatdb/ent/user"
 	"github.com/chatdb/chatdb/schema/schematype"
 	"github.com/google/uuid"
 )
@@ -28,7 +27,7 @@ type Message struct {
 	SenderID *uuid.UUID `json:"sender_id,omitempty"`
 	// Role holds the value of the "role" field.
 	Role message.Role `json:"role,omitempty"`
-	// Content holds the value of the "content" field.
+	// the text; NULL when the message is deleted
 	Content string `json:"content,omitempty"`
 	// Metadata holds the value of the "metadata" field.
 	Metadata schematype.MessageMetadata `json:"metadata,omitempty"`
@@ -38,7 +37,7 @@ type Message struct {
 	CreatedAt time.Time `json:"created_at,omitempty"`
 	// EditedAt holds the value of the "edited_at" field.
 	EditedAt *time.Time `json:"edited_at,omitempty"`
-	// set when the message is soft-deleted; history shows it as deleted
+	// set when the message is soft-deleted: its content and metadata are erased, and history shows it as deleted
 	DeletedAt *time.Time `json:"deleted_at,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the MessageQuery when eager-loading is set.
@@ -50,15 +49,13 @@ type Message struct {
 type MessageEdges struct {
 	// Chat holds the value of the chat edge.
 	Chat *Chat `json:"chat,omitempty"`
-	// Sender holds the value of the sender edge.
-	Sender *User `json:"sender,omitempty"`
 	// ReplyTo holds the value of the reply_to edge.
 	ReplyTo *Message `json:"reply_to,omitempty"`
 	// Replies holds the value of the replies edge.
 	Replies []*Message `json:"replies,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [4]bool
+	loadedTypes [3]bool
 }
 
 // ChatOrErr returns the Chat value or an error if the edge
@@ -72,23 +69,12 @@ func (e MessageEdges) ChatOrErr() (*Chat, error) {
 	return nil, &NotLoadedError{edge: "chat"}
 }
 
-// SenderOrErr returns the Sender value or an error if the edge
-// was not loaded in eager-loading, or loaded but was not found.
-func (e MessageEdges) SenderOrErr() (*User, error) {
-	if e.Sender != nil {
-		return e.Sender, nil
-	} else if e.loadedTypes[1] {
-		return nil, &NotFoundError{label: user.Label}
-	}
-	return nil, &NotLoadedError{edge: "sender"}
-}
-
 // ReplyToOrErr returns the ReplyTo value or an error if the edge
 // was not loaded in eager-loading, or loaded but was not found.
 func (e MessageEdges) ReplyToOrErr() (*Message, error) {
 	if e.ReplyTo != nil {
 		return e.ReplyTo, nil
-	} else if e.loadedTypes[2] {
+	} else if e.loadedTypes[1] {
 		return nil, &NotFoundError{label: message.Label}
 	}
 	return nil, &NotLoadedError{edge: "reply_to"}
@@ -97,7 +83,7 @@ func (e MessageEdges) ReplyToOrErr() (*Message, error) {
 // RepliesOrErr returns the Replies value or an error if the edge
 // was not loaded in eager-loading.
 func (e MessageEdges) RepliesOrErr() ([]*Message, error) {
-	if e.loadedTypes[3] {
+	if e.loadedTypes[2] {
 		return e.Replies, nil
 	}
 	return nil, &NotLoadedError{edge: "replies"}
@@ -213,11 +199,6 @@ func (_m *Message) Value(name string) (ent.Value, error) {
 // QueryChat queries the "chat" edge of the Message entity.
 func (_m *Message) QueryChat() *ChatQuery {
 	return NewMessageClient(_m.config).QueryChat(_m)
-}
-
-// QuerySender queries the "sender" edge of the Message entity.
-func (_m *Message) QuerySender() *UserQuery {
-	return NewMessageClient(_m.config).QuerySender(_m)
 }
 
 // QueryReplyTo queries the "reply_to" edge of the Message entity.

@@ -14,7 +14,6 @@ import (
 	"entgo.io/ent/schema/field"
 	"github.com/chatdb/chatdb/ent/chat"
 	"github.com/chatdb/chatdb/ent/message"
-	"github.com/chatdb/chatdb/ent/user"
 	"github.com/chatdb/chatdb/schema/schematype"
 	"github.com/google/uuid"
 )
@@ -56,6 +55,14 @@ func (_c *MessageCreate) SetRole(v message.Role) *MessageCreate {
 // SetContent sets the "content" field.
 func (_c *MessageCreate) SetContent(v string) *MessageCreate {
 	_c.mutation.SetContent(v)
+	return _c
+}
+
+// SetNillableContent sets the "content" field if the given value is not nil.
+func (_c *MessageCreate) SetNillableContent(v *string) *MessageCreate {
+	if v != nil {
+		_c.SetContent(*v)
+	}
 	return _c
 }
 
@@ -148,11 +155,6 @@ func (_c *MessageCreate) SetChat(v *Chat) *MessageCreate {
 	return _c.SetChatID(v.ID)
 }
 
-// SetSender sets the "sender" edge to the User entity.
-func (_c *MessageCreate) SetSender(v *User) *MessageCreate {
-	return _c.SetSenderID(v.ID)
-}
-
 // SetReplyTo sets the "reply_to" edge to the Message entity.
 func (_c *MessageCreate) SetReplyTo(v *Message) *MessageCreate {
 	return _c.SetReplyToID(v.ID)
@@ -240,9 +242,6 @@ func (_c *MessageCreate) check() error {
 			return &ValidationError{Name: "role", err: fmt.Errorf(`ent: validator failed for field "Message.role": %w`, err)}
 		}
 	}
-	if _, ok := _c.mutation.Content(); !ok {
-		return &ValidationError{Name: "content", err: errors.New(`ent: missing required field "Message.content"`)}
-	}
 	if v, ok := _c.mutation.Content(); ok {
 		if err := message.ContentValidator(v); err != nil {
 			return &ValidationError{Name: "content", err: fmt.Errorf(`ent: validator failed for field "Message.content": %w`, err)}
@@ -290,6 +289,10 @@ func (_c *MessageCreate) createSpec() (*Message, *sqlgraph.CreateSpec) {
 		_node.ID = id
 		_spec.ID.Value = &id
 	}
+	if value, ok := _c.mutation.SenderID(); ok {
+		_spec.SetField(message.FieldSenderID, field.TypeUUID, value)
+		_node.SenderID = &value
+	}
 	if value, ok := _c.mutation.Role(); ok {
 		_spec.SetField(message.FieldRole, field.TypeEnum, value)
 		_node.Role = value
@@ -329,23 +332,6 @@ func (_c *MessageCreate) createSpec() (*Message, *sqlgraph.CreateSpec) {
 			edge.Target.Nodes = append(edge.Target.Nodes, k)
 		}
 		_node.ChatID = nodes[0]
-		_spec.Edges = append(_spec.Edges, edge)
-	}
-	if nodes := _c.mutation.SenderIDs(); len(nodes) > 0 {
-		edge := &sqlgraph.EdgeSpec{
-			Rel:     sqlgraph.M2O,
-			Inverse: true,
-			Table:   message.SenderTable,
-			Columns: []string{message.SenderColumn},
-			Bidi:    false,
-			Target: &sqlgraph.EdgeTarget{
-				IDSpec: sqlgraph.NewFieldSpec(user.FieldID, field.TypeUUID),
-			},
-		}
-		for _, k := range nodes {
-			edge.Target.Nodes = append(edge.Target.Nodes, k)
-		}
-		_node.SenderID = &nodes[0]
 		_spec.Edges = append(_spec.Edges, edge)
 	}
 	if nodes := _c.mutation.ReplyToIDs(); len(nodes) > 0 {
@@ -442,6 +428,12 @@ func (u *MessageUpsert) SetContent(v string) *MessageUpsert {
 // UpdateContent sets the "content" field to the value that was provided on create.
 func (u *MessageUpsert) UpdateContent() *MessageUpsert {
 	u.SetExcluded(message.FieldContent)
+	return u
+}
+
+// ClearContent clears the value of the "content" field.
+func (u *MessageUpsert) ClearContent() *MessageUpsert {
+	u.SetNull(message.FieldContent)
 	return u
 }
 
@@ -573,6 +565,13 @@ func (u *MessageUpsertOne) SetContent(v string) *MessageUpsertOne {
 func (u *MessageUpsertOne) UpdateContent() *MessageUpsertOne {
 	return u.Update(func(s *MessageUpsert) {
 		s.UpdateContent()
+	})
+}
+
+// ClearContent clears the value of the "content" field.
+func (u *MessageUpsertOne) ClearContent() *MessageUpsertOne {
+	return u.Update(func(s *MessageUpsert) {
+		s.ClearContent()
 	})
 }
 
@@ -880,6 +879,13 @@ func (u *MessageUpsertBulk) SetContent(v string) *MessageUpsertBulk {
 func (u *MessageUpsertBulk) UpdateContent() *MessageUpsertBulk {
 	return u.Update(func(s *MessageUpsert) {
 		s.UpdateContent()
+	})
+}
+
+// ClearContent clears the value of the "content" field.
+func (u *MessageUpsertBulk) ClearContent() *MessageUpsertBulk {
+	return u.Update(func(s *MessageUpsert) {
+		s.ClearContent()
 	})
 }
 

@@ -17,7 +17,6 @@ import (
 	"github.com/chatdb/chatdb/ent/chat"
 	"github.com/chatdb/chatdb/ent/message"
 	"github.com/chatdb/chatdb/ent/predicate"
-	"github.com/chatdb/chatdb/ent/user"
 	"github.com/google/uuid"
 )
 
@@ -29,7 +28,6 @@ type MessageQuery struct {
 	inters      []Interceptor
 	predicates  []predicate.Message
 	withChat    *ChatQuery
-	withSender  *UserQuery
 	withReplyTo *MessageQuery
 	withReplies *MessageQuery
 	modifiers   []func(*sql.Selector)
@@ -84,28 +82,6 @@ func (_q *MessageQuery) QueryChat() *ChatQuery {
 			sqlgraph.From(message.Table, message.FieldID, selector),
 			sqlgraph.To(chat.Table, chat.FieldID),
 			sqlgraph.Edge(sqlgraph.M2O, true, message.ChatTable, message.ChatColumn),
-		)
-		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
-		return fromU, nil
-	}
-	return query
-}
-
-// QuerySender chains the current query on the "sender" edge.
-func (_q *MessageQuery) QuerySender() *UserQuery {
-	query := (&UserClient{config: _q.config}).Query()
-	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
-		if err := _q.prepareQuery(ctx); err != nil {
-			return nil, err
-		}
-		selector := _q.sqlQuery(ctx)
-		if err := selector.Err(); err != nil {
-			return nil, err
-		}
-		step := sqlgraph.NewStep(
-			sqlgraph.From(message.Table, message.FieldID, selector),
-			sqlgraph.To(user.Table, user.FieldID),
-			sqlgraph.Edge(sqlgraph.M2O, true, message.SenderTable, message.SenderColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -350,7 +326,6 @@ func (_q *MessageQuery) Clone() *MessageQuery {
 		inters:      append([]Interceptor{}, _q.inters...),
 		predicates:  append([]predicate.Message{}, _q.predicates...),
 		withChat:    _q.withChat.Clone(),
-		withSender:  _q.withSender.Clone(),
 		withReplyTo: _q.withReplyTo.Clone(),
 		withReplies: _q.withReplies.Clone(),
 		// clone intermediate query.
@@ -368,17 +343,6 @@ func (_q *MessageQuery) WithChat(opts ...func(*ChatQuery)) *MessageQuery {
 		opt(query)
 	}
 	_q.withChat = query
-	return _q
-}
-
-// WithSender tells the query-builder to eager-load the nodes that are connected to
-// the "sender" edge. The optional arguments are used to configure the query builder of the edge.
-func (_q *MessageQuery) WithSender(opts ...func(*UserQuery)) *MessageQuery {
-	query := (&UserClient{config: _q.config}).Query()
-	for _, opt := range opts {
-		opt(query)
-	}
-	_q.withSender = query
 	return _q
 }
 
@@ -488,9 +452,8 @@ func (_q *MessageQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Mess
 	var (
 		nodes       = []*Message{}
 		_spec       = _q.querySpec()
-		loadedTypes = [4]bool{
+		loadedTypes = [3]bool{
 			_q.withChat != nil,
-			_q.withSender != nil,
 			_q.withReplyTo != nil,
 			_q.withReplies != nil,
 		}
@@ -519,12 +482,6 @@ func (_q *MessageQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*Mess
 	if query := _q.withChat; query != nil {
 		if err := _q.loadChat(ctx, query, nodes, nil,
 			func(n *Message, e *Chat) { n.Edges.Chat = e }); err != nil {
-			return nil, err
-		}
-	}
-	if query := _q.withSender; query != nil {
-		if err := _q.loadSender(ctx, query, nodes, nil,
-			func(n *Message, e *User) { n.Edges.Sender = e }); err != nil {
 			return nil, err
 		}
 	}
@@ -566,38 +523,6 @@ func (_q *MessageQuery) loadChat(ctx context.Context, query *ChatQuery, nodes []
 		nodes, ok := nodeids[n.ID]
 		if !ok {
 			return fmt.Errorf(`unexpected foreign-key "chat_id" returned %v`, n.ID)
-		}
-		for i := range nodes {
-			assign(nodes[i], n)
-		}
-	}
-	return nil
-}
-func (_q *MessageQuery) loadSender(ctx context.Context, query *UserQuery, nodes []*Message, init func(*Message), assign func(*Message, *User)) error {
-	ids := make([]uuid.UUID, 0, len(nodes))
-	nodeids := make(map[uuid.UUID][]*Message)
-	for i := range nodes {
-		if nodes[i].SenderID == nil {
-			continue
-		}
-		fk := *nodes[i].SenderID
-		if _, ok := nodeids[fk]; !ok {
-			ids = append(ids, fk)
-		}
-		nodeids[fk] = append(nodeids[fk], nodes[i])
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	query.Where(user.IDIn(ids...))
-	neighbors, err := query.All(ctx)
-	if err != nil {
-		return err
-	}
-	for _, n := range neighbors {
-		nodes, ok := nodeids[n.ID]
-		if !ok {
-			return fmt.Errorf(`unexpected foreign-key "sender_id" returned %v`, n.ID)
 		}
 		for i := range nodes {
 			assign(nodes[i], n)
@@ -701,9 +626,6 @@ func (_q *MessageQuery) querySpec() *sqlgraph.QuerySpec {
 		}
 		if _q.withChat != nil {
 			_spec.Node.AddColumnOnce(message.FieldChatID)
-		}
-		if _q.withSender != nil {
-			_spec.Node.AddColumnOnce(message.FieldSenderID)
 		}
 		if _q.withReplyTo != nil {
 			_spec.Node.AddColumnOnce(message.FieldReplyToID)

@@ -45,6 +45,12 @@ func (_u *MessageUpdate) SetNillableContent(v *string) *MessageUpdate {
 	return _u
 }
 
+// ClearContent clears the value of the "content" field.
+func (_u *MessageUpdate) ClearContent() *MessageUpdate {
+	_u.mutation.ClearContent()
+	return _u
+}
+
 // SetMetadata sets the "metadata" field.
 func (_u *MessageUpdate) SetMetadata(v schematype.MessageMetadata) *MessageUpdate {
 	_u.mutation.SetMetadata(v)
@@ -204,8 +210,14 @@ func (_u *MessageUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 			}
 		}
 	}
+	if _u.mutation.SenderIDCleared() {
+		_spec.ClearField(message.FieldSenderID, field.TypeUUID)
+	}
 	if value, ok := _u.mutation.Content(); ok {
 		_spec.SetField(message.FieldContent, field.TypeString, value)
+	}
+	if _u.mutation.ContentCleared() {
+		_spec.ClearField(message.FieldContent, field.TypeString)
 	}
 	if value, ok := _u.mutation.Metadata(); ok {
 		_spec.SetField(message.FieldMetadata, field.TypeOther, value)
@@ -303,6 +315,12 @@ func (_u *MessageUpdateOne) SetNillableContent(v *string) *MessageUpdateOne {
 	if v != nil {
 		_u.SetContent(*v)
 	}
+	return _u
+}
+
+// ClearContent clears the value of the "content" field.
+func (_u *MessageUpdateOne) ClearContent() *MessageUpdateOne {
+	_u.mutation.ClearContent()
 	return _u
 }
 
@@ -495,8 +513,14 @@ func (_u *MessageUpdateOne) sqlSave(ctx context.Context) (_node *Message, err er
 			}
 		}
 	}
+	if _u.mutation.SenderIDCleared() {
+		_spec.ClearField(message.FieldSenderID, field.TypeUUID)
+	}
 	if value, ok := _u.mutation.Content(); ok {
 		_spec.SetField(message.FieldContent, field.TypeString, value)
+	}
+	if _u.mutation.ContentCleared() {
+		_spec.ClearField(message.FieldContent, field.TypeString)
 	}
 	if value, ok := _u.mutation.Metadata(); ok {
 		_spec.SetField(message.FieldMetadata, field.TypeOther, value)

@@ -12,6 +12,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"github.com/chatdb/chatdb/ent/chat"
+	"github.com/chatdb/chatdb/ent/credential"
 	"github.com/chatdb/chatdb/ent/membership"
 	"github.com/chatdb/chatdb/ent/message"
 	"github.com/chatdb/chatdb/ent/predicate"
@@ -30,6 +31,7 @@ const (
 
 	// Node types.
 	TypeChat       = "Chat"
+	TypeCredential = "Credential"
 	TypeMembership = "Membership"
 	TypeMessage    = "Message"
 	TypeUser       = "User"
@@ -46,15 +48,11 @@ type ChatMutation struct {
 	deleted_at         *time.Time
 	kind               *chat.Kind
 	title              *string
+	created_by         *uuid.UUID
 	last_message_at    *time.Time
 	archived_at        *time.Time
 	direct_key         *string
 	clearedFields      map[string]struct{}
-	creator            *uuid.UUID
-	clearedcreator     bool
-	members            map[uuid.UUID]struct{}
-	removedmembers     map[uuid.UUID]struct{}
-	clearedmembers     bool
 	messages           map[uuid.UUID]struct{}
 	removedmessages    map[uuid.UUID]struct{}
 	clearedmessages    bool
@@ -378,12 +376,12 @@ func (m *ChatMutation) ResetTitle() {
 
 // SetCreatedBy sets the "created_by" field.
 func (m *ChatMutation) SetCreatedBy(u uuid.UUID) {
-	m.creator = &u
+	m.created_by = &u
 }
 
 // CreatedBy returns the value of the "created_by" field in the mutation.
 func (m *ChatMutation) CreatedBy() (r uuid.UUID, exists bool) {
-	v := m.creator
+	v := m.created_by
 	if v == nil {
 		return
 	}
@@ -409,7 +407,7 @@ func (m *ChatMutation) OldCreatedBy(ctx context.Context) (v uuid.UUID, err error
 
 // ResetCreatedBy resets all changes to the "created_by" field.
 func (m *ChatMutation) ResetCreatedBy() {
-	m.creator = nil
+	m.created_by = nil
 }
 
 // SetLastMessageAt sets the "last_message_at" field.
@@ -544,100 +542,6 @@ func (m *ChatMutation) DirectKeyCleared() bool {
 func (m *ChatMutation) ResetDirectKey() {
 	m.direct_key = nil
 	delete(m.clearedFields, chat.FieldDirectKey)
-}
-
-// SetCreatorID sets the "creator" edge to the User entity by id.
-func (m *ChatMutation) SetCreatorID(id uuid.UUID) {
-	m.creator = &id
-}
-
-// ClearCreator clears the "creator" edge to the User entity.
-func (m *ChatMutation) ClearCreator() {
-	m.clearedcreator = true
-	m.clearedFields[chat.FieldCreatedBy] = struct{}{}
-}
-
-// CreatorCleared reports if the "creator" edge to the User entity was cleared.
-func (m *ChatMutation) CreatorCleared() bool {
-	return m.clearedcreator
-}
-
-// CreatorID returns the "creator" edge ID in the mutation.
-func (m *ChatMutation) CreatorID() (id uuid.UUID, exists bool) {
-	if m.creator != nil {
-		return *m.creator, true
-	}
-	return
-}
-
-// CreatorIDs returns the "creator" edge IDs in the mutation.
-// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
-// CreatorID instead. It exists only for internal usage by the builders.
-func (m *ChatMutation) CreatorIDs() (ids []uuid.UUID) {
-	if id := m.creator; id != nil {
-		ids = append(ids, *id)
-	}
-	return
-}
-
-// ResetCreator resets all changes to the "creator" edge.
-func (m *ChatMutation) ResetCreator() {
-	m.creator = nil
-	m.clearedcreator = false
-}
-
-// AddMemberIDs adds the "members" edge to the User entity by ids.
-func (m *ChatMutation) AddMemberIDs(ids ...uuid.UUID) {
-	if m.members == nil {
-		m.members = make(map[uuid.UUID]struct{})
-	}
-	for i := range ids {
-		m.members[ids[i]] = struct{}{}
-	}
-}
-
-// ClearMembers clears the "members" edge to the User entity.
-func (m *ChatMutation) ClearMembers() {
-	m.clearedmembers = true
-}
-
-// MembersCleared reports if the "members" edge to the User entity was cleared.
-func (m *ChatMutation) MembersCleared() bool {
-	return m.clearedmembers
-}
-
-// RemoveMemberIDs removes the "members" edge to the User entity by IDs.
-func (m *ChatMutation) RemoveMemberIDs(ids ...uuid.UUID) {
-	if m.removedmembers == nil {
-		m.removedmembers = make(map[uuid.UUID]struct{})
-	}
-	for i := range ids {
-		delete(m.members, ids[i])
-		m.removedmembers[ids[i]] = struct{}{}
-	}
-}
-
-// RemovedMembers returns the removed IDs of the "members" edge to the User entity.
-func (m *ChatMutation) RemovedMembersIDs() (ids []uuid.UUID) {
-	for id := range m.removedmembers {
-		ids = append(ids, id)
-	}
-	return
-}
-
-// MembersIDs returns the "members" edge IDs in the mutation.
-func (m *ChatMutation) MembersIDs() (ids []uuid.UUID) {
-	for id := range m.members {
-		ids = append(ids, id)
-	}
-	return
-}
-
-// ResetMembers resets all changes to the "members" edge.
-func (m *ChatMutation) ResetMembers() {
-	m.members = nil
-	m.clearedmembers = false
-	m.removedmembers = nil
 }
 
 // AddMessageIDs adds the "messages" edge to the Message entity by ids.
@@ -798,7 +702,7 @@ func (m *ChatMutation) Fields() []string {
 	if m.title != nil {
 		fields = append(fields, chat.FieldTitle)
 	}
-	if m.creator != nil {
+	if m.created_by != nil {
 		fields = append(fields, chat.FieldCreatedBy)
 	}
 	if m.last_message_at != nil {
@@ -1044,13 +948,7 @@ func (m *ChatMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *ChatMutation) AddedEdges() []string {
-	edges := make([]string, 0, 4)
-	if m.creator != nil {
-		edges = append(edges, chat.EdgeCreator)
-	}
-	if m.members != nil {
-		edges = append(edges, chat.EdgeMembers)
-	}
+	edges := make([]string, 0, 2)
 	if m.messages != nil {
 		edges = append(edges, chat.EdgeMessages)
 	}
@@ -1064,16 +962,6 @@ func (m *ChatMutation) AddedEdges() []string {
 // name in this mutation.
 func (m *ChatMutation) AddedIDs(name string) []ent.Value {
 	switch name {
-	case chat.EdgeCreator:
-		if id := m.creator; id != nil {
-			return []ent.Value{*id}
-		}
-	case chat.EdgeMembers:
-		ids := make([]ent.Value, 0, len(m.members))
-		for id := range m.members {
-			ids = append(ids, id)
-		}
-		return ids
 	case chat.EdgeMessages:
 		ids := make([]ent.Value, 0, len(m.messages))
 		for id := range m.messages {
@@ -1092,10 +980,7 @@ func (m *ChatMutation) AddedIDs(name string) []ent.Value {
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *ChatMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 4)
-	if m.removedmembers != nil {
-		edges = append(edges, chat.EdgeMembers)
-	}
+	edges := make([]string, 0, 2)
 	if m.removedmessages != nil {
 		edges = append(edges, chat.EdgeMessages)
 	}
@@ -1109,12 +994,6 @@ func (m *ChatMutation) RemovedEdges() []string {
 // the given name in this mutation.
 func (m *ChatMutation) RemovedIDs(name string) []ent.Value {
 	switch name {
-	case chat.EdgeMembers:
-		ids := make([]ent.Value, 0, len(m.removedmembers))
-		for id := range m.removedmembers {
-			ids = append(ids, id)
-		}
-		return ids
 	case chat.EdgeMessages:
 		ids := make([]ent.Value, 0, len(m.removedmessages))
 		for id := range m.removedmessages {
@@ -1133,13 +1012,7 @@ func (m *ChatMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *ChatMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 4)
-	if m.clearedcreator {
-		edges = append(edges, chat.EdgeCreator)
-	}
-	if m.clearedmembers {
-		edges = append(edges, chat.EdgeMembers)
-	}
+	edges := make([]string, 0, 2)
 	if m.clearedmessages {
 		edges = append(edges, chat.EdgeMessages)
 	}
@@ -1153,10 +1026,6 @@ func (m *ChatMutation) ClearedEdges() []string {
 // was cleared in this mutation.
 func (m *ChatMutation) EdgeCleared(name string) bool {
 	switch name {
-	case chat.EdgeCreator:
-		return m.clearedcreator
-	case chat.EdgeMembers:
-		return m.clearedmembers
 	case chat.EdgeMessages:
 		return m.clearedmessages
 	case chat.EdgeMemberships:
@@ -1169,9 +1038,6 @@ func (m *ChatMutation) EdgeCleared(name string) bool {
 // if that edge is not defined in the schema.
 func (m *ChatMutation) ClearEdge(name string) error {
 	switch name {
-	case chat.EdgeCreator:
-		m.ClearCreator()
-		return nil
 	}
 	return fmt.Errorf("unknown Chat unique edge %s", name)
 }
@@ -1180,12 +1046,6 @@ func (m *ChatMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *ChatMutation) ResetEdge(name string) error {
 	switch name {
-	case chat.EdgeCreator:
-		m.ResetCreator()
-		return nil
-	case chat.EdgeMembers:
-		m.ResetMembers()
-		return nil
 	case chat.EdgeMessages:
 		m.ResetMessages()
 		return nil
@@ -1196,12 +1056,507 @@ func (m *ChatMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Chat edge %s", name)
 }
 
+// CredentialMutation represents an operation that mutates the Credential nodes in the graph.
+type CredentialMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *uuid.UUID
+	created_at    *time.Time
+	updated_at    *time.Time
+	user_id       *uuid.UUID
+	password_hash *string
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*Credential, error)
+	predicates    []predicate.Credential
+}
+
+var _ ent.Mutation = (*CredentialMutation)(nil)
+
+// credentialOption allows management of the mutation configuration using functional options.
+type credentialOption func(*CredentialMutation)
+
+// newCredentialMutation creates new mutation for the Credential entity.
+func newCredentialMutation(c config, op Op, opts ...credentialOption) *CredentialMutation {
+	m := &CredentialMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeCredential,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withCredentialID sets the ID field of the mutation.
+func withCredentialID(id uuid.UUID) credentialOption {
+	return func(m *CredentialMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Credential
+		)
+		m.oldValue = func(ctx context.Context) (*Credential, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Credential.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withCredential sets the old Credential of the mutation.
+func withCredential(node *Credential) credentialOption {
+	return func(m *CredentialMutation) {
+		m.oldValue = func(context.Context) (*Credential, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m CredentialMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m CredentialMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// SetID sets the value of the id field. Note that this
+// operation is only accepted on creation of Credential entities.
+func (m *CredentialMutation) SetID(id uuid.UUID) {
+	m.id = &id
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *CredentialMutation) ID() (id uuid.UUID, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *CredentialMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []uuid.UUID{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Credential.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *CredentialMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *CredentialMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Credential entity.
+// If the Credential object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *CredentialMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *CredentialMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *CredentialMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Credential entity.
+// If the Credential object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *CredentialMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetUserID sets the "user_id" field.
+func (m *CredentialMutation) SetUserID(u uuid.UUID) {
+	m.user_id = &u
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *CredentialMutation) UserID() (r uuid.UUID, exists bool) {
+	v := m.user_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the Credential entity.
+// If the Credential object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialMutation) OldUserID(ctx context.Context) (v uuid.UUID, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *CredentialMutation) ResetUserID() {
+	m.user_id = nil
+}
+
+// SetPasswordHash sets the "password_hash" field.
+func (m *CredentialMutation) SetPasswordHash(s string) {
+	m.password_hash = &s
+}
+
+// PasswordHash returns the value of the "password_hash" field in the mutation.
+func (m *CredentialMutation) PasswordHash() (r string, exists bool) {
+	v := m.password_hash
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPasswordHash returns the old "password_hash" field's value of the Credential entity.
+// If the Credential object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *CredentialMutation) OldPasswordHash(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPasswordHash is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPasswordHash requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPasswordHash: %w", err)
+	}
+	return oldValue.PasswordHash, nil
+}
+
+// ResetPasswordHash resets all changes to the "password_hash" field.
+func (m *CredentialMutation) ResetPasswordHash() {
+	m.password_hash = nil
+}
+
+// Where appends a list predicates to the CredentialMutation builder.
+func (m *CredentialMutation) Where(ps ...predicate.Credential) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the CredentialMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *CredentialMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Credential, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *CredentialMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *CredentialMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Credential).
+func (m *CredentialMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *CredentialMutation) Fields() []string {
+	fields := make([]string, 0, 4)
+	if m.created_at != nil {
+		fields = append(fields, credential.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, credential.FieldUpdatedAt)
+	}
+	if m.user_id != nil {
+		fields = append(fields, credential.FieldUserID)
+	}
+	if m.password_hash != nil {
+		fields = append(fields, credential.FieldPasswordHash)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *CredentialMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case credential.FieldCreatedAt:
+		return m.CreatedAt()
+	case credential.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case credential.FieldUserID:
+		return m.UserID()
+	case credential.FieldPasswordHash:
+		return m.PasswordHash()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *CredentialMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case credential.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case credential.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case credential.FieldUserID:
+		return m.OldUserID(ctx)
+	case credential.FieldPasswordHash:
+		return m.OldPasswordHash(ctx)
+	}
+	return nil, fmt.Errorf("unknown Credential field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *CredentialMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case credential.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case credential.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case credential.FieldUserID:
+		v, ok := value.(uuid.UUID)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	case credential.FieldPasswordHash:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPasswordHash(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Credential field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *CredentialMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *CredentialMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *CredentialMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown Credential numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *CredentialMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *CredentialMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *CredentialMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown Credential nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *CredentialMutation) ResetField(name string) error {
+	switch name {
+	case credential.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case credential.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case credential.FieldUserID:
+		m.ResetUserID()
+		return nil
+	case credential.FieldPasswordHash:
+		m.ResetPasswordHash()
+		return nil
+	}
+	return fmt.Errorf("unknown Credential field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *CredentialMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *CredentialMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *CredentialMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *CredentialMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *CredentialMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *CredentialMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *CredentialMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Credential unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *CredentialMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Credential edge %s", name)
+}
+
 // MembershipMutation represents an operation that mutates the Membership nodes in the graph.
 type MembershipMutation struct {
 	config
 	op                   Op
 	typ                  string
 	id                   *uuid.UUID
+	user_id              *uuid.UUID
 	role                 *membership.Role
 	joined_at            *time.Time
 	last_read_at         *time.Time
@@ -1209,8 +1564,6 @@ type MembershipMutation struct {
 	muted                *bool
 	chat_last_message_at *time.Time
 	clearedFields        map[string]struct{}
-	user                 *uuid.UUID
-	cleareduser          bool
 	chat                 *uuid.UUID
 	clearedchat          bool
 	done                 bool
@@ -1324,12 +1677,12 @@ func (m *MembershipMutation) IDs(ctx context.Context) ([]uuid.UUID, error) {
 
 // SetUserID sets the "user_id" field.
 func (m *MembershipMutation) SetUserID(u uuid.UUID) {
-	m.user = &u
+	m.user_id = &u
 }
 
 // UserID returns the value of the "user_id" field in the mutation.
 func (m *MembershipMutation) UserID() (r uuid.UUID, exists bool) {
-	v := m.user
+	v := m.user_id
 	if v == nil {
 		return
 	}
@@ -1355,7 +1708,7 @@ func (m *MembershipMutation) OldUserID(ctx context.Context) (v uuid.UUID, err er
 
 // ResetUserID resets all changes to the "user_id" field.
 func (m *MembershipMutation) ResetUserID() {
-	m.user = nil
+	m.user_id = nil
 }
 
 // SetChatID sets the "chat_id" field.
@@ -1649,33 +2002,6 @@ func (m *MembershipMutation) ResetChatLastMessageAt() {
 	delete(m.clearedFields, membership.FieldChatLastMessageAt)
 }
 
-// ClearUser clears the "user" edge to the User entity.
-func (m *MembershipMutation) ClearUser() {
-	m.cleareduser = true
-	m.clearedFields[membership.FieldUserID] = struct{}{}
-}
-
-// UserCleared reports if the "user" edge to the User entity was cleared.
-func (m *MembershipMutation) UserCleared() bool {
-	return m.cleareduser
-}
-
-// UserIDs returns the "user" edge IDs in the mutation.
-// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
-// UserID instead. It exists only for internal usage by the builders.
-func (m *MembershipMutation) UserIDs() (ids []uuid.UUID) {
-	if id := m.user; id != nil {
-		ids = append(ids, *id)
-	}
-	return
-}
-
-// ResetUser resets all changes to the "user" edge.
-func (m *MembershipMutation) ResetUser() {
-	m.user = nil
-	m.cleareduser = false
-}
-
 // ClearChat clears the "chat" edge to the Chat entity.
 func (m *MembershipMutation) ClearChat() {
 	m.clearedchat = true
@@ -1738,7 +2064,7 @@ func (m *MembershipMutation) Type() string {
 // AddedFields().
 func (m *MembershipMutation) Fields() []string {
 	fields := make([]string, 0, 8)
-	if m.user != nil {
+	if m.user_id != nil {
 		fields = append(fields, membership.FieldUserID)
 	}
 	if m.chat != nil {
@@ -1976,10 +2302,7 @@ func (m *MembershipMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *MembershipMutation) AddedEdges() []string {
-	edges := make([]string, 0, 2)
-	if m.user != nil {
-		edges = append(edges, membership.EdgeUser)
-	}
+	edges := make([]string, 0, 1)
 	if m.chat != nil {
 		edges = append(edges, membership.EdgeChat)
 	}
@@ -1990,10 +2313,6 @@ func (m *MembershipMutation) AddedEdges() []string {
 // name in this mutation.
 func (m *MembershipMutation) AddedIDs(name string) []ent.Value {
 	switch name {
-	case membership.EdgeUser:
-		if id := m.user; id != nil {
-			return []ent.Value{*id}
-		}
 	case membership.EdgeChat:
 		if id := m.chat; id != nil {
 			return []ent.Value{*id}
@@ -2004,7 +2323,7 @@ func (m *MembershipMutation) AddedIDs(name string) []ent.Value {
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *MembershipMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 2)
+	edges := make([]string, 0, 1)
 	return edges
 }
 
@@ -2016,10 +2335,7 @@ func (m *MembershipMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *MembershipMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 2)
-	if m.cleareduser {
-		edges = append(edges, membership.EdgeUser)
-	}
+	edges := make([]string, 0, 1)
 	if m.clearedchat {
 		edges = append(edges, membership.EdgeChat)
 	}
@@ -2030,8 +2346,6 @@ func (m *MembershipMutation) ClearedEdges() []string {
 // was cleared in this mutation.
 func (m *MembershipMutation) EdgeCleared(name string) bool {
 	switch name {
-	case membership.EdgeUser:
-		return m.cleareduser
 	case membership.EdgeChat:
 		return m.clearedchat
 	}
@@ -2042,9 +2356,6 @@ func (m *MembershipMutation) EdgeCleared(name string) bool {
 // if that edge is not defined in the schema.
 func (m *MembershipMutation) ClearEdge(name string) error {
 	switch name {
-	case membership.EdgeUser:
-		m.ClearUser()
-		return nil
 	case membership.EdgeChat:
 		m.ClearChat()
 		return nil
@@ -2056,9 +2367,6 @@ func (m *MembershipMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *MembershipMutation) ResetEdge(name string) error {
 	switch name {
-	case membership.EdgeUser:
-		m.ResetUser()
-		return nil
 	case membership.EdgeChat:
 		m.ResetChat()
 		return nil
@@ -2072,6 +2380,7 @@ type MessageMutation struct {
 	op              Op
 	typ             string
 	id              *uuid.UUID
+	sender_id       *uuid.UUID
 	role            *message.Role
 	content         *string
 	metadata        *schematype.MessageMetadata
@@ -2081,8 +2390,6 @@ type MessageMutation struct {
 	clearedFields   map[string]struct{}
 	chat            *uuid.UUID
 	clearedchat     bool
-	sender          *uuid.UUID
-	clearedsender   bool
 	reply_to        *uuid.UUID
 	clearedreply_to bool
 	replies         map[uuid.UUID]struct{}
@@ -2235,12 +2542,12 @@ func (m *MessageMutation) ResetChatID() {
 
 // SetSenderID sets the "sender_id" field.
 func (m *MessageMutation) SetSenderID(u uuid.UUID) {
-	m.sender = &u
+	m.sender_id = &u
 }
 
 // SenderID returns the value of the "sender_id" field in the mutation.
 func (m *MessageMutation) SenderID() (r uuid.UUID, exists bool) {
-	v := m.sender
+	v := m.sender_id
 	if v == nil {
 		return
 	}
@@ -2266,7 +2573,7 @@ func (m *MessageMutation) OldSenderID(ctx context.Context) (v *uuid.UUID, err er
 
 // ClearSenderID clears the value of the "sender_id" field.
 func (m *MessageMutation) ClearSenderID() {
-	m.sender = nil
+	m.sender_id = nil
 	m.clearedFields[message.FieldSenderID] = struct{}{}
 }
 
@@ -2278,7 +2585,7 @@ func (m *MessageMutation) SenderIDCleared() bool {
 
 // ResetSenderID resets all changes to the "sender_id" field.
 func (m *MessageMutation) ResetSenderID() {
-	m.sender = nil
+	m.sender_id = nil
 	delete(m.clearedFields, message.FieldSenderID)
 }
 
@@ -2349,9 +2656,22 @@ func (m *MessageMutation) OldContent(ctx context.Context) (v string, err error) 
 	return oldValue.Content, nil
 }
 
+// ClearContent clears the value of the "content" field.
+func (m *MessageMutation) ClearContent() {
+	m.content = nil
+	m.clearedFields[message.FieldContent] = struct{}{}
+}
+
+// ContentCleared returns if the "content" field was cleared in this mutation.
+func (m *MessageMutation) ContentCleared() bool {
+	_, ok := m.clearedFields[message.FieldContent]
+	return ok
+}
+
 // ResetContent resets all changes to the "content" field.
 func (m *MessageMutation) ResetContent() {
 	m.content = nil
+	delete(m.clearedFields, message.FieldContent)
 }
 
 // SetMetadata sets the "metadata" field.
@@ -2613,33 +2933,6 @@ func (m *MessageMutation) ResetChat() {
 	m.clearedchat = false
 }
 
-// ClearSender clears the "sender" edge to the User entity.
-func (m *MessageMutation) ClearSender() {
-	m.clearedsender = true
-	m.clearedFields[message.FieldSenderID] = struct{}{}
-}
-
-// SenderCleared reports if the "sender" edge to the User entity was cleared.
-func (m *MessageMutation) SenderCleared() bool {
-	return m.SenderIDCleared() || m.clearedsender
-}
-
-// SenderIDs returns the "sender" edge IDs in the mutation.
-// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
-// SenderID instead. It exists only for internal usage by the builders.
-func (m *MessageMutation) SenderIDs() (ids []uuid.UUID) {
-	if id := m.sender; id != nil {
-		ids = append(ids, *id)
-	}
-	return
-}
-
-// ResetSender resets all changes to the "sender" edge.
-func (m *MessageMutation) ResetSender() {
-	m.sender = nil
-	m.clearedsender = false
-}
-
 // ClearReplyTo clears the "reply_to" edge to the Message entity.
 func (m *MessageMutation) ClearReplyTo() {
 	m.clearedreply_to = true
@@ -2759,7 +3052,7 @@ func (m *MessageMutation) Fields() []string {
 	if m.chat != nil {
 		fields = append(fields, message.FieldChatID)
 	}
-	if m.sender != nil {
+	if m.sender_id != nil {
 		fields = append(fields, message.FieldSenderID)
 	}
 	if m.role != nil {
@@ -2941,6 +3234,9 @@ func (m *MessageMutation) ClearedFields() []string {
 	if m.FieldCleared(message.FieldSenderID) {
 		fields = append(fields, message.FieldSenderID)
 	}
+	if m.FieldCleared(message.FieldContent) {
+		fields = append(fields, message.FieldContent)
+	}
 	if m.FieldCleared(message.FieldMetadata) {
 		fields = append(fields, message.FieldMetadata)
 	}
@@ -2969,6 +3265,9 @@ func (m *MessageMutation) ClearField(name string) error {
 	switch name {
 	case message.FieldSenderID:
 		m.ClearSenderID()
+		return nil
+	case message.FieldContent:
+		m.ClearContent()
 		return nil
 	case message.FieldMetadata:
 		m.ClearMetadata()
@@ -3023,12 +3322,9 @@ func (m *MessageMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *MessageMutation) AddedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 3)
 	if m.chat != nil {
 		edges = append(edges, message.EdgeChat)
-	}
-	if m.sender != nil {
-		edges = append(edges, message.EdgeSender)
 	}
 	if m.reply_to != nil {
 		edges = append(edges, message.EdgeReplyTo)
@@ -3047,10 +3343,6 @@ func (m *MessageMutation) AddedIDs(name string) []ent.Value {
 		if id := m.chat; id != nil {
 			return []ent.Value{*id}
 		}
-	case message.EdgeSender:
-		if id := m.sender; id != nil {
-			return []ent.Value{*id}
-		}
 	case message.EdgeReplyTo:
 		if id := m.reply_to; id != nil {
 			return []ent.Value{*id}
@@ -3067,7 +3359,7 @@ func (m *MessageMutation) AddedIDs(name string) []ent.Value {
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *MessageMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 3)
 	if m.removedreplies != nil {
 		edges = append(edges, message.EdgeReplies)
 	}
@@ -3090,12 +3382,9 @@ func (m *MessageMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *MessageMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 4)
+	edges := make([]string, 0, 3)
 	if m.clearedchat {
 		edges = append(edges, message.EdgeChat)
-	}
-	if m.clearedsender {
-		edges = append(edges, message.EdgeSender)
 	}
 	if m.clearedreply_to {
 		edges = append(edges, message.EdgeReplyTo)
@@ -3112,8 +3401,6 @@ func (m *MessageMutation) EdgeCleared(name string) bool {
 	switch name {
 	case message.EdgeChat:
 		return m.clearedchat
-	case message.EdgeSender:
-		return m.clearedsender
 	case message.EdgeReplyTo:
 		return m.clearedreply_to
 	case message.EdgeReplies:
@@ -3129,9 +3416,6 @@ func (m *MessageMutation) ClearEdge(name string) error {
 	case message.EdgeChat:
 		m.ClearChat()
 		return nil
-	case message.EdgeSender:
-		m.ClearSender()
-		return nil
 	case message.EdgeReplyTo:
 		m.ClearReplyTo()
 		return nil
@@ -3146,9 +3430,6 @@ func (m *MessageMutation) ResetEdge(name string) error {
 	case message.EdgeChat:
 		m.ResetChat()
 		return nil
-	case message.EdgeSender:
-		m.ResetSender()
-		return nil
 	case message.EdgeReplyTo:
 		m.ResetReplyTo()
 		return nil
@@ -3162,32 +3443,19 @@ func (m *MessageMutation) ResetEdge(name string) error {
 // UserMutation represents an operation that mutates the User nodes in the graph.
 type UserMutation struct {
 	config
-	op                   Op
-	typ                  string
-	id                   *uuid.UUID
-	created_at           *time.Time
-	updated_at           *time.Time
-	deleted_at           *time.Time
-	email                *string
-	display_name         *string
-	password_hash        *string
-	status               *user.Status
-	clearedFields        map[string]struct{}
-	chats                map[uuid.UUID]struct{}
-	removedchats         map[uuid.UUID]struct{}
-	clearedchats         bool
-	created_chats        map[uuid.UUID]struct{}
-	removedcreated_chats map[uuid.UUID]struct{}
-	clearedcreated_chats bool
-	sent_messages        map[uuid.UUID]struct{}
-	removedsent_messages map[uuid.UUID]struct{}
-	clearedsent_messages bool
-	memberships          map[uuid.UUID]struct{}
-	removedmemberships   map[uuid.UUID]struct{}
-	clearedmemberships   bool
-	done                 bool
-	oldValue             func(context.Context) (*User, error)
-	predicates           []predicate.User
+	op            Op
+	typ           string
+	id            *uuid.UUID
+	created_at    *time.Time
+	updated_at    *time.Time
+	deleted_at    *time.Time
+	email         *string
+	display_name  *string
+	status        *user.Status
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*User, error)
+	predicates    []predicate.User
 }
 
 var _ ent.Mutation = (*UserMutation)(nil)
@@ -3487,55 +3755,6 @@ func (m *UserMutation) ResetDisplayName() {
 	m.display_name = nil
 }
 
-// SetPasswordHash sets the "password_hash" field.
-func (m *UserMutation) SetPasswordHash(s string) {
-	m.password_hash = &s
-}
-
-// PasswordHash returns the value of the "password_hash" field in the mutation.
-func (m *UserMutation) PasswordHash() (r string, exists bool) {
-	v := m.password_hash
-	if v == nil {
-		return
-	}
-	return *v, true
-}
-
-// OldPasswordHash returns the old "password_hash" field's value of the User entity.
-// If the User object wasn't provided to the builder, the object is fetched from the database.
-// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *UserMutation) OldPasswordHash(ctx context.Context) (v string, err error) {
-	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldPasswordHash is only allowed on UpdateOne operations")
-	}
-	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldPasswordHash requires an ID field in the mutation")
-	}
-	oldValue, err := m.oldValue(ctx)
-	if err != nil {
-		return v, fmt.Errorf("querying old value for OldPasswordHash: %w", err)
-	}
-	return oldValue.PasswordHash, nil
-}
-
-// ClearPasswordHash clears the value of the "password_hash" field.
-func (m *UserMutation) ClearPasswordHash() {
-	m.password_hash = nil
-	m.clearedFields[user.FieldPasswordHash] = struct{}{}
-}
-
-// PasswordHashCleared returns if the "password_hash" field was cleared in this mutation.
-func (m *UserMutation) PasswordHashCleared() bool {
-	_, ok := m.clearedFields[user.FieldPasswordHash]
-	return ok
-}
-
-// ResetPasswordHash resets all changes to the "password_hash" field.
-func (m *UserMutation) ResetPasswordHash() {
-	m.password_hash = nil
-	delete(m.clearedFields, user.FieldPasswordHash)
-}
-
 // SetStatus sets the "status" field.
 func (m *UserMutation) SetStatus(u user.Status) {
 	m.status = &u
@@ -3572,222 +3791,6 @@ func (m *UserMutation) ResetStatus() {
 	m.status = nil
 }
 
-// AddChatIDs adds the "chats" edge to the Chat entity by ids.
-func (m *UserMutation) AddChatIDs(ids ...uuid.UUID) {
-	if m.chats == nil {
-		m.chats = make(map[uuid.UUID]struct{})
-	}
-	for i := range ids {
-		m.chats[ids[i]] = struct{}{}
-	}
-}
-
-// ClearChats clears the "chats" edge to the Chat entity.
-func (m *UserMutation) ClearChats() {
-	m.clearedchats = true
-}
-
-// ChatsCleared reports if the "chats" edge to the Chat entity was cleared.
-func (m *UserMutation) ChatsCleared() bool {
-	return m.clearedchats
-}
-
-// RemoveChatIDs removes the "chats" edge to the Chat entity by IDs.
-func (m *UserMutation) RemoveChatIDs(ids ...uuid.UUID) {
-	if m.removedchats == nil {
-		m.removedchats = make(map[uuid.UUID]struct{})
-	}
-	for i := range ids {
-		delete(m.chats, ids[i])
-		m.removedchats[ids[i]] = struct{}{}
-	}
-}
-
-// RemovedChats returns the removed IDs of the "chats" edge to the Chat entity.
-func (m *UserMutation) RemovedChatsIDs() (ids []uuid.UUID) {
-	for id := range m.removedchats {
-		ids = append(ids, id)
-	}
-	return
-}
-
-// ChatsIDs returns the "chats" edge IDs in the mutation.
-func (m *UserMutation) ChatsIDs() (ids []uuid.UUID) {
-	for id := range m.chats {
-		ids = append(ids, id)
-	}
-	return
-}
-
-// ResetChats resets all changes to the "chats" edge.
-func (m *UserMutation) ResetChats() {
-	m.chats = nil
-	m.clearedchats = false
-	m.removedchats = nil
-}
-
-// AddCreatedChatIDs adds the "created_chats" edge to the Chat entity by ids.
-func (m *UserMutation) AddCreatedChatIDs(ids ...uuid.UUID) {
-	if m.created_chats == nil {
-		m.created_chats = make(map[uuid.UUID]struct{})
-	}
-	for i := range ids {
-		m.created_chats[ids[i]] = struct{}{}
-	}
-}
-
-// ClearCreatedChats clears the "created_chats" edge to the Chat entity.
-func (m *UserMutation) ClearCreatedChats() {
-	m.clearedcreated_chats = true
-}
-
-// CreatedChatsCleared reports if the "created_chats" edge to the Chat entity was cleared.
-func (m *UserMutation) CreatedChatsCleared() bool {
-	return m.clearedcreated_chats
-}
-
-// RemoveCreatedChatIDs removes the "created_chats" edge to the Chat entity by IDs.
-func (m *UserMutation) RemoveCreatedChatIDs(ids ...uuid.UUID) {
-	if m.removedcreated_chats == nil {
-		m.removedcreated_chats = make(map[uuid.UUID]struct{})
-	}
-	for i := range ids {
-		delete(m.created_chats, ids[i])
-		m.removedcreated_chats[ids[i]] = struct{}{}
-	}
-}
-
-// RemovedCreatedChats returns the removed IDs of the "created_chats" edge to the Chat entity.
-func (m *UserMutation) RemovedCreatedChatsIDs() (ids []uuid.UUID) {
-	for id := range m.removedcreated_chats {
-		ids = append(ids, id)
-	}
-	return
-}
-
-// CreatedChatsIDs returns the "created_chats" edge IDs in the mutation.
-func (m *UserMutation) CreatedChatsIDs() (ids []uuid.UUID) {
-	for id := range m.created_chats {
-		ids = append(ids, id)
-	}
-	return
-}
-
-// ResetCreatedChats resets all changes to the "created_chats" edge.
-func (m *UserMutation) ResetCreatedChats() {
-	m.created_chats = nil
-	m.clearedcreated_chats = false
-	m.removedcreated_chats = nil
-}
-
-// AddSentMessageIDs adds the "sent_messages" edge to the Message entity by ids.
-func (m *UserMutation) AddSentMessageIDs(ids ...uuid.UUID) {
-	if m.sent_messages == nil {
-		m.sent_messages = make(map[uuid.UUID]struct{})
-	}
-	for i := range ids {
-		m.sent_messages[ids[i]] = struct{}{}
-	}
-}
-
-// ClearSentMessages clears the "sent_messages" edge to the Message entity.
-func (m *UserMutation) ClearSentMessages() {
-	m.clearedsent_messages = true
-}
-
-// SentMessagesCleared reports if the "sent_messages" edge to the Message entity was cleared.
-func (m *UserMutation) SentMessagesCleared() bool {
-	return m.clearedsent_messages
-}
-
-// RemoveSentMessageIDs removes the "sent_messages" edge to the Message entity by IDs.
-func (m *UserMutation) RemoveSentMessageIDs(ids ...uuid.UUID) {
-	if m.removedsent_messages == nil {
-		m.removedsent_messages = make(map[uuid.UUID]struct{})
-	}
-	for i := range ids {
-		delete(m.sent_messages, ids[i])
-		m.removedsent_messages[ids[i]] = struct{}{}
-	}
-}
-
-// RemovedSentMessages returns the removed IDs of the "sent_messages" edge to the Message entity.
-func (m *UserMutation) RemovedSentMessagesIDs() (ids []uuid.UUID) {
-	for id := range m.removedsent_messages {
-		ids = append(ids, id)
-	}
-	return
-}
-
-// SentMessagesIDs returns the "sent_messages" edge IDs in the mutation.
-func (m *UserMutation) SentMessagesIDs() (ids []uuid.UUID) {
-	for id := range m.sent_messages {
-		ids = append(ids, id)
-	}
-	return
-}
-
-// ResetSentMessages resets all changes to the "sent_messages" edge.
-func (m *UserMutation) ResetSentMessages() {
-	m.sent_messages = nil
-	m.clearedsent_messages = false
-	m.removedsent_messages = nil
-}
-
-// AddMembershipIDs adds the "memberships" edge to the Membership entity by ids.
-func (m *UserMutation) AddMembershipIDs(ids ...uuid.UUID) {
-	if m.memberships == nil {
-		m.memberships = make(map[uuid.UUID]struct{})
-	}
-	for i := range ids {
-		m.memberships[ids[i]] = struct{}{}
-	}
-}
-
-// ClearMemberships clears the "memberships" edge to the Membership entity.
-func (m *UserMutation) ClearMemberships() {
-	m.clearedmemberships = true
-}
-
-// MembershipsCleared reports if the "memberships" edge to the Membership entity was cleared.
-func (m *UserMutation) MembershipsCleared() bool {
-	return m.clearedmemberships
-}
-
-// RemoveMembershipIDs removes the "memberships" edge to the Membership entity by IDs.
-func (m *UserMutation) RemoveMembershipIDs(ids ...uuid.UUID) {
-	if m.removedmemberships == nil {
-		m.removedmemberships = make(map[uuid.UUID]struct{})
-	}
-	for i := range ids {
-		delete(m.memberships, ids[i])
-		m.removedmemberships[ids[i]] = struct{}{}
-	}
-}
-
-// RemovedMemberships returns the removed IDs of the "memberships" edge to the Membership entity.
-func (m *UserMutation) RemovedMembershipsIDs() (ids []uuid.UUID) {
-	for id := range m.removedmemberships {
-		ids = append(ids, id)
-	}
-	return
-}
-
-// MembershipsIDs returns the "memberships" edge IDs in the mutation.
-func (m *UserMutation) MembershipsIDs() (ids []uuid.UUID) {
-	for id := range m.memberships {
-		ids = append(ids, id)
-	}
-	return
-}
-
-// ResetMemberships resets all changes to the "memberships" edge.
-func (m *UserMutation) ResetMemberships() {
-	m.memberships = nil
-	m.clearedmemberships = false
-	m.removedmemberships = nil
-}
-
 // Where appends a list predicates to the UserMutation builder.
 func (m *UserMutation) Where(ps ...predicate.User) {
 	m.predicates = append(m.predicates, ps...)
@@ -3822,7 +3825,7 @@ func (m *UserMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *UserMutation) Fields() []string {
-	fields := make([]string, 0, 7)
+	fields := make([]string, 0, 6)
 	if m.created_at != nil {
 		fields = append(fields, user.FieldCreatedAt)
 	}
@@ -3837,9 +3840,6 @@ func (m *UserMutation) Fields() []string {
 	}
 	if m.display_name != nil {
 		fields = append(fields, user.FieldDisplayName)
-	}
-	if m.password_hash != nil {
-		fields = append(fields, user.FieldPasswordHash)
 	}
 	if m.status != nil {
 		fields = append(fields, user.FieldStatus)
@@ -3862,8 +3862,6 @@ func (m *UserMutation) Field(name string) (ent.Value, bool) {
 		return m.Email()
 	case user.FieldDisplayName:
 		return m.DisplayName()
-	case user.FieldPasswordHash:
-		return m.PasswordHash()
 	case user.FieldStatus:
 		return m.Status()
 	}
@@ -3885,8 +3883,6 @@ func (m *UserMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldEmail(ctx)
 	case user.FieldDisplayName:
 		return m.OldDisplayName(ctx)
-	case user.FieldPasswordHash:
-		return m.OldPasswordHash(ctx)
 	case user.FieldStatus:
 		return m.OldStatus(ctx)
 	}
@@ -3933,13 +3929,6 @@ func (m *UserMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetDisplayName(v)
 		return nil
-	case user.FieldPasswordHash:
-		v, ok := value.(string)
-		if !ok {
-			return fmt.Errorf("unexpected type %T for field %s", value, name)
-		}
-		m.SetPasswordHash(v)
-		return nil
 	case user.FieldStatus:
 		v, ok := value.(user.Status)
 		if !ok {
@@ -3980,9 +3969,6 @@ func (m *UserMutation) ClearedFields() []string {
 	if m.FieldCleared(user.FieldDeletedAt) {
 		fields = append(fields, user.FieldDeletedAt)
 	}
-	if m.FieldCleared(user.FieldPasswordHash) {
-		fields = append(fields, user.FieldPasswordHash)
-	}
 	return fields
 }
 
@@ -3999,9 +3985,6 @@ func (m *UserMutation) ClearField(name string) error {
 	switch name {
 	case user.FieldDeletedAt:
 		m.ClearDeletedAt()
-		return nil
-	case user.FieldPasswordHash:
-		m.ClearPasswordHash()
 		return nil
 	}
 	return fmt.Errorf("unknown User nullable field %s", name)
@@ -4026,9 +4009,6 @@ func (m *UserMutation) ResetField(name string) error {
 	case user.FieldDisplayName:
 		m.ResetDisplayName()
 		return nil
-	case user.FieldPasswordHash:
-		m.ResetPasswordHash()
-		return nil
 	case user.FieldStatus:
 		m.ResetStatus()
 		return nil
@@ -4038,162 +4018,48 @@ func (m *UserMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *UserMutation) AddedEdges() []string {
-	edges := make([]string, 0, 4)
-	if m.chats != nil {
-		edges = append(edges, user.EdgeChats)
-	}
-	if m.created_chats != nil {
-		edges = append(edges, user.EdgeCreatedChats)
-	}
-	if m.sent_messages != nil {
-		edges = append(edges, user.EdgeSentMessages)
-	}
-	if m.memberships != nil {
-		edges = append(edges, user.EdgeMemberships)
-	}
+	edges := make([]string, 0, 0)
 	return edges
 }
 
 // AddedIDs returns all IDs (to other nodes) that were added for the given edge
 // name in this mutation.
 func (m *UserMutation) AddedIDs(name string) []ent.Value {
-	switch name {
-	case user.EdgeChats:
-		ids := make([]ent.Value, 0, len(m.chats))
-		for id := range m.chats {
-			ids = append(ids, id)
-		}
-		return ids
-	case user.EdgeCreatedChats:
-		ids := make([]ent.Value, 0, len(m.created_chats))
-		for id := range m.created_chats {
-			ids = append(ids, id)
-		}
-		return ids
-	case user.EdgeSentMessages:
-		ids := make([]ent.Value, 0, len(m.sent_messages))
-		for id := range m.sent_messages {
-			ids = append(ids, id)
-		}
-		return ids
-	case user.EdgeMemberships:
-		ids := make([]ent.Value, 0, len(m.memberships))
-		for id := range m.memberships {
-			ids = append(ids, id)
-		}
-		return ids
-	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *UserMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 4)
-	if m.removedchats != nil {
-		edges = append(edges, user.EdgeChats)
-	}
-	if m.removedcreated_chats != nil {
-		edges = append(edges, user.EdgeCreatedChats)
-	}
-	if m.removedsent_messages != nil {
-		edges = append(edges, user.EdgeSentMessages)
-	}
-	if m.removedmemberships != nil {
-		edges = append(edges, user.EdgeMemberships)
-	}
+	edges := make([]string, 0, 0)
 	return edges
 }
 
 // RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
 // the given name in this mutation.
 func (m *UserMutation) RemovedIDs(name string) []ent.Value {
-	switch name {
-	case user.EdgeChats:
-		ids := make([]ent.Value, 0, len(m.removedchats))
-		for id := range m.removedchats {
-			ids = append(ids, id)
-		}
-		return ids
-	case user.EdgeCreatedChats:
-		ids := make([]ent.Value, 0, len(m.removedcreated_chats))
-		for id := range m.removedcreated_chats {
-			ids = append(ids, id)
-		}
-		return ids
-	case user.EdgeSentMessages:
-		ids := make([]ent.Value, 0, len(m.removedsent_messages))
-		for id := range m.removedsent_messages {
-			ids = append(ids, id)
-		}
-		return ids
-	case user.EdgeMemberships:
-		ids := make([]ent.Value, 0, len(m.removedmemberships))
-		for id := range m.removedmemberships {
-			ids = append(ids, id)
-		}
-		return ids
-	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *UserMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 4)
-	if m.clearedchats {
-		edges = append(edges, user.EdgeChats)
-	}
-	if m.clearedcreated_chats {
-		edges = append(edges, user.EdgeCreatedChats)
-	}
-	if m.clearedsent_messages {
-		edges = append(edges, user.EdgeSentMessages)
-	}
-	if m.clearedmemberships {
-		edges = append(edges, user.EdgeMemberships)
-	}
+	edges := make([]string, 0, 0)
 	return edges
 }
 
 // EdgeCleared returns a boolean which indicates if the edge with the given name
 // was cleared in this mutation.
 func (m *UserMutation) EdgeCleared(name string) bool {
-	switch name {
-	case user.EdgeChats:
-		return m.clearedchats
-	case user.EdgeCreatedChats:
-		return m.clearedcreated_chats
-	case user.EdgeSentMessages:
-		return m.clearedsent_messages
-	case user.EdgeMemberships:
-		return m.clearedmemberships
-	}
 	return false
 }
 
 // ClearEdge clears the value of the edge with the given name. It returns an error
 // if that edge is not defined in the schema.
 func (m *UserMutation) ClearEdge(name string) error {
-	switch name {
-	}
 	return fmt.Errorf("unknown User unique edge %s", name)
 }
 
 // ResetEdge resets all changes to the edge with the given name in this mutation.
 // It returns an error if the edge is not defined in the schema.
 func (m *UserMutation) ResetEdge(name string) error {
-	switch name {
-	case user.EdgeChats:
-		m.ResetChats()
-		return nil
-	case user.EdgeCreatedChats:
-		m.ResetCreatedChats()
-		return nil
-	case user.EdgeSentMessages:
-		m.ResetSentMessages()
-		return nil
-	case user.EdgeMemberships:
-		m.ResetMemberships()
-		return nil
-	}
 	return fmt.Errorf("unknown User edge %s", name)
 }

@@ -16,6 +16,8 @@ type Tx struct {
 	config
 	// Chat is the client for interacting with the Chat builders.
 	Chat *ChatClient
+	// Credential is the client for interacting with the Credential builders.
+	Credential *CredentialClient
 	// Membership is the client for interacting with the Membership builders.
 	Membership *MembershipClient
 	// Message is the client for interacting with the Message builders.
@@ -154,6 +156,7 @@ func (tx *Tx) Client() *Client {
 
 func (tx *Tx) init() {
 	tx.Chat = NewChatClient(tx.config)
+	tx.Credential = NewCredentialClient(tx.config)
 	tx.Membership = NewMembershipClient(tx.config)
 	tx.Message = NewMessageClient(tx.config)
 	tx.User = NewUserClient(tx.config)

@@ -29,65 +29,9 @@ type User struct {
 	Email string `json:"email,omitempty"`
 	// DisplayName holds the value of the "display_name" field.
 	DisplayName string `json:"display_name,omitempty"`
-	// a password hash (never the password); empty for users who sign in elsewhere
-	PasswordHash string `json:"-"`
 	// Status holds the value of the "status" field.
-	Status user.Status `json:"status,omitempty"`
-	// Edges holds the relations/edges for other nodes in the graph.
-	// The values are being populated by the UserQuery when eager-loading is set.
-	Edges        UserEdges `json:"edges"`
+	Status       user.Status `json:"status,omitempty"`
 	selectValues sql.SelectValues
-}
-
-// UserEdges holds the relations/edges for other nodes in the graph.
-type UserEdges struct {
-	// Chats holds the value of the chats edge.
-	Chats []*Chat `json:"chats,omitempty"`
-	// CreatedChats holds the value of the created_chats edge.
-	CreatedChats []*Chat `json:"created_chats,omitempty"`
-	// SentMessages holds the value of the sent_messages edge.
-	SentMessages []*Message `json:"sent_messages,omitempty"`
-	// Memberships holds the value of the memberships edge.
-	Memberships []*Membership `json:"memberships,omitempty"`
-	// loadedTypes holds the information for reporting if a
-	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [4]bool
-}
-
-// ChatsOrErr returns the Chats value or an error if the edge
-// was not loaded in eager-loading.
-func (e UserEdges) ChatsOrErr() ([]*Chat, error) {
-	if e.loadedTypes[0] {
-		return e.Chats, nil
-	}
-	return nil, &NotLoadedError{edge: "chats"}
-}
-
-// CreatedChatsOrErr returns the CreatedChats value or an error if the edge
-// was not loaded in eager-loading.
-func (e UserEdges) CreatedChatsOrErr() ([]*Chat, error) {
-	if e.loadedTypes[1] {
-		return e.CreatedChats, nil
-	}
-	return nil, &NotLoadedError{edge: "created_chats"}
-}
-
-// SentMessagesOrErr returns the SentMessages value or an error if the edge
-// was not loaded in eager-loading.
-func (e UserEdges) SentMessagesOrErr() ([]*Message, error) {
-	if e.loadedTypes[2] {
-		return e.SentMessages, nil
-	}
-	return nil, &NotLoadedError{edge: "sent_messages"}
-}
-
-// MembershipsOrErr returns the Memberships value or an error if the edge
-// was not loaded in eager-loading.
-func (e UserEdges) MembershipsOrErr() ([]*Membership, error) {
-	if e.loadedTypes[3] {
-		return e.Memberships, nil
-	}
-	return nil, &NotLoadedError{edge: "memberships"}
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -95,7 +39,7 @@ func (*User) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case user.FieldEmail, user.FieldDisplayName, user.FieldPasswordHash, user.FieldStatus:
+		case user.FieldEmail, user.FieldDisplayName, user.FieldStatus:
 			values[i] = new(sql.NullString)
 		case user.FieldCreatedAt, user.FieldUpdatedAt, user.FieldDeletedAt:
 			values[i] = new(sql.NullTime)
@@ -153,12 +97,6 @@ func (_m *User) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.DisplayName = value.String
 			}
-		case user.FieldPasswordHash:
-			if value, ok := values[i].(*sql.NullString); !ok {
-				return fmt.Errorf("unexpected type %T for field password_hash", values[i])
-			} else if value.Valid {
-				_m.PasswordHash = value.String
-			}
 		case user.FieldStatus:
 			if value, ok := values[i].(*sql.NullString); !ok {
 				return fmt.Errorf("unexpected type %T for field status", values[i])
@@ -176,26 +114,6 @@ func (_m *User) assignValues(columns []string, values []any) error {
 // This includes values selected through modifiers, order, etc.
 func (_m *User) Value(name string) (ent.Value, error) {
 	return _m.selectValues.Get(name)
-}
-
-// QueryChats queries the "chats" edge of the User entity.
-func (_m *User) QueryChats() *ChatQuery {
-	return NewUserClient(_m.config).QueryChats(_m)
-}
-
-// QueryCreatedChats queries the "created_chats" edge of the User entity.
-func (_m *User) QueryCreatedChats() *ChatQuery {
-	return NewUserClient(_m.config).QueryCreatedChats(_m)
-}
-
-// QuerySentMessages queries the "sent_messages" edge of the User entity.
-func (_m *User) QuerySentMessages() *MessageQuery {
-	return NewUserClient(_m.config).QuerySentMessages(_m)
-}
-
-// QueryMemberships queries the "memberships" edge of the User entity.
-func (_m *User) QueryMemberships() *MembershipQuery {
-	return NewUserClient(_m.config).QueryMemberships(_m)
 }
 
 // Update returns a builder for updating this User.
@@ -237,8 +155,6 @@ func (_m *User) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("display_name=")
 	builder.WriteString(_m.DisplayName)
-	builder.WriteString(", ")
-	builder.WriteString("password_hash=<sensitive>")
 	builder.WriteString(", ")
 	builder.WriteString("status=")
 	builder.WriteString(fmt.Sprintf("%v", _m.Status))

@@ -45,22 +45,19 @@ func (Chat) Fields() []ent.Field {
 	}
 }
 
-// Edges of the Chat.
+// Edges of the Chat. Both lead to rows a member of the chat may read, so
+// filtering a chat the viewer sees by them reveals nothing; there is no edge to
+// users (see User.Edges).
 func (Chat) Edges() []ent.Edge {
 	return []ent.Edge{
-		edge.From("creator", User.Type).
-			Ref("created_chats").
-			Field("created_by").
-			Unique().
-			Required().
-			Immutable(),
-		edge.From("members", User.Type).
-			Ref("chats").
-			Through("memberships", Membership.Type),
 		edge.To("messages", Message.Type).
 			// Messages belong to their chat: removing a chat for good removes them.
 			Annotations(entsql.OnDelete(entsql.Cascade)).
 			StorageKey(edge.Symbol("messages_chat_id_fkey")),
+		edge.To("memberships", Membership.Type).
+			// Memberships belong to their chat, as its messages do.
+			Annotations(entsql.OnDelete(entsql.Cascade)).
+			StorageKey(edge.Symbol("memberships_chat_id_fkey")),
 	}
 }
 

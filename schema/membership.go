@@ -10,8 +10,8 @@ import (
 	"github.com/google/uuid"
 )
 
-// Membership holds the schema definition for the Membership entity: the edge schema
-// between User and Chat, carrying the member's role and read state.
+// Membership holds the schema definition for the Membership entity: a user's
+// place in a chat, with their role and read state.
 type Membership struct {
 	ent.Schema
 }
@@ -58,25 +58,16 @@ func (Membership) Fields() []ent.Field {
 	}
 }
 
-// Edges of the Membership.
+// Edges of the Membership: its chat only (see User.Edges for why not its
+// user).
 func (Membership) Edges() []ent.Edge {
 	return []ent.Edge{
-		edge.To("user", User.Type).
-			Field("user_id").
-			Unique().
-			Required().
-			Immutable().
-			// A user erased for good leaves none of their memberships behind.
-			Annotations(entsql.OnDelete(entsql.Cascade)).
-			StorageKey(edge.Symbol("memberships_user_id_fkey")),
-		edge.To("chat", Chat.Type).
+		edge.From("chat", Chat.Type).
+			Ref("memberships").
 			Field("chat_id").
 			Unique().
 			Required().
-			Immutable().
-			// Memberships belong to their chat, as its messages do.
-			Annotations(entsql.OnDelete(entsql.Cascade)).
-			StorageKey(edge.Symbol("memberships_chat_id_fkey")),
+			Immutable(),
 	}
 }
 

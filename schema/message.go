@@ -37,7 +37,12 @@ func (Message) Fields() []ent.Field {
 			Values("user", "assistant", "system", "tool").
 			Immutable(),
 		field.Text("content").
-			Validate(ValidateContent),
+			// NULL once the message is deleted, and only then (the CHECK
+			// messages_content_deleted): deleting a message erases its text, as
+			// Matrix redacts an event, so nobody can read it back by any path.
+			Optional().
+			Validate(ValidateContent).
+			Comment("the text; NULL when the message is deleted"),
 		// A JSON document typed in Go. field.Other rather than field.JSON: ent
 		// passes JSON fields to the driver as []byte, which lib/pq's binary
 		// parameters send in a format jsonb refuses; MessageMetadata.Value gives text.
@@ -60,11 +65,13 @@ func (Message) Fields() []ent.Field {
 		field.Time("deleted_at").
 			Optional().
 			Nillable().
-			Comment("set when the message is soft-deleted; history shows it as deleted"),
+			Comment("set when the message is soft-deleted: its content and metadata are erased, and history shows it as deleted"),
 	}
 }
 
-// Edges of the Message.
+// Edges of the Message: its chat, and replies within that chat (the reply rule
+// in hooks.go keeps them there), all rows a reader of the message may read.
+// The sender is a plain field: see User.Edges.
 func (Message) Edges() []ent.Edge {
 	return []ent.Edge{
 		edge.From("chat", Chat.Type).
@@ -72,11 +79,6 @@ func (Message) Edges() []ent.Edge {
 			Field("chat_id").
 			Unique().
 			Required().
-			Immutable(),
-		edge.From("sender", User.Type).
-			Ref("sent_messages").
-			Field("sender_id").
-			Unique().
 			Immutable(),
 		edge.To("replies", Message.Type).
 			// Deleting a message for good leaves its replies standing, unlinked.
@@ -115,12 +117,15 @@ func (Message) Annotations() []schema.Annotation {
 		// Go validators. octet_length counts bytes on both PostgreSQL and SQLite.
 		entsql.Checks(map[string]string{
 			"messages_content_length": "octet_length(content) BETWEEN 1 AND 65536",
-			"messages_role_check":     "role IN ('user', 'assistant', 'system', 'tool')",
+			// A live message has content; a deleted one has none, so its text is
+			// gone for every reader, whatever client wrote the deletion.
+			"messages_content_deleted": "deleted_at IS NULL AND content IS NOT NULL OR deleted_at IS NOT NULL AND content IS NULL",
+			"messages_role_check":      "role IN ('user', 'assistant', 'system', 'tool')",
 		}),
 	}
 }
 
 // Hooks of the Message.
 func (Message) Hooks() []ent.Hook {
-	return []ent.Hook{validateMetadata}
+	return []ent.Hook{validateMetadata, eraseDeleted, replyInChat}
 }

@@ -12,11 +12,12 @@ import (
 
 	gen "github.com/chatdb/chatdb/ent"
 	"github.com/chatdb/chatdb/ent/chat"
+	"github.com/chatdb/chatdb/ent/credential"
 	"github.com/chatdb/chatdb/ent/membership"
 	"github.com/chatdb/chatdb/ent/message"
-	"github.com/chatdb/chatdb/ent/predicate"
 	"github.com/chatdb/chatdb/ent/privacy"
 	"github.com/chatdb/chatdb/ent/user"
+	"github.com/chatdb/chatdb/rule"
 	"github.com/chatdb/chatdb/viewer"
 )
 
@@ -25,37 +26,35 @@ import (
 //
 //   - No viewer: denied. Code that forgets to say who acts fails closed.
 //   - The system viewer: allowed everything.
-//   - A user:
-//     users: reads every user's profile (so people can be found by email to start
-//     a chat with), never a password hash (blanked by an interceptor); updates only
-//     their own row, and not its status; creates and hard-deletes no users.
-//     chats: reads only chats they are a member of; creates chats they are the
-//     creator of (a direct chat only with a direct_key that names them); bumps
-//     last_message_at as any member; changes other fields as owner or admin, and
-//     deleted_at as owner only; hard-deletes none.
-//     memberships: reads the memberships of their chats; creates the founding
-//     owner membership of a chat they created that has no members yet, joins a
-//     direct chat that names them (as owner: both of a pair own their chat), and as
-//     owner or admin adds others (only owners add owners; in a direct chat only the
-//     pair); updates their own read position and muted flag; changes roles as
-//     owner, or as admin where neither the old nor the new role is owner; removes
-//     themselves, others as owner or admin, owners as owner only.
-//     messages: reads the messages of their chats; appends to a live, unarchived
-//     chat they are an active, undeleted member of, as the sender of user
-//     messages, or without a sender as assistant and tool messages in an assistant
-//     chat (system messages are for the system viewer); edits content and
-//     metadata of their own messages; soft-deletes their own, or anyone's in a
-//     chat they own or administer; hard-deletes none.
+//   - A user: what package rule says, with these write rules on top:
+//     users: no creates or hard deletes; a live user updates their own row, not
+//     its status, and may set but never clear its deleted_at (after which they
+//     can do nothing at all).
+//     credentials: read by nobody but the system; a live user writes their own.
+//     chats: an active user creates chats they are the creator of (a direct
+//     chat only with a direct_key that names them); as an active member, bumps
+//     last_message_at; as owner or admin, changes the title and archives; as
+//     owner, soft-deletes. Nobody but the system clears deleted_at or hard-deletes.
+//     memberships: an active user creates the founding owner membership of a
+//     chat they created that has no members yet, joins a direct chat that names
+//     them (as owner: both of a pair own their chat), and as owner or admin adds
+//     other live users (only owners add owners; in a direct chat only the pair);
+//     a member updates their own read position and muted flag; roles change as
+//     owner, or as admin where neither the old nor the new role is owner, and
+//     never in a direct chat; members remove themselves, others as owner or
+//     admin, owners as owner only.
+//     messages: an active member appends to a live, unarchived chat, as the
+//     sender of user messages, or without a sender as assistant and tool
+//     messages in an assistant chat (system messages are for the system
+//     viewer); the sender, while an active member, edits content and metadata
+//     of their live message; the sender while a member, or the chat's owners and
+//     admins, soft-delete a live message, which erases its content (hooks.go);
+//     nobody but the system clears deleted_at or hard-deletes.
 //
 // Filters are added to the statement itself (a WHERE clause), not checked by an
 // extra query, wherever the rule can be written so: reads, updates and deletes.
 // An update or delete a filter excludes affects no row, which ent reports as not
 // found. Creates cannot be filtered and cost one extra query.
-//
-// What the policies do not check: values. A member may bump last_message_at to
-// any time, and a sender may create a message at any created_at, through a raw
-// client; the store is what keeps both increasing. Which fields a user may touch
-// is checked; what they write into them is the validators' business.
 
 // Policy of the User.
 func (User) Policy() ent.Policy {
@@ -63,10 +62,10 @@ func (User) Policy() ent.Policy {
 		Query: privacy.QueryPolicy{
 			denyWithoutViewer(),
 			allowSystem(),
-			// Any signed-in user reads every user's public profile: people look each
-			// other up by email to start a chat. Password hashes are blanked by
-			// redactPasswordHash.
-			privacy.AlwaysAllowRule(),
+			privacy.UserQueryRuleFunc(func(ctx context.Context, q *gen.UserQuery) error {
+				q.Where(func(s *sql.Selector) { s.Where(rule.CanReadUser(rule.Of(s), viewerID(ctx))) })
+				return privacy.Allow
+			}),
 		},
 		Mutation: privacy.MutationPolicy{
 			denyWithoutViewer(),
@@ -76,9 +75,20 @@ func (User) Policy() ent.Policy {
 	}
 }
 
-// Interceptors of the User.
-func (User) Interceptors() []ent.Interceptor {
-	return []ent.Interceptor{redactPasswordHash}
+// Policy of the Credential.
+func (Credential) Policy() ent.Policy {
+	return privacy.Policy{
+		Query: privacy.QueryPolicy{
+			denyWithoutViewer(),
+			allowSystem(),
+			privacy.AlwaysDenyRule(),
+		},
+		Mutation: privacy.MutationPolicy{
+			denyWithoutViewer(),
+			allowSystem(),
+			privacy.CredentialMutationRuleFunc(credentialMutationRule),
+		},
+	}
 }
 
 // Policy of the Chat.
@@ -88,7 +98,7 @@ func (Chat) Policy() ent.Policy {
 			denyWithoutViewer(),
 			allowSystem(),
 			privacy.ChatQueryRuleFunc(func(ctx context.Context, q *gen.ChatQuery) error {
-				q.Where(func(s *sql.Selector) { s.Where(sql.In(s.C(chat.FieldID), chatsOf(viewerID(ctx)))) })
+				q.Where(func(s *sql.Selector) { s.Where(rule.CanReadChat(rule.Of(s), viewerID(ctx))) })
 				return privacy.Allow
 			}),
 		},
@@ -107,7 +117,7 @@ func (Membership) Policy() ent.Policy {
 			denyWithoutViewer(),
 			allowSystem(),
 			privacy.MembershipQueryRuleFunc(func(ctx context.Context, q *gen.MembershipQuery) error {
-				q.Where(func(s *sql.Selector) { s.Where(sql.In(s.C(membership.FieldChatID), chatsOf(viewerID(ctx)))) })
+				q.Where(func(s *sql.Selector) { s.Where(rule.CanReadMembership(rule.Of(s), viewerID(ctx))) })
 				return privacy.Allow
 			}),
 		},
@@ -126,7 +136,7 @@ func (Message) Policy() ent.Policy {
 			denyWithoutViewer(),
 			allowSystem(),
 			privacy.MessageQueryRuleFunc(func(ctx context.Context, q *gen.MessageQuery) error {
-				q.Where(func(s *sql.Selector) { s.Where(sql.In(s.C(message.FieldChatID), chatsOf(viewerID(ctx)))) })
+				q.Where(func(s *sql.Selector) { s.Where(rule.CanReadMessage(rule.Of(s), viewerID(ctx))) })
 				return privacy.Allow
 			}),
 		},
@@ -166,21 +176,9 @@ func viewerID(ctx context.Context) uuid.UUID {
 	return id
 }
 
-// chatsOf selects the IDs of the chats user is a member of, with one of roles
-// when any are given: SELECT chat_id FROM memberships WHERE user_id = ? [AND role
-// IN (...)], served by the index memberships_user_chat_key. The table is aliased so
-// that it can sit inside a statement on memberships itself.
-func chatsOf(userID uuid.UUID, roles ...membership.Role) *sql.Selector {
-	t := sql.Table(membership.Table).As("viewer_memberships")
-	s := sql.Select(t.C(membership.FieldChatID)).From(t).Where(sql.EQ(t.C(membership.FieldUserID), userID))
-	if len(roles) > 0 {
-		vs := make([]any, len(roles))
-		for i, r := range roles {
-			vs[i] = string(r)
-		}
-		s.Where(sql.In(t.C(membership.FieldRole), vs...))
-	}
-	return s
+// where adds p, built for the mutation's table, to the mutation's WHERE clause.
+func where(m interface{ WhereP(...func(*sql.Selector)) }, p func(r rule.Row) *sql.Predicate) {
+	m.WhereP(func(s *sql.Selector) { s.Where(p(rule.Of(s))) })
 }
 
 // touched returns the fields a mutation sets or clears.
@@ -214,6 +212,12 @@ func allowed(ctx context.Context) context.Context {
 	return privacy.DecisionContext(ctx, privacy.Allow)
 }
 
+// holds runs p as a query of its own and reports whether it is true: for the
+// rules of creates, which have no row to filter.
+func holds(ctx context.Context, c *gen.Client, p *sql.Predicate) (bool, error) {
+	return c.User.Query().Where(func(s *sql.Selector) { s.Where(p) }).Exist(allowed(ctx))
+}
+
 func userMutationRule(ctx context.Context, m *gen.UserMutation) error {
 	switch {
 	case m.Op().Is(ent.OpCreate):
@@ -222,9 +226,30 @@ func userMutationRule(ctx context.Context, m *gen.UserMutation) error {
 		return privacy.Denyf("users are soft-deleted; only the system deletes rows")
 	case touchesAny(m, user.FieldStatus):
 		return privacy.Denyf("only the system changes a user's status")
+	case m.DeletedAtCleared():
+		return privacy.Denyf("only the system restores a deleted user")
 	}
-	// A user writes their own row only; for others the update matches no row.
-	m.Where(user.ID(viewerID(ctx)))
+	// A live user writes their own row only; for others the update matches no row.
+	m.Where(user.ID(viewerID(ctx)), user.DeletedAtIsNil())
+	return privacy.Allow
+}
+
+func credentialMutationRule(ctx context.Context, m *gen.CredentialMutation) error {
+	uid := viewerID(ctx)
+	if m.Op().Is(ent.OpCreate) {
+		if id, _ := m.UserID(); id != uid {
+			return privacy.Denyf("a user writes only their own credential")
+		}
+		ok, err := holds(ctx, m.Client(), rule.Live(uid))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return privacy.Denyf("a deleted user writes nothing")
+		}
+		return privacy.Allow
+	}
+	m.Where(credential.UserID(uid), func(s *sql.Selector) { s.Where(rule.Live(uid)) })
 	return privacy.Allow
 }
 
@@ -232,32 +257,49 @@ func chatMutationRule(ctx context.Context, m *gen.ChatMutation) error {
 	uid := viewerID(ctx)
 	switch {
 	case m.Op().Is(ent.OpCreate):
-		if by, _ := m.CreatedBy(); by != uid {
-			return privacy.Denyf("a chat is created by its creator")
-		}
-		kind, _ := m.Kind()
-		key, hasKey := m.DirectKey()
-		if kind == chat.KindDirect {
-			if a, b, ok := ParseDirectKey(key); !ok || (a != uid && b != uid) {
-				return privacy.Denyf("a direct chat's key names its creator")
-			}
-		} else if hasKey {
-			return privacy.Denyf("only direct chats have a direct key")
-		}
-		return privacy.Allow
+		return chatCreateRule(ctx, m, uid)
 	case m.Op().Is(ent.OpDelete | ent.OpDeleteOne):
 		return privacy.Denyf("chats are soft-deleted; only the system deletes rows")
+	case m.DeletedAtCleared():
+		return privacy.Denyf("only the system restores a deleted chat")
 	}
 	var roles []membership.Role
 	switch {
 	case onlyTouches(m, chat.FieldLastMessageAt, chat.FieldUpdatedAt):
-		// Appending a message bumps last_message_at: any member.
+		// Appending a message bumps last_message_at: any active member.
 	case touchesAny(m, chat.FieldDeletedAt):
 		roles = []membership.Role{membership.RoleOwner}
 	default:
 		roles = []membership.Role{membership.RoleOwner, membership.RoleAdmin}
 	}
-	m.Where(func(s *sql.Selector) { s.Where(sql.In(s.C(chat.FieldID), chatsOf(uid, roles...))) })
+	where(m, func(r rule.Row) *sql.Predicate {
+		return sql.And(rule.Member(r(chat.FieldID), uid, roles...), rule.Active(uid))
+	})
+	return privacy.Allow
+}
+
+// chatCreateRule decides who may create a chat. It costs one query: is the
+// creator active.
+func chatCreateRule(ctx context.Context, m *gen.ChatMutation, uid uuid.UUID) error {
+	if by, _ := m.CreatedBy(); by != uid {
+		return privacy.Denyf("a chat is created by its creator")
+	}
+	kind, _ := m.Kind()
+	key, hasKey := m.DirectKey()
+	if kind == chat.KindDirect {
+		if a, b, ok := ParseDirectKey(key); !ok || (a != uid && b != uid) {
+			return privacy.Denyf("a direct chat's key names its creator")
+		}
+	} else if hasKey {
+		return privacy.Denyf("only direct chats have a direct key")
+	}
+	ok, err := holds(ctx, m.Client(), rule.Active(uid))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return privacy.Denyf("deleted and suspended users create no chats")
+	}
 	return privacy.Allow
 }
 
@@ -268,54 +310,52 @@ func membershipMutationRule(ctx context.Context, m *gen.MembershipMutation) erro
 		return membershipCreateRule(ctx, m, uid)
 	case m.Op().Is(ent.OpDelete | ent.OpDeleteOne):
 		// Yourself; anyone but an owner as owner or admin; an owner as owner.
-		m.Where(func(s *sql.Selector) {
-			s.Where(sql.Or(
-				sql.EQ(s.C(membership.FieldUserID), uid),
-				sql.In(s.C(membership.FieldChatID), chatsOf(uid, membership.RoleOwner)),
-				sql.And(
-					sql.NEQ(s.C(membership.FieldRole), string(membership.RoleOwner)),
-					sql.In(s.C(membership.FieldChatID), chatsOf(uid, membership.RoleAdmin)),
-				),
-			))
+		where(m, func(r rule.Row) *sql.Predicate {
+			c := r(membership.FieldChatID)
+			return sql.Or(
+				sql.And(rule.Own(r, uid), rule.Member(c, uid)),
+				rule.Member(c, uid, membership.RoleOwner),
+				sql.And(rule.NotOwner(r), rule.Member(c, uid, membership.RoleAdmin)),
+			)
 		})
 		return privacy.Allow
 	}
 	if touchesAny(m, membership.FieldRole) {
-		if r, ok := m.Role(); !ok || r == membership.RoleOwner {
-			m.Where(func(s *sql.Selector) {
-				s.Where(sql.In(s.C(membership.FieldChatID), chatsOf(uid, membership.RoleOwner)))
-			})
-		} else {
-			m.Where(func(s *sql.Selector) {
-				s.Where(sql.Or(
-					sql.In(s.C(membership.FieldChatID), chatsOf(uid, membership.RoleOwner)),
-					sql.And(
-						sql.NEQ(s.C(membership.FieldRole), string(membership.RoleOwner)),
-						sql.In(s.C(membership.FieldChatID), chatsOf(uid, membership.RoleAdmin)),
-					),
-				))
-			})
-		}
+		r, ok := m.Role()
+		ownerInvolved := !ok || r == membership.RoleOwner
+		where(m, func(r rule.Row) *sql.Predicate {
+			c := r(membership.FieldChatID)
+			byOwner := rule.Member(c, uid, membership.RoleOwner)
+			if !ownerInvolved {
+				byOwner = sql.Or(byOwner, sql.And(rule.NotOwner(r), rule.Member(c, uid, membership.RoleAdmin)))
+			}
+			return sql.And(byOwner, sql.Not(rule.Direct(c)), rule.Active(uid))
+		})
 	}
 	if !onlyTouches(m, membership.FieldRole) {
-		// Read position and muted: your own membership only.
-		m.Where(membership.UserID(uid))
+		// Read position and muted: a member's own membership only.
+		where(m, func(r rule.Row) *sql.Predicate {
+			return rule.CanUpdateOwnMembership(r, uid)
+		})
 	}
 	return privacy.Allow
 }
 
 // membershipCreateRule decides who may add a member. It costs one query: the
-// chat, with the viewer's role in it and whether it has any member.
+// chat, with the viewer's role in it, whether it has any member, whether the
+// viewer is active and the new member live.
 func membershipCreateRule(ctx context.Context, m *gen.MembershipMutation, uid uuid.UUID) error {
 	chatID, _ := m.ChatID()
 	userID, _ := m.UserID()
 	role, _ := m.Role()
 	var rows []struct {
-		Kind      string            `sql:"kind"`
-		CreatedBy uuid.UUID         `sql:"created_by"`
-		DirectKey stdsql.NullString `sql:"direct_key"`
-		Mine      stdsql.NullString `sql:"mine"`
-		Members   stdsql.NullBool   `sql:"members"`
+		Kind         string            `sql:"kind"`
+		CreatedBy    uuid.UUID         `sql:"created_by"`
+		DirectKey    stdsql.NullString `sql:"direct_key"`
+		Mine         stdsql.NullString `sql:"mine"`
+		Members      stdsql.NullBool   `sql:"members"`
+		ViewerActive stdsql.NullBool   `sql:"viewer_active"`
+		UserLive     stdsql.NullBool   `sql:"user_live"`
 	}
 	err := m.Client().Chat.Query().
 		Where(chat.ID(chatID), chat.DeletedAtIsNil()).
@@ -332,6 +372,8 @@ func membershipCreateRule(ctx context.Context, m *gen.MembershipMutation, uid uu
 			)
 			s.AppendSelectExprAs(sql.Exists(sql.Select(members.C(membership.FieldID)).From(members).
 				Where(sql.ColumnsEQ(members.C(membership.FieldChatID), s.C(chat.FieldID)))), "members")
+			s.AppendSelectExprAs(rule.Active(uid), "viewer_active")
+			s.AppendSelectExprAs(rule.Live(userID), "user_live")
 		}).
 		Scan(allowed(ctx), &rows)
 	if err != nil {
@@ -341,6 +383,12 @@ func membershipCreateRule(ctx context.Context, m *gen.MembershipMutation, uid uu
 		return privacy.Denyf("no such chat")
 	}
 	c := rows[0]
+	switch {
+	case !c.ViewerActive.Bool:
+		return privacy.Denyf("deleted and suspended users add no members")
+	case !c.UserLive.Bool:
+		return privacy.Denyf("a deleted user joins no chat")
+	}
 	if chat.Kind(c.Kind) == chat.KindDirect {
 		a, b, _ := ParseDirectKey(c.DirectKey.String)
 		if userID != a && userID != b {
@@ -372,49 +420,43 @@ func messageMutationRule(ctx context.Context, m *gen.MessageMutation) error {
 		return messageCreateRule(ctx, m, uid)
 	case m.Op().Is(ent.OpDelete | ent.OpDeleteOne):
 		return privacy.Denyf("messages are soft-deleted; only the system deletes rows")
+	case m.DeletedAtCleared():
+		return privacy.Denyf("only the system restores a deleted message")
 	}
+	// Only live messages change: a deleted one has nothing left to edit, and
+	// stays deleted.
+	m.Where(message.DeletedAtIsNil())
 	if !onlyTouches(m, message.FieldDeletedAt) {
-		// Content, metadata, edited_at: the sender only.
-		m.Where(message.SenderID(uid))
+		// Content, metadata, edited_at: the sender, while an active member.
+		where(m, func(r rule.Row) *sql.Predicate {
+			return sql.And(rule.Sent(r, uid), rule.Member(r(message.FieldChatID), uid), rule.Active(uid))
+		})
 	}
 	if touchesAny(m, message.FieldDeletedAt) {
-		m.Where(func(s *sql.Selector) {
-			s.Where(sql.Or(
-				sql.EQ(s.C(message.FieldSenderID), uid),
-				sql.In(s.C(message.FieldChatID), chatsOf(uid, membership.RoleOwner, membership.RoleAdmin)),
-			))
+		// Deleting: the sender while a member, or the chat's owners and admins.
+		where(m, func(r rule.Row) *sql.Predicate {
+			c := r(message.FieldChatID)
+			return sql.Or(
+				sql.And(rule.Sent(r, uid), rule.Member(c, uid)),
+				rule.Member(c, uid, membership.RoleOwner, membership.RoleAdmin),
+			)
 		})
 	}
 	return privacy.Allow
 }
 
 // messageCreateRule decides who may append a message. It costs one query: the
-// viewer's membership joined with the chat and the viewer's user row.
+// chat under rule.MayAppend.
 func messageCreateRule(ctx context.Context, m *gen.MessageMutation, uid uuid.UUID) error {
 	chatID, _ := m.ChatID()
 	sender, hasSender := m.SenderID()
 	role, _ := m.Role()
-	chatPreds := []predicate.Chat{chat.DeletedAtIsNil(), chat.ArchivedAtIsNil()}
-	switch role {
-	case message.RoleUser:
-		if !hasSender || sender != uid {
-			return privacy.Denyf("a user message is sent by the viewer")
-		}
-	case message.RoleAssistant, message.RoleTool:
-		if hasSender {
-			return privacy.Denyf("assistant and tool messages have no sender")
-		}
-		chatPreds = append(chatPreds, chat.KindEQ(chat.KindAssistant))
-	default:
-		return privacy.Denyf("only the system appends %s messages", role)
+	assistantOnly, err := AppendRole(role, sender, hasSender, uid)
+	if err != nil {
+		return err
 	}
-	ok, err := m.Client().Membership.Query().
-		Where(
-			membership.ChatID(chatID),
-			membership.UserID(uid),
-			membership.HasChatWith(chatPreds...),
-			membership.HasUserWith(user.DeletedAtIsNil(), user.StatusEQ(user.StatusActive)),
-		).
+	ok, err := m.Client().Chat.Query().
+		Where(chat.ID(chatID), func(s *sql.Selector) { s.Where(rule.MayAppend(rule.Of(s), uid, assistantOnly)) }).
 		Exist(allowed(ctx))
 	if err != nil {
 		return err
@@ -425,29 +467,26 @@ func messageCreateRule(ctx context.Context, m *gen.MessageMutation, uid uuid.UUI
 	return privacy.Allow
 }
 
-// redactPasswordHash blanks User.PasswordHash in what every query returns unless
-// the viewer is the system: applications check passwords at sign-in, before
-// anyone is signed in, with viewer.SystemContext.
-var redactPasswordHash = ent.InterceptFunc(func(next ent.Querier) ent.Querier {
-	return ent.QuerierFunc(func(ctx context.Context, q ent.Query) (ent.Value, error) {
-		v, err := next.Query(ctx, q)
-		if err != nil {
-			return v, err
+// AppendRole is the part of the append rule that depends on the message alone:
+// whether user viewer uid may write a message of role from sender (hasSender
+// false: none), and, when it may, whether only an assistant chat takes it. It
+// returns a privacy denial otherwise. rule.MayAppend decides the rest.
+func AppendRole(role message.Role, sender uuid.UUID, hasSender bool, uid uuid.UUID) (assistantOnly bool, err error) {
+	switch role {
+	case message.RoleUser:
+		if !hasSender || sender != uid {
+			return false, privacy.Denyf("a user message is sent by the viewer")
 		}
-		if vw, _ := viewer.FromContext(ctx); vw.IsSystem() {
-			return v, nil
+		return false, nil
+	case message.RoleAssistant, message.RoleTool:
+		if hasSender {
+			return false, privacy.Denyf("assistant and tool messages have no sender")
 		}
-		switch v := v.(type) {
-		case []*gen.User:
-			for _, u := range v {
-				u.PasswordHash = ""
-			}
-		case *gen.User:
-			v.PasswordHash = ""
-		}
-		return v, nil
-	})
-})
+		return true, nil
+	default:
+		return false, privacy.Denyf("only the system appends %s messages", role)
+	}
+}
 
 // DirectKey returns the direct_key of the direct chat between users a and b: both
 // IDs in ascending order, separated by a colon. It is the same whichever of the

@@ -4,7 +4,6 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/entsql"
 	"entgo.io/ent/schema"
-	"entgo.io/ent/schema/edge"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
 )
@@ -30,36 +29,19 @@ func (User) Fields() []ent.Field {
 			Comment("stored trimmed and lower-cased (see NormalizeEmail), so the unique index ignores case"),
 		field.String("display_name").
 			Validate(ValidateDisplayName),
-		field.String("password_hash").
-			Optional().
-			// Hashes are text (PHC strings); a NUL or invalid UTF-8 is refused
-			// before PostgreSQL would refuse it unclassified.
-			Validate(ValidateText).
-			Sensitive().
-			Comment("a password hash (never the password); empty for users who sign in elsewhere"),
 		field.Enum("status").
 			Values("active", "suspended").
 			Default("active"),
 	}
 }
 
-// Edges of the User.
-func (User) Edges() []ent.Edge {
-	return []ent.Edge{
-		edge.To("chats", Chat.Type).
-			Through("memberships", Membership.Type),
-		edge.To("created_chats", Chat.Type).
-			// Users are soft-deleted; hard-deleting one who created chats is refused
-			// rather than leaving chats without a creator. NO ACTION, not RESTRICT:
-			// the same refusal, reported by SQLite as a foreign key error.
-			Annotations(entsql.OnDelete(entsql.NoAction)).
-			StorageKey(edge.Symbol("chats_created_by_fkey")),
-		edge.To("sent_messages", Message.Type).
-			// A hard-deleted user's messages stay in their chats, without a sender.
-			Annotations(entsql.OnDelete(entsql.SetNull)).
-			StorageKey(edge.Symbol("messages_sender_id_fkey")),
-	}
-}
+// Edges of the User: none, on purpose. Every signed-in user reads every live
+// user's profile, so an edge from users to chats, memberships or messages would
+// let anyone filter users by data they may not see (user.HasSentMessagesWith
+// a guessed text tells who wrote it), and an edge into users from them would
+// let members filter by a deleted user's profile. The foreign keys such edges
+// would carry are declared in foreignkeys.go instead.
+func (User) Edges() []ent.Edge { return nil }
 
 // Indexes of the User.
 func (User) Indexes() []ent.Index {

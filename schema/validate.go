@@ -44,6 +44,9 @@ var (
 	// ErrInvalidJSON is returned when a JSON value cannot be encoded or is nested
 	// too deeply.
 	ErrInvalidJSON = errors.New("schema: invalid JSON value")
+	// ErrReplyOutside is returned when a message replies to a message of another
+	// chat.
+	ErrReplyOutside = errors.New("schema: the message replied to is not in this chat")
 )
 
 // FieldError is returned by schema hooks when a field fails a check that ent's

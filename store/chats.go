@@ -28,7 +28,7 @@ import (
 // INSERT, then for each membership the policy's SELECT and the INSERT, COMMIT.
 // After a lost race, a SELECT of the winner's chat and one of the viewer's
 // membership.
-func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ *ent.Chat, created bool, err error) {
+func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ *Chat, created bool, err error) {
 	const op = "create direct chat"
 	me, err := viewerUser(ctx)
 	if err != nil {
@@ -40,10 +40,8 @@ func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ 
 	key := schema.DirectKey(me, otherUserID)
 	c, err := s.client.Chat.Query().Where(chat.DirectKey(key)).Only(ctx)
 	switch {
-	case err == nil && c.DeletedAt != nil:
-		return nil, false, fail(op, errDirectDeleted)
 	case err == nil:
-		return c, false, nil
+		return chatOf(c), false, nil
 	case !ent.IsNotFound(err):
 		return nil, false, fail(op, err)
 	}
@@ -75,7 +73,7 @@ func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ 
 		return nil
 	})
 	if err == nil {
-		return c, true, nil
+		return chatOf(c), true, nil
 	}
 	if !errors.Is(err, database.ErrConflict) {
 		return nil, false, fail(op, err)
@@ -83,11 +81,11 @@ func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ 
 	// The pair has a direct chat the viewer could not see: another request made
 	// it first (the unique index on direct_key refused ours), or the viewer left
 	// it. Either way it is theirs: join it if need be and return it.
-	c, err = s.joinDirectChat(ctx, key, me)
+	out, err := s.joinDirectChat(ctx, key, me)
 	if err != nil {
 		return nil, false, fail(op, err)
 	}
-	return c, false, nil
+	return out, false, nil
 }
 
 // CreateGroupChat creates a group chat titled title, with the viewer as its owner
@@ -99,7 +97,7 @@ func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ 
 // a SELECT counting the live members, the chat INSERT, the policy's SELECT and
 // the INSERT of the owner, one policy SELECT and one multi-row INSERT for all
 // the members (the rule is the same for each), COMMIT.
-func (s *Store) CreateGroupChat(ctx context.Context, title string, memberIDs []uuid.UUID) (*ent.Chat, error) {
+func (s *Store) CreateGroupChat(ctx context.Context, title string, memberIDs []uuid.UUID) (*Chat, error) {
 	const op = "create group chat"
 	me, err := viewerUser(ctx)
 	if err != nil {
@@ -147,7 +145,7 @@ func (s *Store) CreateGroupChat(ctx context.Context, title string, memberIDs []u
 	if err != nil {
 		return nil, fail(op, err)
 	}
-	return c, nil
+	return chatOf(c), nil
 }
 
 // CreateAssistantChat creates an assistant chat titled title, with the viewer as
@@ -156,7 +154,7 @@ func (s *Store) CreateGroupChat(ctx context.Context, title string, memberIDs []u
 //
 // Cost: one transaction of 5 round trips: BEGIN, the chat INSERT, the policy's
 // SELECT and the owner's INSERT, COMMIT.
-func (s *Store) CreateAssistantChat(ctx context.Context, title string) (*ent.Chat, error) {
+func (s *Store) CreateAssistantChat(ctx context.Context, title string) (*Chat, error) {
 	const op = "create assistant chat"
 	me, err := viewerUser(ctx)
 	if err != nil {
@@ -171,19 +169,19 @@ func (s *Store) CreateAssistantChat(ctx context.Context, title string) (*ent.Cha
 	if err != nil {
 		return nil, fail(op, err)
 	}
-	return c, nil
+	return chatOf(c), nil
 }
 
 // GetChat returns the chat with the given ID when the viewer is a member of it
 // (database.ErrNotFound otherwise, as if it did not exist).
 //
 // Cost: one SELECT.
-func (s *Store) GetChat(ctx context.Context, chatID uuid.UUID) (*ent.Chat, error) {
+func (s *Store) GetChat(ctx context.Context, chatID uuid.UUID) (*Chat, error) {
 	c, err := s.client.Chat.Query().Where(chat.ID(chatID), chat.DeletedAtIsNil()).Only(ctx)
 	if err != nil {
 		return nil, fail("get chat", err)
 	}
-	return c, nil
+	return chatOf(c), nil
 }
 
 // AddMember makes userID a member of chatID with the given role (member when
@@ -192,7 +190,7 @@ func (s *Store) GetChat(ctx context.Context, chatID uuid.UUID) (*ent.Chat, error
 // existing member gives database.ErrConflict.
 //
 // Cost: 3 round trips: a SELECT of the user, the policy's SELECT, the INSERT.
-func (s *Store) AddMember(ctx context.Context, chatID, userID uuid.UUID, role membership.Role) (*ent.Membership, error) {
+func (s *Store) AddMember(ctx context.Context, chatID, userID uuid.UUID, role membership.Role) (*Membership, error) {
 	const op = "add member"
 	if role == "" {
 		role = membership.RoleMember
@@ -207,16 +205,18 @@ func (s *Store) AddMember(ctx context.Context, chatID, userID uuid.UUID, role me
 	if !ok {
 		return nil, fail(op, notFound("user"))
 	}
+	now := s.clock()
 	m, err := s.client.Membership.Create().
 		SetChatID(chatID).
 		SetUserID(userID).
 		SetRole(role).
-		SetJoinedAt(s.clock()).
+		SetJoinedAt(now).
+		SetChatLastMessageAt(now).
 		Save(ctx)
 	if err != nil {
 		return nil, fail(op, err)
 	}
-	return m, nil
+	return membershipOf(m), nil
 }
 
 // RemoveMember removes userID from chatID. A member may remove themselves; only
@@ -241,7 +241,7 @@ func (s *Store) RemoveMember(ctx context.Context, chatID, userID uuid.UUID) erro
 //
 // Cost: one UPDATE, with the policy in its WHERE clause, and a SELECT of the
 // result; when it updates nothing, a SELECT to say why instead.
-func (s *Store) SetRole(ctx context.Context, chatID, userID uuid.UUID, role membership.Role) (*ent.Membership, error) {
+func (s *Store) SetRole(ctx context.Context, chatID, userID uuid.UUID, role membership.Role) (*Membership, error) {
 	const op = "set role"
 	if err := membership.RoleValidator(role); err != nil {
 		return nil, fail(op, invalid("Membership.role", err))
@@ -260,7 +260,7 @@ func (s *Store) SetRole(ctx context.Context, chatID, userID uuid.UUID, role memb
 	if err != nil {
 		return nil, fail(op, err)
 	}
-	return m, nil
+	return membershipOf(m), nil
 }
 
 // ArchiveChat marks chatID archived (archived_at = now); only its owners and
@@ -270,7 +270,7 @@ func (s *Store) SetRole(ctx context.Context, chatID, userID uuid.UUID, role memb
 //
 // Cost: one UPDATE, with the policy in its WHERE clause, and a SELECT of the
 // result.
-func (s *Store) ArchiveChat(ctx context.Context, chatID uuid.UUID) (*ent.Chat, error) {
+func (s *Store) ArchiveChat(ctx context.Context, chatID uuid.UUID) (*Chat, error) {
 	const op = "archive chat"
 	n, err := s.client.Chat.Update().
 		Where(chat.ID(chatID), chat.ArchivedAtIsNil(), chat.DeletedAtIsNil()).
@@ -287,17 +287,17 @@ func (s *Store) ArchiveChat(ctx context.Context, chatID uuid.UUID) (*ent.Chat, e
 		// The viewer sees the chat but the policy's filter left it out.
 		return nil, fail(op, forbidden("only a chat's owners and admins archive it"))
 	}
-	return c, nil
+	return chatOf(c), nil
 }
 
-// Members returns chatID's memberships, each with its user loaded (Edges.User),
-// oldest first. The viewer must be a member (database.ErrNotFound otherwise).
+// Members returns chatID's members with their profiles, oldest first. The
+// viewer must be a member (database.ErrNotFound otherwise). Members whose
+// profile the viewer may not see (deleted users) are left out.
 //
 // Cost: two SELECTs (memberships, then their users in one IN query).
-func (s *Store) Members(ctx context.Context, chatID uuid.UUID) ([]*ent.Membership, error) {
+func (s *Store) Members(ctx context.Context, chatID uuid.UUID) ([]Member, error) {
 	ms, err := s.client.Membership.Query().
 		Where(membership.ChatID(chatID)).
-		WithUser().
 		Order(membership.ByJoinedAt(), membership.ByID()).
 		All(ctx)
 	if err != nil {
@@ -307,7 +307,25 @@ func (s *Store) Members(ctx context.Context, chatID uuid.UUID) ([]*ent.Membershi
 		// A chat the viewer is a member of has at least the viewer.
 		return nil, fail("members", notFound("chat"))
 	}
-	return ms, nil
+	ids := make([]uuid.UUID, len(ms))
+	for i, m := range ms {
+		ids[i] = m.UserID
+	}
+	users, err := s.client.User.Query().Where(user.IDIn(ids...)).All(ctx)
+	if err != nil {
+		return nil, fail("members", err)
+	}
+	byID := make(map[uuid.UUID]*ent.User, len(users))
+	for _, u := range users {
+		byID[u.ID] = u
+	}
+	out := make([]Member, 0, len(ms))
+	for _, m := range ms {
+		if u, ok := byID[m.UserID]; ok {
+			out = append(out, Member{Membership: *membershipOf(m), User: *userOf(u)})
+		}
+	}
+	return out, nil
 }
 
 // errDirectDeleted reports a pair whose direct chat was soft-deleted: its
@@ -344,31 +362,38 @@ func (s *Store) createChat(ctx context.Context, tx *ent.Tx, kind chat.Kind, titl
 // joinDirectChat returns the direct chat with the given key, making the viewer
 // (one of its pair) a member again if they had left it.
 //
-// Cost: one SELECT of the chat, one of the membership, and an INSERT if needed.
-func (s *Store) joinDirectChat(ctx context.Context, key string, me uuid.UUID) (*ent.Chat, error) {
-	// The viewer is named in the key, so the chat is theirs to see even while they
-	// are not a member; reading it by key needs no membership.
-	c, err := s.client.Chat.Query().Where(chat.DirectKey(key)).Only(privacy.DecisionContext(ctx, privacy.Allow))
+// Cost: one SELECT of the chat's ID, an INSERT of the membership if needed,
+// and a SELECT of the chat.
+func (s *Store) joinDirectChat(ctx context.Context, key string, me uuid.UUID) (*Chat, error) {
+	// The viewer is named in the key, so the chat's ID and whether it was
+	// deleted are theirs to know even while they are not a member; whether
+	// they may join it again is the membership rule's to say.
+	found, err := s.client.Chat.Query().Where(chat.DirectKey(key)).
+		Select(chat.FieldID, chat.FieldDeletedAt).
+		Only(privacy.DecisionContext(ctx, privacy.Allow))
 	if err != nil {
 		return nil, err
 	}
-	if c.DeletedAt != nil {
+	if found.DeletedAt != nil {
 		return nil, errDirectDeleted
 	}
-	ok, err := s.client.Membership.Query().Where(membership.ChatID(c.ID), membership.UserID(me)).Exist(ctx)
-	if err != nil || ok {
-		return c, err
-	}
+	id := found.ID
+	now := s.clock()
 	_, err = s.client.Membership.Create().
-		SetChatID(c.ID).
+		SetChatID(id).
 		SetUserID(me).
 		SetRole(membership.RoleOwner).
-		SetJoinedAt(s.clock()).
+		SetJoinedAt(now).
+		SetChatLastMessageAt(now).
 		Save(ctx)
 	if err != nil && !errors.Is(database.MapError(err), database.ErrConflict) {
 		return nil, err
 	}
-	return c, nil
+	c, err := s.client.Chat.Query().Where(chat.ID(id)).Only(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return chatOf(c), nil
 }
 
 // whyNoMembership explains an update or delete of (chatID, userID) that matched

@@ -66,3 +66,15 @@ func decodeCursor(kind byte, c Cursor) (position, error) {
 	copy(p.id[:], b[9:25])
 	return p, nil
 }
+
+// decodeOptional is decodeCursor for a cursor that may be empty: nil then.
+func decodeOptional(kind byte, c Cursor) (*position, error) {
+	if c == "" {
+		return nil, nil
+	}
+	p, err := decodeCursor(kind, c)
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}

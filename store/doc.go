@@ -14,28 +14,34 @@
 // called with a context that carries one (database.WithTxContext), they return
 // database.ErrNestedTx rather than commit apart from it.
 //
-// On PostgreSQL the hot paths (GetUser, AppendMessage, History, MarkRead, and
-// Inbox on both dialects) are one typed SQL statement each, run on the pool
-// without ent's query builder; each carries the privacy policy's rule in the
-// statement itself (see postgres.go), and the privacy tests hold them to the
-// same answers as the policies. An append is one round trip, without BEGIN or
-// COMMIT. Entities these operations return carry no ent client: query their
-// edges through the Store or an ent client, by ID.
+// The operations with a hand-written statement (GetUser, AppendMessage,
+// History, MarkRead, Inbox) run it on the pool without ent's query builder, on
+// both dialects: one statement each on PostgreSQL, an append being one round
+// trip without BEGIN or COMMIT. Each statement carries its access rule in its
+// WHERE clause, rendered once from package rule, the same builders the ent
+// privacy policies use; New chooses this backend once, and the store's tests
+// hold it to the ent policies' answers. The other operations go through the
+// ent client and its policies. Values the store returns are its own plain
+// types (User, Chat, Membership, Message): no method of theirs queries, so they
+// behave the same whichever way they were read.
 //
 // Choices the package makes, with the privacy policies:
 //
 //   - Signing up is the application's job: CreateUser needs the system viewer,
-//     and so does reading a password hash (UserByEmail at sign-in). Any signed-in
-//     user reads any live user's profile, so people can be found by email.
-//   - Users and messages are soft-deleted. A deleted user is not found and
-//     cannot append; their messages keep their sender.
+//     and so does reading a password hash (PasswordHash at sign-in). Any
+//     signed-in user reads any live user's profile, so people can be found by
+//     email.
+//   - Users, chats and messages are soft-deleted, and only the system restores
+//     them. A deleted user is not found and can do nothing, even with a session
+//     still open; their messages keep their sender. A deleted chat is gone for
+//     every operation.
 //   - Both users of a direct chat are its owners; nobody else joins it. A user
 //     who left a direct chat rejoins it by creating it again.
 //   - User messages are sent by the viewer. Assistant and tool messages have no
 //     sender and may be appended by any member of an assistant chat; system
 //     messages only by the system viewer.
-//   - A deleted message stays in history, in its place, with DeletedAt set and
-//     Content and Metadata blanked.
+//   - A deleted message stays in history, in its place, with DeletedAt set; its
+//     content and metadata are erased from the database, not hidden.
 //   - Archived chats stay readable and in the inbox; nobody appends to them.
 //   - The inbox is ordered by each membership's copy of its chat's
 //     last_message_at (memberships.chat_last_message_at), which appends and

@@ -22,6 +22,10 @@ func fail(op string, err error) error {
 	case errors.Is(err, ErrForbidden), errors.Is(err, ErrInvalidCursor):
 	case errors.Is(err, privacy.Deny):
 		err = fmt.Errorf("%w: %w", ErrForbidden, err)
+	case errors.Is(err, schema.ErrReplyOutside):
+		// The reply rule's hook, on the ent path: reported as the hand-written
+		// statements report it.
+		err = fmt.Errorf("%w: %w", database.ErrInvalidReference, err)
 	default:
 		err = database.MapError(err)
 	}

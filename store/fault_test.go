@@ -41,7 +41,7 @@ func newProxied(t *testing.T, target dbtest.Target) *proxied {
 // sees them. The fault test arms on the last one that makes the message
 // durable: the COMMIT when AppendMessage runs a transaction, the INSERT into
 // messages when it runs as one statement in autocommit.
-func (p *proxied) appendStatements(as context.Context, c *ent.Chat) []string {
+func (p *proxied) appendStatements(as context.Context, c *store.Chat) []string {
 	p.t.Helper()
 	var (
 		mu   sync.Mutex
@@ -167,7 +167,7 @@ func TestFaultAppendMessageOutcomeUnknown(t *testing.T) {
 
 				// The caller retries with the same ID, twice for good measure: the
 				// message is stored exactly once, with the chat's time bumped to it.
-				var got *ent.Message
+				var got *store.Message
 				for range 2 {
 					got, err = p.s.AppendMessage(as, msg)
 					require.NoError(t, err)

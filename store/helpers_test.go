@@ -54,12 +54,12 @@ var frugal = dbtest.WithConfig(func(c *database.Config) {
 func (e *env) sys() context.Context { return viewer.SystemContext(e.t.Context()) }
 
 // as returns a context acting as u.
-func (e *env) as(u *ent.User) context.Context { return viewer.NewContext(e.t.Context(), u.ID) }
+func (e *env) as(u *store.User) context.Context { return viewer.NewContext(e.t.Context(), u.ID) }
 
 var userSeq atomic.Int64
 
 // user creates a user with a unique email.
-func (e *env) user(name string) *ent.User {
+func (e *env) user(name string) *store.User {
 	e.t.Helper()
 	u, err := e.s.CreateUser(e.sys(), store.NewUser{
 		Email:       fmt.Sprintf("%s-%d@example.com", name, userSeq.Add(1)),
@@ -70,7 +70,7 @@ func (e *env) user(name string) *ent.User {
 }
 
 // direct creates the direct chat between a and b, as a.
-func (e *env) direct(a, b *ent.User) *ent.Chat {
+func (e *env) direct(a, b *store.User) *store.Chat {
 	e.t.Helper()
 	c, created, err := e.s.CreateDirectChat(e.as(a), b.ID)
 	require.NoError(e.t, err)
@@ -79,7 +79,7 @@ func (e *env) direct(a, b *ent.User) *ent.Chat {
 }
 
 // group creates a group chat owned by owner with members.
-func (e *env) group(owner *ent.User, members ...*ent.User) *ent.Chat {
+func (e *env) group(owner *store.User, members ...*store.User) *store.Chat {
 	e.t.Helper()
 	ids := make([]uuid.UUID, len(members))
 	for i, m := range members {
@@ -91,7 +91,7 @@ func (e *env) group(owner *ent.User, members ...*ent.User) *ent.Chat {
 }
 
 // say appends a user message from u to c.
-func (e *env) say(u *ent.User, c *ent.Chat, content string) *ent.Message {
+func (e *env) say(u *store.User, c *store.Chat, content string) *store.Message {
 	e.t.Helper()
 	m, err := e.s.AppendMessage(e.as(u), store.NewMessage{ChatID: c.ID, Content: content})
 	require.NoError(e.t, err)
@@ -99,9 +99,9 @@ func (e *env) say(u *ent.User, c *ent.Chat, content string) *ent.Message {
 }
 
 // history reads the whole of c's history, oldest first, as u.
-func (e *env) history(u *ent.User, c *ent.Chat) []*ent.Message {
+func (e *env) history(u *store.User, c *store.Chat) []*store.Message {
 	e.t.Helper()
-	var all []*ent.Message
+	var all []*store.Message
 	q := store.HistoryQuery{Order: store.OldestFirst, Limit: 200}
 	for {
 		page, err := e.s.History(e.as(u), c.ID, q)
@@ -115,15 +115,15 @@ func (e *env) history(u *ent.User, c *ent.Chat) []*ent.Message {
 }
 
 // countMessages counts c's rows in messages, as the system.
-func (e *env) countMessages(c *ent.Chat) int {
+func (e *env) countMessages(c *store.Chat) int {
 	e.t.Helper()
 	n, err := e.db.Client().Message.Query().Where(message.ChatID(c.ID)).Count(e.sys())
 	require.NoError(e.t, err)
 	return n
 }
 
-// chat reads c again, as the system.
-func (e *env) chat(c *ent.Chat) *ent.Chat {
+// chat reads c's row, as the system.
+func (e *env) chat(c *store.Chat) *ent.Chat {
 	e.t.Helper()
 	got, err := e.db.Client().Chat.Get(e.sys(), c.ID)
 	require.NoError(e.t, err)

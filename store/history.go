@@ -3,12 +3,7 @@ package store
 import (
 	"context"
 
-	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
-
-	"github.com/chatdb/chatdb/ent"
-	"github.com/chatdb/chatdb/ent/chat"
-	"github.com/chatdb/chatdb/ent/message"
 )
 
 // History page sizes.
@@ -50,13 +45,22 @@ type HistoryQuery struct {
 // HistoryPage is one page of history.
 type HistoryPage struct {
 	// Messages are in the query's order. Deleted messages are included, with
-	// DeletedAt set and Content and Metadata blanked.
-	Messages []*ent.Message
+	// DeletedAt set and Content and Metadata empty.
+	Messages []*Message
 	// Next continues the listing in the same order: pass it as Before for
 	// NewestFirst, as After for OldestFirst. It is empty when no more messages
 	// existed when the page was read; a reader following new messages polls with
 	// After set to CursorOf the last message it has.
 	Next Cursor
+}
+
+// historyRange is a history query as the backends run it.
+type historyRange struct {
+	before, after *position
+	oldest        bool
+	// limit is the page size; the backends read one message more, to know
+	// whether another page follows.
+	limit int
 }
 
 // History returns a page of chatID's messages by keyset pagination on
@@ -67,62 +71,41 @@ type HistoryPage struct {
 // member of the chat (database.ErrNotFound otherwise). A malformed cursor gives
 // ErrInvalidCursor.
 //
-// Cost: one SELECT of Limit+1 rows, with the membership check in its WHERE; a
-// second SELECT when the page is empty, to tell an empty range from a chat the
-// viewer cannot see. On PostgreSQL the statement is the store's own and the
-// messages carry no ent client.
+// Cost: one SELECT of Limit+1 rows, with the read rule checked once in its
+// WHERE; a second SELECT when the page is empty, to tell an empty range from a
+// chat the viewer cannot see.
 func (s *Store) History(ctx context.Context, chatID uuid.UUID, q HistoryQuery) (*HistoryPage, error) {
 	const op = "history"
-	limit := q.Limit
+	a, err := actorOf(ctx)
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	r := historyRange{oldest: q.Order == OldestFirst, limit: q.Limit}
 	switch {
-	case limit <= 0:
-		limit = defaultHistoryLimit
-	case limit > maxHistoryLimit:
-		limit = maxHistoryLimit
+	case r.limit <= 0:
+		r.limit = defaultHistoryLimit
+	case r.limit > maxHistoryLimit:
+		r.limit = maxHistoryLimit
 	}
-	var before, after *position
-	for _, b := range []struct {
-		c   Cursor
-		dst **position
-	}{{q.Before, &before}, {q.After, &after}} {
-		if b.c == "" {
-			continue
-		}
-		p, err := decodeCursor(cursorHistoryV1, b.c)
-		if err != nil {
-			return nil, fail(op, err)
-		}
-		*b.dst = &p
+	if r.before, err = decodeOptional(cursorHistoryV1, q.Before); err != nil {
+		return nil, fail(op, err)
 	}
-	var (
-		msgs []*ent.Message
-		err  error
-	)
-	if s.fast() {
-		msgs, err = s.pgHistory(ctx, chatID, before, after, q.Order == OldestFirst, limit)
-	} else {
-		msgs, err = s.entHistory(ctx, chatID, before, after, q.Order == OldestFirst, limit)
+	if r.after, err = decodeOptional(cursorHistoryV1, q.After); err != nil {
+		return nil, fail(op, err)
 	}
+	msgs, err := s.b.history(ctx, a, chatID, r)
 	if err != nil {
 		return nil, fail(op, err)
 	}
 	page := &HistoryPage{Messages: msgs}
-	if len(msgs) > limit {
-		page.Messages = msgs[:limit]
-		page.Next = CursorOf(page.Messages[limit-1])
-	}
-	for _, m := range page.Messages {
-		present(m)
+	if len(msgs) > r.limit {
+		page.Messages = msgs[:r.limit]
+		page.Next = CursorOf(page.Messages[r.limit-1])
 	}
 	if len(page.Messages) == 0 {
 		// An empty page: of a chat with nothing in range, or of one the viewer
-		// cannot see, which the privacy filter made look empty.
-		var ok bool
-		if s.fast() {
-			ok, err = s.pgChatVisible(ctx, chatID)
-		} else {
-			ok, err = s.client.Chat.Query().Where(chat.ID(chatID)).Exist(ctx)
-		}
+		// cannot see, which the read rule made look empty.
+		ok, err := s.b.chatVisible(ctx, a, chatID)
 		if err != nil {
 			return nil, fail(op, err)
 		}
@@ -133,39 +116,8 @@ func (s *Store) History(ctx context.Context, chatID uuid.UUID, q HistoryQuery) (
 	return page, nil
 }
 
-// entHistory reads up to limit+1 messages through ent, whose privacy policy
-// adds the membership check.
-func (s *Store) entHistory(ctx context.Context, chatID uuid.UUID, before, after *position, oldest bool, limit int) ([]*ent.Message, error) {
-	mq := s.client.Message.Query().Where(message.ChatID(chatID))
-	if before != nil {
-		mq.Where(keyset(*before, true))
-	}
-	if after != nil {
-		mq.Where(keyset(*after, false))
-	}
-	if oldest {
-		mq.Order(message.ByCreatedAt(), message.ByID())
-	} else {
-		mq.Order(message.ByCreatedAt(sql.OrderDesc()), message.ByID(sql.OrderDesc()))
-	}
-	return mq.Limit(limit + 1).All(ctx)
-}
-
 // CursorOf returns the history cursor at message m: History with After set to it
 // returns the messages after m, with Before the messages before it.
-func CursorOf(m *ent.Message) Cursor {
+func CursorOf(m *Message) Cursor {
 	return encodeCursor(cursorHistoryV1, position{at: m.CreatedAt, id: m.ID})
-}
-
-// keyset selects the messages strictly before (or after) p in (created_at, id)
-// order, as a row comparison that the index (chat_id, created_at, id) serves.
-func keyset(p position, before bool) func(*sql.Selector) {
-	return func(s *sql.Selector) {
-		cols := []string{s.C(message.FieldCreatedAt), s.C(message.FieldID)}
-		if before {
-			s.Where(sql.CompositeLT(cols, p.at, p.id))
-		} else {
-			s.Where(sql.CompositeGT(cols, p.at, p.id))
-		}
-	}
 }

@@ -10,11 +10,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatdb/chatdb/database"
-	"github.com/chatdb/chatdb/ent"
 	"github.com/chatdb/chatdb/store"
 )
 
-func ids(ms []*ent.Message) []uuid.UUID {
+func ids(ms []*store.Message) []uuid.UUID {
 	out := make([]uuid.UUID, len(ms))
 	for i, m := range ms {
 		out[i] = m.ID
@@ -26,13 +25,13 @@ func TestHistory(t *testing.T) {
 	eachTarget(t, func(t *testing.T, e *env) {
 		ada, bob := e.user("ada"), e.user("bob")
 		c := e.direct(ada, bob)
-		var want []*ent.Message
+		var want []*store.Message
 		for i := range 7 {
 			want = append(want, e.say(ada, c, fmt.Sprint("message ", i)))
 		}
 
 		// Newest first, three at a time.
-		var got []*ent.Message
+		var got []*store.Message
 		q := store.HistoryQuery{Limit: 3}
 		pages := 0
 		for {
@@ -144,7 +143,7 @@ func TestHistoryWhileAppending(t *testing.T) {
 		const writers, each = 3, 30
 		var wg sync.WaitGroup
 		errs := make(chan error, writers*each)
-		for w, u := range []*ent.User{ada, bob, carol}[:writers] {
+		for w, u := range []*store.User{ada, bob, carol}[:writers] {
 			wg.Go(func() {
 				for i := range each {
 					_, err := e.s.AppendMessage(e.as(u), store.NewMessage{ChatID: c.ID, Content: fmt.Sprintf("w%d-%d", w, i)})
@@ -158,7 +157,7 @@ func TestHistoryWhileAppending(t *testing.T) {
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()
 
-		var seen []*ent.Message
+		var seen []*store.Message
 		q := store.HistoryQuery{Order: store.OldestFirst, Limit: 7}
 		finished := false
 		for {

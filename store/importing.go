@@ -11,11 +11,13 @@ import (
 	"github.com/chatdb/chatdb/database"
 	"github.com/chatdb/chatdb/ent"
 	"github.com/chatdb/chatdb/ent/chat"
+	"github.com/chatdb/chatdb/ent/membership"
 	"github.com/chatdb/chatdb/ent/message"
+	"github.com/chatdb/chatdb/ent/privacy"
 )
 
-// messageColumns are the columns ImportMessages writes, in messageRow's order.
-var messageColumns = []string{
+// importColumns are the columns ImportMessages writes, in importRows order.
+var importColumns = []string{
 	message.FieldID, message.FieldChatID, message.FieldSenderID, message.FieldRole,
 	message.FieldContent, message.FieldMetadata, message.FieldReplyToID, message.FieldCreatedAt,
 }
@@ -84,14 +86,14 @@ func (s *Store) importInTx(ctx context.Context, conn *sql.Conn, client *ent.Clie
 			return 0, errReplyOutside()
 		}
 	}
-	rows, newest := importRows(prepared, nextTime(s.clock(), c.LastMessageAt), s.idArg)
+	rows, newest := importRows(prepared, nextTime(s.clock(), c.LastMessageAt), func(id uuid.UUID) any { return idValue(s.db.Driver() == database.DriverPgx, id) })
 	batch := len(rows)
 	if s.batch > 0 {
 		batch = s.batch
 	}
 	var written int64
 	for start := 0; start < len(rows); start += batch {
-		k, err := s.db.CopyFrom(ctx, conn, message.Table, messageColumns, rows[start:min(start+batch, len(rows))])
+		k, err := s.db.CopyFrom(ctx, conn, message.Table, importColumns, rows[start:min(start+batch, len(rows))])
 		written += k
 		if err != nil {
 			return int(written), err
@@ -105,7 +107,13 @@ func (s *Store) importInTx(ctx context.Context, conn *sql.Conn, client *ent.Clie
 		if k == 0 {
 			return 0, errCannotAppend()
 		}
-		if err := bumpMembers(ctx, client, c.ID, newest); err != nil {
+		// The import's rules have been decided: every membership of the chat
+		// gets the new inbox order, not only the viewer's own.
+		err = client.Membership.Update().
+			Where(membership.ChatID(c.ID)).
+			SetChatLastMessageAt(newest).
+			Exec(privacy.DecisionContext(ctx, privacy.Allow))
+		if err != nil {
 			return int(written), err
 		}
 	}
@@ -178,7 +186,7 @@ func checkImportPolicy(ctx context.Context, client *ent.Client, msgs []NewMessag
 func importRows(msgs []NewMessage, next time.Time, id func(uuid.UUID) any) ([][]any, time.Time) {
 	rows := make([][]any, len(msgs))
 	// One backing array for every row's values.
-	vals := make([]any, len(messageColumns)*len(msgs))
+	vals := make([]any, len(importColumns)*len(msgs))
 	var newest time.Time
 	for i, m := range msgs {
 		at := m.CreatedAt
@@ -200,7 +208,7 @@ func importRows(msgs []NewMessage, next time.Time, id func(uuid.UUID) any) ([][]
 			// Validated by prepareImport, so it encodes.
 			metadata, _ = m.Metadata.Value()
 		}
-		row := vals[len(messageColumns)*i : len(messageColumns)*(i+1) : len(messageColumns)*(i+1)]
+		row := vals[len(importColumns)*i : len(importColumns)*(i+1) : len(importColumns)*(i+1)]
 		row[0], row[1], row[2], row[3] = id(m.ID), id(m.ChatID), sender, string(m.Role)
 		row[4], row[5], row[6], row[7] = m.Content, metadata, replyTo, at
 		rows[i] = row

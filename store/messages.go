@@ -7,11 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/chatdb/chatdb/database"
-	"github.com/chatdb/chatdb/ent"
-	"github.com/chatdb/chatdb/ent/chat"
-	"github.com/chatdb/chatdb/ent/membership"
 	"github.com/chatdb/chatdb/ent/message"
-	"github.com/chatdb/chatdb/ent/privacy"
 	"github.com/chatdb/chatdb/schema"
 	"github.com/chatdb/chatdb/schema/schematype"
 	"github.com/chatdb/chatdb/viewer"
@@ -42,95 +38,60 @@ type NewMessage struct {
 
 // AppendMessage appends m to its chat and returns the stored message.
 //
-// In one transaction it locks the chat's row (SELECT ... FOR UPDATE on
-// PostgreSQL; a SQLite transaction holds the database's write lock), bumps the
-// chat's last_message_at and inserts the message with created_at = max(now,
-// previous last_message_at + 1µs): messages of a chat are created in commit
-// order with strictly increasing times, so a reader that has seen a message at T
-// never later sees a new one before T, and keyset history never skips.
+// It locks the chat's row (SELECT ... FOR UPDATE on PostgreSQL; a SQLite
+// transaction holds the database's write lock), bumps the chat's
+// last_message_at and inserts the message with created_at = max(now, previous
+// last_message_at + 1µs): messages of a chat are created in commit order with
+// strictly increasing times, so a reader that has seen a message at T never
+// later sees a new one before T, and keyset history never skips.
 //
 // It is idempotent by m.ID: appending an ID that is already stored with the same
 // chat, role, sender, content and reply-to returns the stored message and writes
 // nothing, even when retries race; the same ID with anything else gives
 // database.ErrConflict.
 //
-// Who may: a member of the chat, as sender of user messages; assistant and tool
-// messages (no sender) by any member of an assistant chat; system messages, and
-// any sender, by the system viewer only. Deleted or suspended users, and
-// archived chats, get ErrForbidden; a chat that does not exist, is deleted, or
-// does not have the viewer as a member, database.ErrNotFound. Invalid input is
-// refused before any SQL with database.ErrInvalid.
+// Who may (rule.MayAppend, schema.AppendRole): an active member of the chat, as
+// sender of user messages; assistant and tool messages (no sender) by any
+// active member of an assistant chat; system messages, and any sender, by the
+// system viewer only. Deleted or suspended users, and archived chats, get
+// ErrForbidden; a chat that does not exist, is deleted, or does not have the
+// viewer as a member, database.ErrNotFound. Invalid input is refused before any
+// SQL with database.ErrInvalid.
 //
 // Cost on PostgreSQL: one statement, one round trip, its own transaction (the
-// lock, the policy, the INSERT and the chat's bump are one WITH query); when it
+// lock, the rules, the INSERT and the chat's bump are one WITH query); when it
 // inserts nothing (a retry of a stored ID, a refusal), one SELECT more to say
-// why. The message returned is built by the store and carries no ent client.
-//
-// Cost on SQLite: one transaction of 8 round trips: BEGIN, SELECT of the chat,
-// a SELECT of the ID, the chat UPDATE (the policy in its WHERE clause), the
-// policy's SELECT for the INSERT, the INSERT, the memberships' UPDATE of their
-// inbox order, COMMIT; a SELECT more when m
-// replies to a message. A retry of a stored ID: BEGIN, the two SELECTs, COMMIT.
-func (s *Store) AppendMessage(ctx context.Context, m NewMessage) (*ent.Message, error) {
+// why. On SQLite: one transaction of a SELECT of the chat under the rules, a
+// SELECT of the ID, the INSERT and the bumps of the chat and its members'
+// inbox order, in process.
+func (s *Store) AppendMessage(ctx context.Context, m NewMessage) (*Message, error) {
 	const op = "append message"
-	m, err := prepareMessage(ctx, m)
+	a, err := actorOf(ctx)
 	if err != nil {
 		return nil, fail(op, err)
 	}
-	if s.fast() {
-		out, err := s.pgAppend(ctx, m)
-		if err != nil {
-			return nil, fail(op, err)
-		}
-		return out, nil
-	}
-	var out *ent.Message
-	err = s.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
-		// The chat's row lock serializes appends to the chat: retries of one ID
-		// see each other's commits, and created_at follows commit order.
-		c, err := s.lockChat(ctx, tx, m.ChatID)
-		if err != nil {
-			return err
-		}
-		stored, err := tx.Message.Query().Where(message.ID(m.ID)).Only(ctx)
-		switch {
-		case err == nil:
-			if !sameMessage(stored, m) {
-				return errStoredOther(m.ID)
-			}
-			out = stored
-			return nil
-		case !ent.IsNotFound(err):
-			return err
-		}
-		if err := checkReplyTo(ctx, tx, m); err != nil {
-			return err
-		}
-		at := nextTime(s.clock(), c.LastMessageAt)
-		n, err := tx.Chat.Update().Where(chat.ID(c.ID)).SetLastMessageAt(at).Save(ctx)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return errCannotAppend()
-		}
-		if out, err = messageCreate(tx, m, at).Save(ctx); err != nil {
-			return err
-		}
-		return bumpMembers(ctx, tx.Client(), c.ID, at)
-	})
+	m, err = prepareMessage(ctx, m)
 	if err != nil {
 		return nil, fail(op, err)
 	}
-	return present(out), nil
+	if database.InTx(ctx) {
+		// The append is a transaction of its own.
+		return nil, fail(op, database.ErrNestedTx)
+	}
+	out, err := s.b.appendMessage(ctx, a, m, s.clock())
+	if err != nil {
+		return nil, fail(op, err)
+	}
+	return out, nil
 }
 
 // EditMessage replaces the content of messageID and sets its edited_at. Only the
-// sender may edit, and deleted messages cannot be edited (database.ErrNotFound).
+// sender, while an active member of the chat, may edit, and deleted messages
+// cannot be edited (database.ErrNotFound).
 //
-// Cost: one UPDATE, with the policy in its WHERE clause, and a SELECT of the
+// Cost: one UPDATE, with the rule in its WHERE clause, and a SELECT of the
 // result; when it updates nothing, a SELECT to say why instead.
-func (s *Store) EditMessage(ctx context.Context, messageID uuid.UUID, content string) (*ent.Message, error) {
+func (s *Store) EditMessage(ctx context.Context, messageID uuid.UUID, content string) (*Message, error) {
 	const op = "edit message"
 	if err := schema.ValidateContent(content); err != nil {
 		return nil, fail(op, invalid("Message.content", err))
@@ -150,16 +111,18 @@ func (s *Store) EditMessage(ctx context.Context, messageID uuid.UUID, content st
 	if err != nil {
 		return nil, fail(op, err)
 	}
-	return msg, nil
+	return messageOf(msg), nil
 }
 
-// DeleteMessage soft-deletes messageID: it sets deleted_at and keeps the row, so
-// that replies and cursors stay valid. History then returns the message with
-// DeletedAt set and Content and Metadata blanked. The sender may delete their
-// message; the chat's owners and admins may delete anyone's. Deleting a deleted
-// message gives database.ErrNotFound.
+// DeleteMessage soft-deletes messageID: it sets deleted_at and erases the
+// content and metadata (schema's eraseDeleted hook), keeping the row, so that
+// replies and cursors stay valid. History then returns the message with
+// DeletedAt set and Content and Metadata empty. The sender, while a member, may
+// delete their message; the chat's owners and admins may delete anyone's. Only
+// the system could restore one, with its content given again. Deleting a
+// deleted message gives database.ErrNotFound.
 //
-// Cost: one UPDATE, with the policy in its WHERE clause; when it updates
+// Cost: one UPDATE, with the rule in its WHERE clause; when it updates
 // nothing, a SELECT more to tell ErrForbidden from database.ErrNotFound.
 func (s *Store) DeleteMessage(ctx context.Context, messageID uuid.UUID) error {
 	const op = "delete message"
@@ -199,72 +162,14 @@ func prepareMessage(ctx context.Context, m NewMessage) (NewMessage, error) {
 	return m, nil
 }
 
-// messageCreate builds the INSERT of m, created at at.
-func messageCreate(tx *ent.Tx, m NewMessage, at time.Time) *ent.MessageCreate {
-	c := tx.Message.Create().
-		SetID(m.ID).
-		SetChatID(m.ChatID).
-		SetRole(m.Role).
-		SetContent(m.Content).
-		SetCreatedAt(at)
-	if !m.Metadata.IsZero() {
-		c.SetMetadata(m.Metadata)
-	}
-	if m.SenderID != uuid.Nil {
-		c.SetSenderID(m.SenderID)
-	}
-	if m.ReplyTo != uuid.Nil {
-		c.SetReplyToID(m.ReplyTo)
-	}
-	return c
-}
-
 // sameMessage reports whether stored is what appending m would have stored: a
 // retry of the same append.
-func sameMessage(stored *ent.Message, m NewMessage) bool {
+func sameMessage(stored *Message, m NewMessage) bool {
 	return stored.ChatID == m.ChatID &&
 		stored.Role == m.Role &&
 		stored.Content == m.Content &&
-		derefID(stored.SenderID) == m.SenderID &&
-		derefID(stored.ReplyToID) == m.ReplyTo
-}
-
-// checkReplyTo checks that the message m replies to is in m's chat.
-//
-// Cost: one SELECT when m replies to a message, none otherwise.
-func checkReplyTo(ctx context.Context, tx *ent.Tx, m NewMessage) error {
-	if m.ReplyTo == uuid.Nil {
-		return nil
-	}
-	ok, err := tx.Message.Query().Where(message.ID(m.ReplyTo), message.ChatID(m.ChatID)).Exist(ctx)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return errReplyOutside()
-	}
-	return nil
-}
-
-// lockChat reads a live chat the viewer is a member of and, on PostgreSQL, locks
-// its row until the transaction ends. SQLite needs no row lock: chatdb's SQLite
-// transactions take the database's write lock when they begin.
-func (s *Store) lockChat(ctx context.Context, tx *ent.Tx, chatID uuid.UUID) (*ent.Chat, error) {
-	q := tx.Chat.Query().Where(chat.ID(chatID), chat.DeletedAtIsNil())
-	if s.db.Dialect() == database.Postgres {
-		q = q.ForUpdate()
-	}
-	return q.Only(ctx)
-}
-
-// bumpMembers sets the inbox order of chatID's memberships to at, the chat's
-// new last_message_at. The append's policy has been decided by then: every
-// membership of the chat is written, not only the viewer's own.
-func bumpMembers(ctx context.Context, client *ent.Client, chatID uuid.UUID, at time.Time) error {
-	return client.Membership.Update().
-		Where(membership.ChatID(chatID)).
-		SetChatLastMessageAt(at).
-		Exec(privacy.DecisionContext(ctx, privacy.Allow))
+		stored.SenderID == m.SenderID &&
+		stored.ReplyTo == m.ReplyTo
 }
 
 // nextTime returns the created_at of a chat's next message: now, or 1µs after
@@ -275,16 +180,6 @@ func nextTime(now, last time.Time) time.Time {
 		now = next
 	}
 	return now.UTC().Truncate(time.Microsecond)
-}
-
-// present returns m as readers see it: a deleted message keeps its place and
-// times, with its content and metadata blanked.
-func present(m *ent.Message) *ent.Message {
-	if m != nil && m.DeletedAt != nil {
-		m.Content = ""
-		m.Metadata = schematype.MessageMetadata{}
-	}
-	return m
 }
 
 // whyNoMessage explains an update of a live message that matched no row:
@@ -302,11 +197,4 @@ func (s *Store) whyNoMessage(ctx context.Context, id uuid.UUID) error {
 	default:
 		return notFound("message")
 	}
-}
-
-func derefID(id *uuid.UUID) uuid.UUID {
-	if id == nil {
-		return uuid.Nil
-	}
-	return *id
 }

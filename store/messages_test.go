@@ -28,13 +28,13 @@ func TestAppendMessage(t *testing.T) {
 		require.NoError(t, err)
 		require.NotEqual(t, uuid.Nil, m.ID)
 		require.Equal(t, message.RoleUser, m.Role)
-		require.Equal(t, ada.ID, *m.SenderID)
+		require.Equal(t, ada.ID, m.SenderID)
 		require.Equal(t, md, m.Metadata)
 		require.True(t, e.chat(c).LastMessageAt.Equal(m.CreatedAt), "last_message_at is the message's time")
 
 		reply, err := e.s.AppendMessage(e.as(bob), store.NewMessage{ChatID: c.ID, Content: "hi", ReplyTo: m.ID})
 		require.NoError(t, err)
-		require.Equal(t, m.ID, *reply.ReplyToID)
+		require.Equal(t, m.ID, reply.ReplyTo)
 		require.True(t, reply.CreatedAt.After(m.CreatedAt))
 
 		h := e.history(bob, c)
@@ -110,7 +110,7 @@ func TestAppendMessageRace(t *testing.T) {
 		var (
 			wg    sync.WaitGroup
 			start = make(chan struct{})
-			got   [n]*ent.Message
+			got   [n]*store.Message
 			errs  [n]error
 		)
 		for i := range n {
@@ -180,14 +180,14 @@ func TestAppendMessageRoles(t *testing.T) {
 		a, err := e.s.AppendMessage(e.as(ada), store.NewMessage{ChatID: c.ID, Role: message.RoleAssistant, Content: "answer",
 			Metadata: schematype.MessageMetadata{Model: "m", PromptTokens: 3, CompletionTokens: 5}})
 		require.NoError(t, err)
-		require.Nil(t, a.SenderID)
+		require.Equal(t, uuid.Nil, a.SenderID)
 		_, err = e.s.AppendMessage(e.as(ada), store.NewMessage{ChatID: c.ID, Role: message.RoleTool, Content: "{}"})
 		require.NoError(t, err)
 		_, err = e.s.AppendMessage(e.as(ada), store.NewMessage{ChatID: c.ID, Role: message.RoleSystem, Content: "be brief"})
 		requireKind(t, err, store.ErrForbidden)
 		s, err := e.s.AppendMessage(e.sys(), store.NewMessage{ChatID: c.ID, Role: message.RoleSystem, Content: "be brief"})
 		require.NoError(t, err)
-		require.Nil(t, s.SenderID)
+		require.Equal(t, uuid.Nil, s.SenderID)
 		require.Len(t, e.history(ada, c), 4)
 	})
 }

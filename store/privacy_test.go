@@ -9,6 +9,7 @@ import (
 	"github.com/chatdb/chatdb/dbtest"
 	"github.com/chatdb/chatdb/ent"
 	"github.com/chatdb/chatdb/ent/chat"
+	"github.com/chatdb/chatdb/ent/credential"
 	"github.com/chatdb/chatdb/ent/membership"
 	"github.com/chatdb/chatdb/ent/message"
 	"github.com/chatdb/chatdb/ent/privacy"
@@ -22,9 +23,9 @@ import (
 type world struct {
 	*env
 	client                    *ent.Client
-	owner, admin, member, eve *ent.User
-	group                     *ent.Chat
-	memberMsg                 *ent.Message
+	owner, admin, member, eve *store.User
+	group                     *store.Chat
+	memberMsg                 *store.Message
 }
 
 func newWorld(t *testing.T, target dbtest.Target) *world {
@@ -40,7 +41,7 @@ func newWorld(t *testing.T, target dbtest.Target) *world {
 }
 
 // fresh returns a new group chat with the world's roles, for rules that change it.
-func (w *world) fresh() *ent.Chat {
+func (w *world) fresh() *store.Chat {
 	w.t.Helper()
 	c := w.env.group(w.owner, w.admin, w.member)
 	_, err := w.s.SetRole(w.as(w.owner), c.ID, w.admin.ID, membership.RoleAdmin)
@@ -141,22 +142,42 @@ func TestPrivacy(t *testing.T) {
 			},
 		},
 		{
-			name: "a user reads every profile but no password hash",
+			name: "a user reads every live profile but no password hash",
 			raw: func(t *testing.T, w *world) {
-				_, err := w.client.User.UpdateOneID(w.owner.ID).SetPasswordHash("secret-hash").Save(w.sys())
+				const hash = "secret-hash"
+				_, err := w.client.Credential.Create().SetUserID(w.owner.ID).SetPasswordHash(hash).Save(w.sys())
 				require.NoError(t, err)
 				all, err := w.client.User.Query().All(w.as(w.eve))
 				require.NoError(t, err)
 				require.Len(t, all, 4, "eve shares no chat but finds everyone")
-				for _, u := range all {
-					require.Empty(t, u.PasswordHash)
+				// The hash is in no column of users, and credentials answer no
+				// user's query, by selection, predicate or aggregate, not even
+				// its owner's.
+				require.NotContains(t, user.Columns, "password_hash")
+				for _, as := range []*store.User{w.eve, w.owner} {
+					ctx := w.as(as)
+					_, err = w.client.Credential.Query().Select(credential.FieldPasswordHash).Strings(ctx)
+					requireDenied(t, err)
+					var v []struct {
+						Hash string `json:"password_hash"`
+					}
+					requireDenied(t, w.client.Credential.Query().Select(credential.FieldPasswordHash).Scan(ctx, &v))
+					_, err = w.client.Credential.Query().Where(credential.PasswordHashHasPrefix("s")).Exist(ctx)
+					requireDenied(t, err)
+					_, err = w.client.Credential.Query().Count(ctx)
+					requireDenied(t, err)
 				}
-				own, err := w.client.User.Get(w.as(w.owner), w.owner.ID)
+				got, err := w.client.Credential.Query().Where(credential.UserID(w.owner.ID)).Only(w.sys())
 				require.NoError(t, err)
-				require.Empty(t, own.PasswordHash, "not even their own")
-				sys, err := w.client.User.Get(w.sys(), w.owner.ID)
+				require.Equal(t, hash, got.PasswordHash)
+				// A user writes their own credential (a password change), and
+				// nobody else's.
+				_, err = w.client.Credential.Create().SetUserID(w.owner.ID).SetPasswordHash("x").Save(w.as(w.eve))
+				requireDenied(t, err)
+				requireNoRow(t)(w.client.Credential.Update().Where(credential.UserID(w.owner.ID)).SetPasswordHash("x").Save(w.as(w.eve)))
+				n, err := w.client.Credential.Update().Where(credential.UserID(w.owner.ID)).SetPasswordHash("new").Save(w.as(w.owner))
 				require.NoError(t, err)
-				require.Equal(t, "secret-hash", sys.PasswordHash)
+				require.Equal(t, 1, n)
 			},
 			store: func(t *testing.T, w *world) {
 				hash := "secret-hash"
@@ -165,20 +186,21 @@ func TestPrivacy(t *testing.T) {
 				u, err := w.s.UserByEmail(w.as(w.eve), w.owner.Email)
 				require.NoError(t, err)
 				require.Equal(t, w.owner.ID, u.ID)
-				require.Empty(t, u.PasswordHash)
-				u, err = w.s.UpdateProfile(w.as(w.owner), w.owner.ID, store.ProfileUpdate{})
+				_, err = w.s.PasswordHash(w.as(w.eve), w.owner.ID)
+				requireKind(t, err, store.ErrForbidden)
+				_, err = w.s.PasswordHash(w.as(w.owner), w.owner.ID)
+				requireKind(t, err, store.ErrForbidden)
+				// A password change by the user, read back by the system.
+				changed := "changed-hash"
+				_, err = w.s.UpdateProfile(w.as(w.owner), w.owner.ID, store.ProfileUpdate{PasswordHash: &changed})
 				require.NoError(t, err)
-				require.Empty(t, u.PasswordHash)
-				// Loaded as an edge, too.
-				ms, err := w.s.Members(w.as(w.member), w.group.ID)
+				got, err := w.s.PasswordHash(w.sys(), w.owner.ID)
 				require.NoError(t, err)
-				for _, m := range ms {
-					require.NotNil(t, m.Edges.User)
-					require.Empty(t, m.Edges.User.PasswordHash)
-				}
-				u, err = w.s.UserByEmail(w.sys(), w.owner.Email)
-				require.NoError(t, err)
-				require.Equal(t, hash, u.PasswordHash)
+				require.Equal(t, changed, got)
+				// A deleted user has no hash to sign in with.
+				require.NoError(t, w.s.DeleteUser(w.as(w.owner), w.owner.ID))
+				_, err = w.s.PasswordHash(w.sys(), w.owner.ID)
+				requireKind(t, err, database.ErrNotFound)
 			},
 		},
 		{
@@ -207,7 +229,7 @@ func TestPrivacy(t *testing.T) {
 		{
 			name: "a user reads only chats, memberships and messages of their chats",
 			raw: func(t *testing.T, w *world) {
-				for _, u := range []*ent.User{w.eve, w.member} {
+				for _, u := range []*store.User{w.eve, w.member} {
 					ctx := w.as(u)
 					want := 0
 					if u == w.member {
@@ -315,7 +337,7 @@ func TestPrivacy(t *testing.T) {
 
 				// In the world's group: members add nobody, admins add members but
 				// not owners, outsiders nothing.
-				add := func(as *ent.User, role membership.Role) error {
+				add := func(as *store.User, role membership.Role) error {
 					_, err := w.client.Membership.Create().SetChatID(w.group.ID).SetUserID(w.eve.ID).SetRole(role).Save(w.as(as))
 					return err
 				}
@@ -376,7 +398,7 @@ func TestPrivacy(t *testing.T) {
 			name: "owners change roles; admins only between member and admin",
 			raw: func(t *testing.T, w *world) {
 				c := w.fresh()
-				set := func(as, who *ent.User, role membership.Role) (int, error) {
+				set := func(as, who *store.User, role membership.Role) (int, error) {
 					return w.client.Membership.Update().
 						Where(membership.ChatID(c.ID), membership.UserID(who.ID)).SetRole(role).Save(w.as(as))
 				}
@@ -402,7 +424,7 @@ func TestPrivacy(t *testing.T) {
 			name: "members remove themselves; owners and admins others; owners owners",
 			raw: func(t *testing.T, w *world) {
 				c := w.fresh()
-				del := func(as, who *ent.User) (int, error) {
+				del := func(as, who *store.User) (int, error) {
 					return w.client.Membership.Delete().
 						Where(membership.ChatID(c.ID), membership.UserID(who.ID)).Exec(w.as(as))
 				}
@@ -427,7 +449,7 @@ func TestPrivacy(t *testing.T) {
 		{
 			name: "a member appends as themselves to a live chat",
 			raw: func(t *testing.T, w *world) {
-				create := func(as *ent.User, c *ent.Chat, role message.Role, sender *ent.User) error {
+				create := func(as *store.User, c *store.Chat, role message.Role, sender *store.User) error {
 					mc := w.client.Message.Create().SetChatID(c.ID).SetRole(role).SetContent("x")
 					if sender != nil {
 						mc.SetSenderID(sender.ID)
@@ -488,7 +510,7 @@ func TestPrivacy(t *testing.T) {
 		{
 			name: "only the sender edits; the sender, owners and admins soft-delete",
 			raw: func(t *testing.T, w *world) {
-				edit := func(as *ent.User) (int, error) {
+				edit := func(as *store.User) (int, error) {
 					return w.client.Message.Update().Where(message.ID(w.memberMsg.ID)).SetContent("edited").Save(w.as(as))
 				}
 				requireNoRow(t)(edit(w.owner))
@@ -498,7 +520,7 @@ func TestPrivacy(t *testing.T) {
 				require.Equal(t, 1, n)
 
 				other := w.say(w.admin, w.group, "admin's")
-				del := func(as *ent.User, m *ent.Message) (int, error) {
+				del := func(as *store.User, m *store.Message) (int, error) {
 					return w.client.Message.Update().Where(message.ID(m.ID)).SetDeletedAt(schema.Now()).Save(w.as(as))
 				}
 				requireNoRow(t)(del(w.member, other))

@@ -1,12 +1,17 @@
 package store
 
 import (
+	"context"
 	"errors"
+	"strings"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/chatdb/chatdb/database"
 	"github.com/chatdb/chatdb/ent"
 	"github.com/chatdb/chatdb/schema"
+	"github.com/chatdb/chatdb/viewer"
 )
 
 // Errors of this package, besides the database package's sentinels.
@@ -26,9 +31,32 @@ type Store struct {
 	client *ent.Client
 	now    func() time.Time
 	batch  int
-	// pgx is whether the database is PostgreSQL through pgx, which takes UUID
-	// arguments as [16]byte.
-	pgx bool
+	// policy forces the ent-policy backend (see WithPolicyBackend in the tests).
+	policy bool
+	// b runs the operations that have a hand-written statement of their own:
+	// chosen once, by New.
+	b backend
+}
+
+// backend is the part of the store that exists twice: as hand-written
+// statements (sqlBackend, what New chooses) and as queries of the ent client
+// under its privacy policies (entBackend, the reference the privacy suite
+// holds the statements to). Both take their access rules from package rule,
+// and return the same values and errors. The other operations are written once,
+// over the ent client.
+type backend interface {
+	// getUser reads a live user's profile.
+	getUser(ctx context.Context, a actor, id uuid.UUID) (*User, error)
+	// appendMessage appends m, prepared, at the chat's next time after now.
+	appendMessage(ctx context.Context, a actor, m NewMessage, now time.Time) (*Message, error)
+	// history reads up to r.limit+1 messages of chatID in r's order.
+	history(ctx context.Context, a actor, chatID uuid.UUID, r historyRange) ([]*Message, error)
+	// chatVisible reports whether chatID exists and a may read it.
+	chatVisible(ctx context.Context, a actor, chatID uuid.UUID) (bool, error)
+	// markRead moves user me's read position in chatID forward to messageID.
+	markRead(ctx context.Context, me, chatID, messageID uuid.UUID) error
+	// inbox reads a page of user me's inbox.
+	inbox(ctx context.Context, me uuid.UUID, before *position, limit int) ([]InboxEntry, error)
 }
 
 // Option configures a Store.
@@ -50,11 +78,19 @@ func WithImportBatchSize(n int) Option {
 }
 
 // New returns a Store over db. The Store does not own db: close db yourself.
+//
+// It chooses here, once, how the operations with hand-written statements run:
+// as those statements, rendered for db's dialect with the rules of package
+// rule folded in.
 func New(db *database.DB, opts ...Option) *Store {
-	s := &Store{db: db, client: db.Client(), now: schema.Now,
-		pgx: db.Dialect() == database.Postgres && db.Driver() == database.DriverPgx}
+	s := &Store{db: db, client: db.Client(), now: schema.Now}
 	for _, opt := range opts {
 		opt(s)
+	}
+	if s.policy {
+		s.b = &entBackend{s: s}
+	} else {
+		s.b = newSQLBackend(db)
 	}
 	return s
 }
@@ -65,4 +101,51 @@ func (s *Store) DB() *database.DB { return s.db }
 // clock returns the current time as the database keeps it: UTC, microseconds.
 func (s *Store) clock() time.Time {
 	return s.now().UTC().Truncate(time.Microsecond)
+}
+
+// actor is who a backend acts for: the system, or the user id.
+type actor struct {
+	system bool
+	id     uuid.UUID
+}
+
+// actorOf returns the viewer of ctx: ErrForbidden when it has none.
+func actorOf(ctx context.Context) (actor, error) {
+	v, ok := viewer.FromContext(ctx)
+	if !ok {
+		return actor{}, forbidden("no viewer in context")
+	}
+	if v.IsSystem() {
+		return actor{system: true}, nil
+	}
+	id, _ := v.UserID()
+	return actor{id: id}, nil
+}
+
+// viewerUser returns the signed-in user's ID, or ErrForbidden when the viewer is
+// missing or is the system: operations done as a member of chats need a user.
+func viewerUser(ctx context.Context) (uuid.UUID, error) {
+	v, ok := viewer.FromContext(ctx)
+	if !ok {
+		return uuid.Nil, forbidden("no viewer in context")
+	}
+	id, ok := v.UserID()
+	if !ok {
+		return uuid.Nil, forbidden("the " + strings.ToLower(v.String()) + " viewer is not a user")
+	}
+	return id, nil
+}
+
+// actsAs checks that the viewer may act for user id: it is that user, or the
+// system. The privacy policy enforces the same; checking first gives
+// ErrForbidden instead of an update that matches no row.
+func actsAs(ctx context.Context, id uuid.UUID) error {
+	a, err := actorOf(ctx)
+	if err != nil {
+		return err
+	}
+	if !a.system && a.id != id {
+		return forbidden("a user changes only their own profile")
+	}
+	return nil
 }

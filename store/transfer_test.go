@@ -14,6 +14,7 @@ import (
 	"github.com/chatdb/chatdb/dbtest"
 	"github.com/chatdb/chatdb/ent"
 	"github.com/chatdb/chatdb/ent/membership"
+	"github.com/chatdb/chatdb/store"
 )
 
 // transferOwnership makes to the chat's only owner in one SERIALIZABLE
@@ -21,7 +22,7 @@ import (
 // transfers at once are a write skew that READ COMMITTED would let through (two
 // owners); SERIALIZABLE turns it into a serialization failure, which WithRetry
 // runs again. before, when set, runs after the read on each attempt.
-func transferOwnership(ctx context.Context, db *database.DB, c *ent.Chat, to *ent.User, attempts *atomic.Int32, before func()) error {
+func transferOwnership(ctx context.Context, db *database.DB, c *store.Chat, to *store.User, attempts *atomic.Int32, before func()) error {
 	return db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		attempts.Add(1)
 		owners, err := tx.Membership.Query().
@@ -50,7 +51,7 @@ func transferOwnership(ctx context.Context, db *database.DB, c *ent.Chat, to *en
 
 // requireOneOwner checks the final state: exactly one owner, every other member
 // still a member (nobody lost, nobody added).
-func requireOneOwner(t *testing.T, e *env, c *ent.Chat, members int) {
+func requireOneOwner(t *testing.T, e *env, c *store.Chat, members int) {
 	t.Helper()
 	all, err := e.db.Client().Membership.Query().Where(membership.ChatID(c.ID)).All(e.sys())
 	require.NoError(t, err)
@@ -70,7 +71,7 @@ func requireOneOwner(t *testing.T, e *env, c *ent.Chat, members int) {
 func TestConcurrentOwnershipTransfers(t *testing.T) {
 	eachTarget(t, func(t *testing.T, e *env) {
 		owner := e.user("owner")
-		var others []*ent.User
+		var others []*store.User
 		for range 6 {
 			others = append(others, e.user("member"))
 		}
@@ -113,7 +114,7 @@ func TestOwnershipTransferWriteSkew(t *testing.T) {
 			errs     [2]error
 		)
 		read.Add(2)
-		for i, to := range []*ent.User{a, b} {
+		for i, to := range []*store.User{a, b} {
 			wg.Go(func() {
 				var once sync.Once
 				errs[i] = transferOwnership(e.sys(), e.db, c, to, &attempts, func() {
@@ -130,7 +131,7 @@ func TestOwnershipTransferWriteSkew(t *testing.T) {
 		// Without retries the loser sees the classified failure.
 		read.Add(2)
 		var single atomic.Int32
-		for i, to := range []*ent.User{a, b} {
+		for i, to := range []*store.User{a, b} {
 			wg.Go(func() {
 				var once sync.Once
 				errs[i] = e.db.WithTxContext(e.sys(), func(ctx context.Context, tx *ent.Tx) error {

@@ -2,14 +2,15 @@ package store
 
 import (
 	"context"
-	"strings"
 
+	"entgo.io/ent/dialect/sql"
 	"github.com/google/uuid"
 
 	"github.com/chatdb/chatdb/ent"
+	"github.com/chatdb/chatdb/ent/credential"
 	"github.com/chatdb/chatdb/ent/user"
+	"github.com/chatdb/chatdb/rule"
 	"github.com/chatdb/chatdb/schema"
-	"github.com/chatdb/chatdb/viewer"
 )
 
 // NewUser is what CreateUser needs to create a user.
@@ -29,44 +30,54 @@ type NewUser struct {
 type ProfileUpdate struct {
 	// DisplayName, when not nil, replaces the display name.
 	DisplayName *string
-	// PasswordHash, when not nil, replaces the password hash ("" clears it).
+	// PasswordHash, when not nil, replaces the password hash ("" removes it, so
+	// that the user signs in elsewhere only).
 	PasswordHash *string
 }
 
-// CreateUser creates a user. Only the system viewer may create users (sign-up is
-// the application's job, done with viewer.SystemContext). A taken email, in any
-// case, gives database.ErrConflict; invalid input gives database.ErrInvalid.
+// CreateUser creates a user, with a credential when u has a password hash.
+// Only the system viewer may create users (sign-up is the application's job,
+// done with viewer.SystemContext). A taken email, in any case, gives
+// database.ErrConflict; invalid input gives database.ErrInvalid.
 //
-// Cost: one INSERT, one round trip.
-func (s *Store) CreateUser(ctx context.Context, u NewUser) (*ent.User, error) {
-	c := s.client.User.Create().
-		SetEmail(u.Email).
-		SetDisplayName(u.DisplayName)
-	if u.PasswordHash != "" {
-		c.SetPasswordHash(u.PasswordHash)
+// Cost: one INSERT; with a password hash, a transaction of two INSERTs
+// (4 round trips).
+func (s *Store) CreateUser(ctx context.Context, u NewUser) (*User, error) {
+	const op = "create user"
+	var created *ent.User
+	create := func(ctx context.Context, client *ent.Client) (err error) {
+		created, err = client.User.Create().
+			SetEmail(u.Email).
+			SetDisplayName(u.DisplayName).
+			Save(ctx)
+		if err != nil || u.PasswordHash == "" {
+			return err
+		}
+		return client.Credential.Create().SetUserID(created.ID).SetPasswordHash(u.PasswordHash).Exec(ctx)
 	}
-	created, err := c.Save(ctx)
+	var err error
+	if u.PasswordHash == "" {
+		err = create(ctx, s.client)
+	} else {
+		err = s.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error { return create(ctx, tx.Client()) })
+	}
 	if err != nil {
-		return nil, fail("create user", err)
+		return nil, fail(op, err)
 	}
-	return created, nil
+	return userOf(created), nil
 }
 
 // GetUser returns the user with the given ID. Any signed-in viewer may read any
-// live user's profile; PasswordHash is blank unless the viewer is the system.
-// Soft-deleted users are not found (database.ErrNotFound).
+// live user's profile. Soft-deleted users are not found (database.ErrNotFound),
+// and a deleted viewer finds nobody.
 //
-// Cost: one SELECT by primary key. On PostgreSQL the user is read by the
-// store's own SQL and carries no ent client.
-func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (*ent.User, error) {
-	if s.fast() {
-		u, err := s.pgGetUser(ctx, id)
-		if err != nil {
-			return nil, fail("get user", err)
-		}
-		return u, nil
+// Cost: one SELECT by primary key, with the viewer's liveness checked in it.
+func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (*User, error) {
+	a, err := actorOf(ctx)
+	if err != nil {
+		return nil, fail("get user", err)
 	}
-	u, err := s.client.User.Query().Where(user.ID(id), user.DeletedAtIsNil()).Only(ctx)
+	u, err := s.b.getUser(ctx, a, id)
 	if err != nil {
 		return nil, fail("get user", err)
 	}
@@ -74,12 +85,12 @@ func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (*ent.User, error) {
 }
 
 // UserByEmail returns the live user with the given email, compared as stored
-// (trimmed, lower-cased). An application signs users in by calling it with
-// viewer.SystemContext, which also returns the password hash; soft-deleted users
-// are not found, so they cannot sign in.
+// (trimmed, lower-cased). Soft-deleted users are not found, so they cannot sign
+// in: an application signs a user in with viewer.SystemContext, UserByEmail,
+// then PasswordHash.
 //
 // Cost: one SELECT by the unique index on email.
-func (s *Store) UserByEmail(ctx context.Context, email string) (*ent.User, error) {
+func (s *Store) UserByEmail(ctx context.Context, email string) (*User, error) {
 	if schema.ValidateText(email) != nil {
 		// No stored email holds a NUL or invalid UTF-8, and PostgreSQL would
 		// refuse the parameter outright.
@@ -91,43 +102,81 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (*ent.User, error
 	if err != nil {
 		return nil, fail("user by email", err)
 	}
-	return u, nil
+	return userOf(u), nil
+}
+
+// PasswordHash returns the password hash of the live user id, for an
+// application to check a password at sign-in. Only the system viewer reads
+// hashes (ErrForbidden otherwise); a user without one, or a deleted user, gives
+// database.ErrNotFound.
+//
+// Cost: one SELECT by the unique index on credentials.user_id.
+func (s *Store) PasswordHash(ctx context.Context, id uuid.UUID) (string, error) {
+	c, err := s.client.Credential.Query().
+		Where(credential.UserID(id), func(sel *sql.Selector) { sel.Where(rule.Live(id)) }).
+		Only(ctx)
+	if err != nil {
+		return "", fail("password hash", err)
+	}
+	return c.PasswordHash, nil
 }
 
 // UpdateProfile changes the profile of user id, which must be the viewer (or the
 // viewer is the system), and returns the updated user. Invalid input gives
 // database.ErrInvalid; a deleted user, database.ErrNotFound.
 //
-// Cost: an UPDATE and a SELECT of the result, in a transaction ent opens for
-// them: 4 round trips.
-func (s *Store) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate) (*ent.User, error) {
+// Cost: a transaction of the user's UPDATE, the credential's upsert or DELETE
+// when the hash changes, and a SELECT of the result.
+func (s *Store) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate) (*User, error) {
 	const op = "update profile"
 	if err := actsAs(ctx, id); err != nil {
 		return nil, fail(op, err)
 	}
-	up := s.client.User.UpdateOneID(id).Where(user.DeletedAtIsNil())
-	if p.DisplayName != nil {
-		up.SetDisplayName(*p.DisplayName)
-	}
-	if p.PasswordHash != nil {
-		up.SetPasswordHash(*p.PasswordHash)
-	}
-	u, err := up.Save(ctx)
+	var out *ent.User
+	err := s.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
+		up := tx.User.Update().Where(user.ID(id), user.DeletedAtIsNil())
+		if p.DisplayName != nil {
+			up.SetDisplayName(*p.DisplayName)
+		}
+		// updated_at moves even when only the hash changes: the update also
+		// says whether the user is there to change.
+		n, err := up.Save(ctx)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return notFound("user")
+		}
+		switch {
+		case p.PasswordHash == nil:
+		case *p.PasswordHash == "":
+			if _, err := tx.Credential.Delete().Where(credential.UserID(id)).Exec(ctx); err != nil {
+				return err
+			}
+		default:
+			err := tx.Credential.Create().SetUserID(id).SetPasswordHash(*p.PasswordHash).
+				OnConflictColumns(credential.FieldUserID).
+				UpdatePasswordHash().UpdateUpdatedAt().
+				Exec(ctx)
+			if err != nil {
+				return err
+			}
+		}
+		out, err = tx.User.Query().Where(user.ID(id)).Only(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, fail(op, err)
 	}
-	if v, _ := viewer.FromContext(ctx); !v.IsSystem() {
-		// ent reads the row back without the query interceptors: blank the hash
-		// as every other read by a user does.
-		u.PasswordHash = ""
-	}
-	return u, nil
+	return userOf(out), nil
 }
 
 // DeleteUser soft-deletes user id, which must be the viewer (or the viewer is
 // the system): the row stays, so that the user's messages keep their sender, but
-// GetUser and UserByEmail no longer find it and the user can no longer append.
-// The email stays taken. Deleting a deleted user gives database.ErrNotFound.
+// GetUser and UserByEmail no longer find it, and the user can no longer do
+// anything (the rules require a live viewer). The email stays taken. Only the
+// system can restore a deleted user. Deleting a deleted user gives
+// database.ErrNotFound.
 //
 // Cost: one UPDATE.
 func (s *Store) DeleteUser(ctx context.Context, id uuid.UUID) error {
@@ -146,35 +195,4 @@ func (s *Store) DeleteUser(ctx context.Context, id uuid.UUID) error {
 		return fail(op, notFound("user"))
 	}
 	return nil
-}
-
-// actsAs checks that the viewer may act for user id: it is that user, or the
-// system. The privacy policy enforces the same; checking first gives
-// ErrForbidden instead of an update that matches no row.
-func actsAs(ctx context.Context, id uuid.UUID) error {
-	v, ok := viewer.FromContext(ctx)
-	if !ok {
-		return forbidden("no viewer in context")
-	}
-	if v.IsSystem() {
-		return nil
-	}
-	if uid, _ := v.UserID(); uid != id {
-		return forbidden("a user changes only their own profile")
-	}
-	return nil
-}
-
-// viewerUser returns the signed-in user's ID, or ErrForbidden when the viewer is
-// missing or is the system: operations done as a member of chats need a user.
-func viewerUser(ctx context.Context) (uuid.UUID, error) {
-	v, ok := viewer.FromContext(ctx)
-	if !ok {
-		return uuid.Nil, forbidden("no viewer in context")
-	}
-	id, ok := v.UserID()
-	if !ok {
-		return uuid.Nil, forbidden("the " + strings.ToLower(v.String()) + " viewer is not a user")
-	}
-	return id, nil
 }

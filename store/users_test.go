@@ -39,17 +39,23 @@ func TestGetUserAndByEmail(t *testing.T) {
 		got, err := e.s.GetUser(e.as(other), u.ID)
 		require.NoError(t, err)
 		require.Equal(t, "Bob", got.DisplayName)
-		require.Empty(t, got.PasswordHash, "a user never reads a password hash")
+		_, err = e.s.PasswordHash(e.as(other), u.ID)
+		requireKind(t, err, store.ErrForbidden)
+		_, err = e.s.PasswordHash(e.as(u), u.ID)
+		requireKind(t, err, store.ErrForbidden) // a user never reads a password hash, not even their own
 
 		got, err = e.s.UserByEmail(e.as(other), " BOB@example.com")
 		require.NoError(t, err)
 		require.Equal(t, u.ID, got.ID)
-		require.Empty(t, got.PasswordHash)
 
 		// Signing in: the system reads the hash.
 		got, err = e.s.UserByEmail(e.sys(), "bob@example.com")
 		require.NoError(t, err)
-		require.Equal(t, "hash", got.PasswordHash)
+		hash, err := e.s.PasswordHash(e.sys(), got.ID)
+		require.NoError(t, err)
+		require.Equal(t, "hash", hash)
+		_, err = e.s.PasswordHash(e.sys(), other.ID)
+		requireKind(t, err, database.ErrNotFound) // no hash: signs in elsewhere
 
 		_, err = e.s.GetUser(e.as(other), uuid.New())
 		requireKind(t, err, database.ErrNotFound)
@@ -100,15 +106,16 @@ func TestDeleteUser(t *testing.T) {
 		requireKind(t, err, database.ErrNotFound) // a deleted user cannot sign in
 		requireKind(t, e.s.DeleteUser(e.sys(), ada.ID), database.ErrNotFound)
 
-		// A leftover session of the deleted user cannot append.
+		// A leftover session of the deleted user can do nothing: it sees no
+		// chat to append to.
 		_, err = e.s.AppendMessage(e.as(ada), store.NewMessage{ChatID: c.ID, Content: "after"})
-		requireKind(t, err, store.ErrForbidden)
+		requireKind(t, err, database.ErrNotFound)
 		// Nobody can open a chat with them.
 		_, _, err = e.s.CreateDirectChat(e.as(e.user("carol")), ada.ID)
 		requireKind(t, err, database.ErrNotFound)
 		// Their messages stay, with their sender.
 		h := e.history(bob, c)
 		require.Len(t, h, 1)
-		require.Equal(t, ada.ID, *h[0].SenderID)
+		require.Equal(t, ada.ID, h[0].SenderID)
 	})
 }

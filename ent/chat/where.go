@@ -341,6 +341,26 @@ func CreatedByNotIn(vs ...uuid.UUID) predicate.Chat {
 	return predicate.Chat(sql.FieldNotIn(FieldCreatedBy, vs...))
 }
 
+// CreatedByGT applies the GT predicate on the "created_by" field.
+func CreatedByGT(v uuid.UUID) predicate.Chat {
+	return predicate.Chat(sql.FieldGT(FieldCreatedBy, v))
+}
+
+// CreatedByGTE applies the GTE predicate on the "created_by" field.
+func CreatedByGTE(v uuid.UUID) predicate.Chat {
+	return predicate.Chat(sql.FieldGTE(FieldCreatedBy, v))
+}
+
+// CreatedByLT applies the LT predicate on the "created_by" field.
+func CreatedByLT(v uuid.UUID) predicate.Chat {
+	return predicate.Chat(sql.FieldLT(FieldCreatedBy, v))
+}
+
+// CreatedByLTE applies the LTE predicate on the "created_by" field.
+func CreatedByLTE(v uuid.UUID) predicate.Chat {
+	return predicate.Chat(sql.FieldLTE(FieldCreatedBy, v))
+}
+
 // LastMessageAtEQ applies the EQ predicate on the "last_message_at" field.
 func LastMessageAtEQ(v time.Time) predicate.Chat {
 	return predicate.Chat(sql.FieldEQ(FieldLastMessageAt, v))
@@ -506,52 +526,6 @@ func DirectKeyContainsFold(v string) predicate.Chat {
 	return predicate.Chat(sql.FieldContainsFold(FieldDirectKey, v))
 }
 
-// HasCreator applies the HasEdge predicate on the "creator" edge.
-func HasCreator() predicate.Chat {
-	return predicate.Chat(func(s *sql.Selector) {
-		step := sqlgraph.NewStep(
-			sqlgraph.From(Table, FieldID),
-			sqlgraph.Edge(sqlgraph.M2O, true, CreatorTable, CreatorColumn),
-		)
-		sqlgraph.HasNeighbors(s, step)
-	})
-}
-
-// HasCreatorWith applies the HasEdge predicate on the "creator" edge with a given conditions (other predicates).
-func HasCreatorWith(preds ...predicate.User) predicate.Chat {
-	return predicate.Chat(func(s *sql.Selector) {
-		step := newCreatorStep()
-		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
-			for _, p := range preds {
-				p(s)
-			}
-		})
-	})
-}
-
-// HasMembers applies the HasEdge predicate on the "members" edge.
-func HasMembers() predicate.Chat {
-	return predicate.Chat(func(s *sql.Selector) {
-		step := sqlgraph.NewStep(
-			sqlgraph.From(Table, FieldID),
-			sqlgraph.Edge(sqlgraph.M2M, true, MembersTable, MembersPrimaryKey...),
-		)
-		sqlgraph.HasNeighbors(s, step)
-	})
-}
-
-// HasMembersWith applies the HasEdge predicate on the "members" edge with a given conditions (other predicates).
-func HasMembersWith(preds ...predicate.User) predicate.Chat {
-	return predicate.Chat(func(s *sql.Selector) {
-		step := newMembersStep()
-		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
-			for _, p := range preds {
-				p(s)
-			}
-		})
-	})
-}
-
 // HasMessages applies the HasEdge predicate on the "messages" edge.
 func HasMessages() predicate.Chat {
 	return predicate.Chat(func(s *sql.Selector) {
@@ -580,7 +554,7 @@ func HasMemberships() predicate.Chat {
 	return predicate.Chat(func(s *sql.Selector) {
 		step := sqlgraph.NewStep(
 			sqlgraph.From(Table, FieldID),
-			sqlgraph.Edge(sqlgraph.O2M, true, MembershipsTable, MembershipsColumn),
+			sqlgraph.Edge(sqlgraph.O2M, false, MembershipsTable, MembershipsColumn),
 		)
 		sqlgraph.HasNeighbors(s, step)
 	})

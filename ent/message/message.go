@@ -37,8 +37,6 @@ const (
 	FieldDeletedAt = "deleted_at"
 	// EdgeChat holds the string denoting the chat edge name in mutations.
 	EdgeChat = "chat"
-	// EdgeSender holds the string denoting the sender edge name in mutations.
-	EdgeSender = "sender"
 	// EdgeReplyTo holds the string denoting the reply_to edge name in mutations.
 	EdgeReplyTo = "reply_to"
 	// EdgeReplies holds the string denoting the replies edge name in mutations.
@@ -52,13 +50,6 @@ const (
 	ChatInverseTable = "chats"
 	// ChatColumn is the table column denoting the chat relation/edge.
 	ChatColumn = "chat_id"
-	// SenderTable is the table that holds the sender relation/edge.
-	SenderTable = "messages"
-	// SenderInverseTable is the table name for the User entity.
-	// It exists in this package in order to avoid circular dependency with the "user" package.
-	SenderInverseTable = "users"
-	// SenderColumn is the table column denoting the sender relation/edge.
-	SenderColumn = "sender_id"
 	// ReplyToTable is the table that holds the reply_to relation/edge.
 	ReplyToTable = "messages"
 	// ReplyToColumn is the table column denoting the reply_to relation/edge.
@@ -99,7 +90,7 @@ func ValidColumn(column string) bool {
 //
 //	import _ "github.com/chatdb/chatdb/ent/runtime"
 var (
-	Hooks  [2]ent.Hook
+	Hooks  [4]ent.Hook
 	Policy ent.Policy
 	// ContentValidator is a validator for the "content" field. It is called by the builders before save.
 	ContentValidator func(string) error
@@ -194,13 +185,6 @@ func ByChatField(field string, opts ...sql.OrderTermOption) OrderOption {
 	}
 }
 
-// BySenderField orders the results by sender field.
-func BySenderField(field string, opts ...sql.OrderTermOption) OrderOption {
-	return func(s *sql.Selector) {
-		sqlgraph.OrderByNeighborTerms(s, newSenderStep(), sql.OrderByField(field, opts...))
-	}
-}
-
 // ByReplyToField orders the results by reply_to field.
 func ByReplyToField(field string, opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
@@ -226,13 +210,6 @@ func newChatStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(ChatInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.M2O, true, ChatTable, ChatColumn),
-	)
-}
-func newSenderStep() *sqlgraph.Step {
-	return sqlgraph.NewStep(
-		sqlgraph.From(Table, FieldID),
-		sqlgraph.To(SenderInverseTable, FieldID),
-		sqlgraph.Edge(sqlgraph.M2O, true, SenderTable, SenderColumn),
 	)
 }
 func newReplyToStep() *sqlgraph.Step {

@@ -137,6 +137,26 @@ func SenderIDNotIn(vs ...uuid.UUID) predicate.Message {
 	return predicate.Message(sql.FieldNotIn(FieldSenderID, vs...))
 }
 
+// SenderIDGT applies the GT predicate on the "sender_id" field.
+func SenderIDGT(v uuid.UUID) predicate.Message {
+	return predicate.Message(sql.FieldGT(FieldSenderID, v))
+}
+
+// SenderIDGTE applies the GTE predicate on the "sender_id" field.
+func SenderIDGTE(v uuid.UUID) predicate.Message {
+	return predicate.Message(sql.FieldGTE(FieldSenderID, v))
+}
+
+// SenderIDLT applies the LT predicate on the "sender_id" field.
+func SenderIDLT(v uuid.UUID) predicate.Message {
+	return predicate.Message(sql.FieldLT(FieldSenderID, v))
+}
+
+// SenderIDLTE applies the LTE predicate on the "sender_id" field.
+func SenderIDLTE(v uuid.UUID) predicate.Message {
+	return predicate.Message(sql.FieldLTE(FieldSenderID, v))
+}
+
 // SenderIDIsNil applies the IsNil predicate on the "sender_id" field.
 func SenderIDIsNil() predicate.Message {
 	return predicate.Message(sql.FieldIsNull(FieldSenderID))
@@ -220,6 +240,16 @@ func ContentHasPrefix(v string) predicate.Message {
 // ContentHasSuffix applies the HasSuffix predicate on the "content" field.
 func ContentHasSuffix(v string) predicate.Message {
 	return predicate.Message(sql.FieldHasSuffix(FieldContent, v))
+}
+
+// ContentIsNil applies the IsNil predicate on the "content" field.
+func ContentIsNil() predicate.Message {
+	return predicate.Message(sql.FieldIsNull(FieldContent))
+}
+
+// ContentNotNil applies the NotNil predicate on the "content" field.
+func ContentNotNil() predicate.Message {
+	return predicate.Message(sql.FieldNotNull(FieldContent))
 }
 
 // ContentEqualFold applies the EqualFold predicate on the "content" field.
@@ -467,29 +497,6 @@ func HasChat() predicate.Message {
 func HasChatWith(preds ...predicate.Chat) predicate.Message {
 	return predicate.Message(func(s *sql.Selector) {
 		step := newChatStep()
-		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
-			for _, p := range preds {
-				p(s)
-			}
-		})
-	})
-}
-
-// HasSender applies the HasEdge predicate on the "sender" edge.
-func HasSender() predicate.Message {
-	return predicate.Message(func(s *sql.Selector) {
-		step := sqlgraph.NewStep(
-			sqlgraph.From(Table, FieldID),
-			sqlgraph.Edge(sqlgraph.M2O, true, SenderTable, SenderColumn),
-		)
-		sqlgraph.HasNeighbors(s, step)
-	})
-}
-
-// HasSenderWith applies the HasEdge predicate on the "sender" edge with a given conditions (other predicates).
-func HasSenderWith(preds ...predicate.User) predicate.Message {
-	return predicate.Message(func(s *sql.Selector) {
-		step := newSenderStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

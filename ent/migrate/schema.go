@@ -17,47 +17,60 @@ var (
 		{Name: "deleted_at", Type: field.TypeTime, Nullable: true},
 		{Name: "kind", Type: field.TypeEnum, Enums: []string{"direct", "group", "assistant"}},
 		{Name: "title", Type: field.TypeString, Nullable: true},
+		{Name: "created_by", Type: field.TypeUUID},
 		{Name: "last_message_at", Type: field.TypeTime},
 		{Name: "archived_at", Type: field.TypeTime, Nullable: true},
 		{Name: "direct_key", Type: field.TypeString, Nullable: true},
-		{Name: "created_by", Type: field.TypeUUID},
 	}
 	// ChatsTable holds the schema information for the "chats" table.
 	ChatsTable = &schema.Table{
 		Name:       "chats",
 		Columns:    ChatsColumns,
 		PrimaryKey: []*schema.Column{ChatsColumns[0]},
-		ForeignKeys: []*schema.ForeignKey{
-			{
-				Symbol:     "chats_created_by_fkey",
-				Columns:    []*schema.Column{ChatsColumns[9]},
-				RefColumns: []*schema.Column{UsersColumns[0]},
-				OnDelete:   schema.NoAction,
-			},
-		},
 		Indexes: []*schema.Index{
 			{
 				Name:    "chats_created_by_idx",
 				Unique:  false,
-				Columns: []*schema.Column{ChatsColumns[9]},
+				Columns: []*schema.Column{ChatsColumns[6]},
 			},
 			{
 				Name:    "chats_direct_key_key",
 				Unique:  true,
-				Columns: []*schema.Column{ChatsColumns[8]},
+				Columns: []*schema.Column{ChatsColumns[9]},
+			},
+		},
+	}
+	// CredentialsColumns holds the columns for the "credentials" table.
+	CredentialsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeUUID},
+		{Name: "created_at", Type: field.TypeTime},
+		{Name: "updated_at", Type: field.TypeTime},
+		{Name: "user_id", Type: field.TypeUUID},
+		{Name: "password_hash", Type: field.TypeString},
+	}
+	// CredentialsTable holds the schema information for the "credentials" table.
+	CredentialsTable = &schema.Table{
+		Name:       "credentials",
+		Columns:    CredentialsColumns,
+		PrimaryKey: []*schema.Column{CredentialsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "credentials_user_id_key",
+				Unique:  true,
+				Columns: []*schema.Column{CredentialsColumns[3]},
 			},
 		},
 	}
 	// MembershipsColumns holds the columns for the "memberships" table.
 	MembershipsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
+		{Name: "user_id", Type: field.TypeUUID},
 		{Name: "role", Type: field.TypeEnum, Enums: []string{"owner", "admin", "member"}, Default: "member"},
 		{Name: "joined_at", Type: field.TypeTime},
 		{Name: "last_read_at", Type: field.TypeTime, Nullable: true},
 		{Name: "last_read_message_id", Type: field.TypeUUID, Nullable: true},
 		{Name: "muted", Type: field.TypeBool, Default: false},
 		{Name: "chat_last_message_at", Type: field.TypeTime, Nullable: true},
-		{Name: "user_id", Type: field.TypeUUID},
 		{Name: "chat_id", Type: field.TypeUUID},
 	}
 	// MembershipsTable holds the schema information for the "memberships" table.
@@ -66,12 +79,6 @@ var (
 		Columns:    MembershipsColumns,
 		PrimaryKey: []*schema.Column{MembershipsColumns[0]},
 		ForeignKeys: []*schema.ForeignKey{
-			{
-				Symbol:     "memberships_user_id_fkey",
-				Columns:    []*schema.Column{MembershipsColumns[7]},
-				RefColumns: []*schema.Column{UsersColumns[0]},
-				OnDelete:   schema.Cascade,
-			},
 			{
 				Symbol:     "memberships_chat_id_fkey",
 				Columns:    []*schema.Column{MembershipsColumns[8]},
@@ -83,12 +90,12 @@ var (
 			{
 				Name:    "memberships_user_chat_key",
 				Unique:  true,
-				Columns: []*schema.Column{MembershipsColumns[7], MembershipsColumns[8]},
+				Columns: []*schema.Column{MembershipsColumns[1], MembershipsColumns[8]},
 			},
 			{
 				Name:    "memberships_user_inbox_idx",
 				Unique:  false,
-				Columns: []*schema.Column{MembershipsColumns[7], MembershipsColumns[6], MembershipsColumns[8]},
+				Columns: []*schema.Column{MembershipsColumns[1], MembershipsColumns[7], MembershipsColumns[8]},
 			},
 			{
 				Name:    "memberships_chat_idx",
@@ -100,15 +107,15 @@ var (
 	// MessagesColumns holds the columns for the "messages" table.
 	MessagesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
+		{Name: "sender_id", Type: field.TypeUUID, Nullable: true},
 		{Name: "role", Type: field.TypeEnum, Enums: []string{"user", "assistant", "system", "tool"}},
-		{Name: "content", Type: field.TypeString, Size: 2147483647},
+		{Name: "content", Type: field.TypeString, Nullable: true, Size: 2147483647},
 		{Name: "metadata", Type: field.TypeOther, Nullable: true, SchemaType: map[string]string{"postgres": "jsonb", "sqlite3": "json"}},
 		{Name: "created_at", Type: field.TypeTime},
 		{Name: "edited_at", Type: field.TypeTime, Nullable: true},
 		{Name: "deleted_at", Type: field.TypeTime, Nullable: true},
 		{Name: "chat_id", Type: field.TypeUUID},
 		{Name: "reply_to_id", Type: field.TypeUUID, Nullable: true},
-		{Name: "sender_id", Type: field.TypeUUID, Nullable: true},
 	}
 	// MessagesTable holds the schema information for the "messages" table.
 	MessagesTable = &schema.Table{
@@ -118,20 +125,14 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "messages_chat_id_fkey",
-				Columns:    []*schema.Column{MessagesColumns[7]},
+				Columns:    []*schema.Column{MessagesColumns[8]},
 				RefColumns: []*schema.Column{ChatsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "messages_messages_replies",
-				Columns:    []*schema.Column{MessagesColumns[8]},
-				RefColumns: []*schema.Column{MessagesColumns[0]},
-				OnDelete:   schema.SetNull,
-			},
-			{
-				Symbol:     "messages_sender_id_fkey",
 				Columns:    []*schema.Column{MessagesColumns[9]},
-				RefColumns: []*schema.Column{UsersColumns[0]},
+				RefColumns: []*schema.Column{MessagesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 		},
@@ -139,17 +140,17 @@ var (
 			{
 				Name:    "messages_chat_created_id_idx",
 				Unique:  false,
-				Columns: []*schema.Column{MessagesColumns[7], MessagesColumns[4], MessagesColumns[0]},
+				Columns: []*schema.Column{MessagesColumns[8], MessagesColumns[5], MessagesColumns[0]},
 			},
 			{
 				Name:    "messages_sender_idx",
 				Unique:  false,
-				Columns: []*schema.Column{MessagesColumns[9]},
+				Columns: []*schema.Column{MessagesColumns[1]},
 			},
 			{
 				Name:    "messages_reply_to_idx",
 				Unique:  false,
-				Columns: []*schema.Column{MessagesColumns[8]},
+				Columns: []*schema.Column{MessagesColumns[9]},
 			},
 		},
 	}
@@ -161,7 +162,6 @@ var (
 		{Name: "deleted_at", Type: field.TypeTime, Nullable: true},
 		{Name: "email", Type: field.TypeString, Size: 254},
 		{Name: "display_name", Type: field.TypeString},
-		{Name: "password_hash", Type: field.TypeString, Nullable: true},
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"active", "suspended"}, Default: "active"},
 	}
 	// UsersTable holds the schema information for the "users" table.
@@ -180,6 +180,7 @@ var (
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		ChatsTable,
+		CredentialsTable,
 		MembershipsTable,
 		MessagesTable,
 		UsersTable,
@@ -187,25 +188,23 @@ var (
 )
 
 func init() {
-	ChatsTable.ForeignKeys[0].RefTable = UsersTable
 	ChatsTable.Annotation = &entsql.Annotation{}
 	ChatsTable.Annotation.Checks = map[string]string{
 		"chats_kind_check":   "kind IN ('direct', 'group', 'assistant')",
 		"chats_title_length": "length(title) <= 200",
 	}
-	MembershipsTable.ForeignKeys[0].RefTable = UsersTable
-	MembershipsTable.ForeignKeys[1].RefTable = ChatsTable
+	MembershipsTable.ForeignKeys[0].RefTable = ChatsTable
 	MembershipsTable.Annotation = &entsql.Annotation{}
 	MembershipsTable.Annotation.Checks = map[string]string{
 		"memberships_role_check": "role IN ('owner', 'admin', 'member')",
 	}
 	MessagesTable.ForeignKeys[0].RefTable = ChatsTable
 	MessagesTable.ForeignKeys[1].RefTable = MessagesTable
-	MessagesTable.ForeignKeys[2].RefTable = UsersTable
 	MessagesTable.Annotation = &entsql.Annotation{}
 	MessagesTable.Annotation.Checks = map[string]string{
-		"messages_content_length": "octet_length(content) BETWEEN 1 AND 65536",
-		"messages_role_check":     "role IN ('user', 'assistant', 'system', 'tool')",
+		"messages_content_deleted": "deleted_at IS NULL AND content IS NOT NULL OR deleted_at IS NOT NULL AND content IS NULL",
+		"messages_content_length":  "octet_length(content) BETWEEN 1 AND 65536",
+		"messages_role_check":      "role IN ('user', 'assistant', 'system', 'tool')",
 	}
 	UsersTable.Annotation = &entsql.Annotation{}
 	UsersTable.Annotation.Checks = map[string]string{

@@ -9,6 +9,9 @@ import (
 // Chat is the predicate function for chat builders.
 type Chat func(*sql.Selector)
 
+// Credential is the predicate function for credential builders.
+type Credential func(*sql.Selector)
+
 // Membership is the predicate function for membership builders.
 type Membership func(*sql.Selector)
 

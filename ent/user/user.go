@@ -8,7 +8,6 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
-	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/google/uuid"
 )
 
@@ -27,46 +26,10 @@ const (
 	FieldEmail = "email"
 	// FieldDisplayName holds the string denoting the display_name field in the database.
 	FieldDisplayName = "display_name"
-	// FieldPasswordHash holds the string denoting the password_hash field in the database.
-	FieldPasswordHash = "password_hash"
 	// FieldStatus holds the string denoting the status field in the database.
 	FieldStatus = "status"
-	// EdgeChats holds the string denoting the chats edge name in mutations.
-	EdgeChats = "chats"
-	// EdgeCreatedChats holds the string denoting the created_chats edge name in mutations.
-	EdgeCreatedChats = "created_chats"
-	// EdgeSentMessages holds the string denoting the sent_messages edge name in mutations.
-	EdgeSentMessages = "sent_messages"
-	// EdgeMemberships holds the string denoting the memberships edge name in mutations.
-	EdgeMemberships = "memberships"
 	// Table holds the table name of the user in the database.
 	Table = "users"
-	// ChatsTable is the table that holds the chats relation/edge. The primary key declared below.
-	ChatsTable = "memberships"
-	// ChatsInverseTable is the table name for the Chat entity.
-	// It exists in this package in order to avoid circular dependency with the "chat" package.
-	ChatsInverseTable = "chats"
-	// CreatedChatsTable is the table that holds the created_chats relation/edge.
-	CreatedChatsTable = "chats"
-	// CreatedChatsInverseTable is the table name for the Chat entity.
-	// It exists in this package in order to avoid circular dependency with the "chat" package.
-	CreatedChatsInverseTable = "chats"
-	// CreatedChatsColumn is the table column denoting the created_chats relation/edge.
-	CreatedChatsColumn = "created_by"
-	// SentMessagesTable is the table that holds the sent_messages relation/edge.
-	SentMessagesTable = "messages"
-	// SentMessagesInverseTable is the table name for the Message entity.
-	// It exists in this package in order to avoid circular dependency with the "message" package.
-	SentMessagesInverseTable = "messages"
-	// SentMessagesColumn is the table column denoting the sent_messages relation/edge.
-	SentMessagesColumn = "sender_id"
-	// MembershipsTable is the table that holds the memberships relation/edge.
-	MembershipsTable = "memberships"
-	// MembershipsInverseTable is the table name for the Membership entity.
-	// It exists in this package in order to avoid circular dependency with the "membership" package.
-	MembershipsInverseTable = "memberships"
-	// MembershipsColumn is the table column denoting the memberships relation/edge.
-	MembershipsColumn = "user_id"
 )
 
 // Columns holds all SQL columns for user fields.
@@ -77,15 +40,8 @@ var Columns = []string{
 	FieldDeletedAt,
 	FieldEmail,
 	FieldDisplayName,
-	FieldPasswordHash,
 	FieldStatus,
 }
-
-var (
-	// ChatsPrimaryKey and ChatsColumn2 are the table columns denoting the
-	// primary key for the chats relation (M2M).
-	ChatsPrimaryKey = []string{"user_id", "chat_id"}
-)
 
 // ValidColumn reports if the column name is valid (part of the table columns).
 func ValidColumn(column string) bool {
@@ -103,9 +59,8 @@ func ValidColumn(column string) bool {
 //
 //	import _ "github.com/chatdb/chatdb/ent/runtime"
 var (
-	Hooks        [2]ent.Hook
-	Interceptors [1]ent.Interceptor
-	Policy       ent.Policy
+	Hooks  [2]ent.Hook
+	Policy ent.Policy
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
 	DefaultCreatedAt func() time.Time
 	// DefaultUpdatedAt holds the default value on creation for the "updated_at" field.
@@ -116,8 +71,6 @@ var (
 	EmailValidator func(string) error
 	// DisplayNameValidator is a validator for the "display_name" field. It is called by the builders before save.
 	DisplayNameValidator func(string) error
-	// PasswordHashValidator is a validator for the "password_hash" field. It is called by the builders before save.
-	PasswordHashValidator func(string) error
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() uuid.UUID
 )
@@ -181,96 +134,7 @@ func ByDisplayName(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldDisplayName, opts...).ToFunc()
 }
 
-// ByPasswordHash orders the results by the password_hash field.
-func ByPasswordHash(opts ...sql.OrderTermOption) OrderOption {
-	return sql.OrderByField(FieldPasswordHash, opts...).ToFunc()
-}
-
 // ByStatus orders the results by the status field.
 func ByStatus(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldStatus, opts...).ToFunc()
-}
-
-// ByChatsCount orders the results by chats count.
-func ByChatsCount(opts ...sql.OrderTermOption) OrderOption {
-	return func(s *sql.Selector) {
-		sqlgraph.OrderByNeighborsCount(s, newChatsStep(), opts...)
-	}
-}
-
-// ByChats orders the results by chats terms.
-func ByChats(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
-	return func(s *sql.Selector) {
-		sqlgraph.OrderByNeighborTerms(s, newChatsStep(), append([]sql.OrderTerm{term}, terms...)...)
-	}
-}
-
-// ByCreatedChatsCount orders the results by created_chats count.
-func ByCreatedChatsCount(opts ...sql.OrderTermOption) OrderOption {
-	return func(s *sql.Selector) {
-		sqlgraph.OrderByNeighborsCount(s, newCreatedChatsStep(), opts...)
-	}
-}
-
-// ByCreatedChats orders the results by created_chats terms.
-func ByCreatedChats(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
-	return func(s *sql.Selector) {
-		sqlgraph.OrderByNeighborTerms(s, newCreatedChatsStep(), append([]sql.OrderTerm{term}, terms...)...)
-	}
-}
-
-// BySentMessagesCount orders the results by sent_messages count.
-func BySentMessagesCount(opts ...sql.OrderTermOption) OrderOption {
-	return func(s *sql.Selector) {
-		sqlgraph.OrderByNeighborsCount(s, newSentMessagesStep(), opts...)
-	}
-}
-
-// BySentMessages orders the results by sent_messages terms.
-func BySentMessages(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
-	return func(s *sql.Selector) {
-		sqlgraph.OrderByNeighborTerms(s, newSentMessagesStep(), append([]sql.OrderTerm{term}, terms...)...)
-	}
-}
-
-// ByMembershipsCount orders the results by memberships count.
-func ByMembershipsCount(opts ...sql.OrderTermOption) OrderOption {
-	return func(s *sql.Selector) {
-		sqlgraph.OrderByNeighborsCount(s, newMembershipsStep(), opts...)
-	}
-}
-
-// ByMemberships orders the results by memberships terms.
-func ByMemberships(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
-	return func(s *sql.Selector) {
-		sqlgraph.OrderByNeighborTerms(s, newMembershipsStep(), append([]sql.OrderTerm{term}, terms...)...)
-	}
-}
-func newChatsStep() *sqlgraph.Step {
-	return sqlgraph.NewStep(
-		sqlgraph.From(Table, FieldID),
-		sqlgraph.To(ChatsInverseTable, FieldID),
-		sqlgraph.Edge(sqlgraph.M2M, false, ChatsTable, ChatsPrimaryKey...),
-	)
-}
-func newCreatedChatsStep() *sqlgraph.Step {
-	return sqlgraph.NewStep(
-		sqlgraph.From(Table, FieldID),
-		sqlgraph.To(CreatedChatsInverseTable, FieldID),
-		sqlgraph.Edge(sqlgraph.O2M, false, CreatedChatsTable, CreatedChatsColumn),
-	)
-}
-func newSentMessagesStep() *sqlgraph.Step {
-	return sqlgraph.NewStep(
-		sqlgraph.From(Table, FieldID),
-		sqlgraph.To(SentMessagesInverseTable, FieldID),
-		sqlgraph.Edge(sqlgraph.O2M, false, SentMessagesTable, SentMessagesColumn),
-	)
-}
-func newMembershipsStep() *sqlgraph.Step {
-	return sqlgraph.NewStep(
-		sqlgraph.From(Table, FieldID),
-		sqlgraph.To(MembershipsInverseTable, FieldID),
-		sqlgraph.Edge(sqlgraph.O2M, true, MembershipsTable, MembershipsColumn),
-	)
 }

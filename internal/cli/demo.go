@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chatdb/chatdb/database"
-	"github.com/chatdb/chatdb/ent"
 	"github.com/chatdb/chatdb/ent/chat"
 	"github.com/chatdb/chatdb/ent/message"
 	"github.com/chatdb/chatdb/schema/schematype"
@@ -74,9 +73,9 @@ type demoRun struct {
 	s     *store.Store
 	out   io.Writer
 	names map[uuid.UUID]string
-	ada   *ent.User
-	grace *ent.User
-	alan  *ent.User
+	ada   *store.User
+	grace *store.User
+	alan  *store.User
 }
 
 func demo(ctx context.Context, out io.Writer, cfg database.Config) error {
@@ -104,7 +103,7 @@ func demo(ctx context.Context, out io.Writer, cfg database.Config) error {
 	// everything after it runs as the user who does it.
 	sys := viewer.SystemContext(ctx)
 	for _, u := range []struct {
-		dst **ent.User
+		dst **store.User
 		du  demoUser
 	}{{&r.ada, demoAda}, {&r.grace, demoGrace}, {&r.alan, demoAlan}} {
 		if *u.dst, err = r.user(sys, u.du); err != nil {
@@ -116,7 +115,7 @@ func demo(ctx context.Context, out io.Writer, cfg database.Config) error {
 }
 
 // user finds the demo user by email, or creates them.
-func (r *demoRun) user(sys context.Context, du demoUser) (*ent.User, error) {
+func (r *demoRun) user(sys context.Context, du demoUser) (*store.User, error) {
 	u, err := r.s.UserByEmail(sys, du.email)
 	state := "existing"
 	if errors.Is(err, database.ErrNotFound) {
@@ -147,7 +146,7 @@ func (r *demoRun) chats(ctx context.Context) error {
 	}
 	r.chatLine("direct", "Ada & Grace", created)
 
-	group, groupNew, err := r.findOrCreate(ada, chat.KindGroup, demoGroupTitle, func() (*ent.Chat, error) {
+	group, groupNew, err := r.findOrCreate(ada, chat.KindGroup, demoGroupTitle, func() (*store.Chat, error) {
 		return r.s.CreateGroupChat(ada, demoGroupTitle, []uuid.UUID{r.grace.ID, r.alan.ID})
 	})
 	if err != nil {
@@ -155,7 +154,7 @@ func (r *demoRun) chats(ctx context.Context) error {
 	}
 	r.chatLine("group", demoGroupTitle, groupNew)
 
-	assistant, assistantNew, err := r.findOrCreate(ada, chat.KindAssistant, demoAssistantTitle, func() (*ent.Chat, error) {
+	assistant, assistantNew, err := r.findOrCreate(ada, chat.KindAssistant, demoAssistantTitle, func() (*store.Chat, error) {
 		return r.s.CreateAssistantChat(ada, demoAssistantTitle)
 	})
 	if err != nil {
@@ -165,7 +164,7 @@ func (r *demoRun) chats(ctx context.Context) error {
 
 	type post struct {
 		as   context.Context
-		chat *ent.Chat
+		chat *store.Chat
 		msg  store.NewMessage
 	}
 	var posts []post
@@ -200,7 +199,7 @@ func (r *demoRun) chats(ctx context.Context) error {
 		posts = append(posts, post{ada, assistant, store.NewMessage{Content: "And once more, shorter?"}})
 	}
 
-	last := map[uuid.UUID]*ent.Message{}
+	last := map[uuid.UUID]*store.Message{}
 	for _, p := range posts {
 		p.msg.ChatID = p.chat.ID
 		m, err := r.s.AppendMessage(p.as, p.msg)
@@ -226,7 +225,7 @@ func (r *demoRun) chats(ctx context.Context) error {
 }
 
 // findOrCreate returns the viewer's chat of that kind and title, or creates it.
-func (r *demoRun) findOrCreate(as context.Context, kind chat.Kind, title string, create func() (*ent.Chat, error)) (*ent.Chat, bool, error) {
+func (r *demoRun) findOrCreate(as context.Context, kind chat.Kind, title string, create func() (*store.Chat, error)) (*store.Chat, bool, error) {
 	q := store.InboxQuery{Limit: 200}
 	for {
 		entries, err := r.s.Inbox(as, q)
@@ -260,7 +259,7 @@ func (r *demoRun) chatLine(kind, title string, created bool) {
 
 // title is what an inbox shows for a chat: its title, or for a direct chat the
 // other person's name.
-func (r *demoRun) title(c *ent.Chat, me uuid.UUID, members []uuid.UUID) string {
+func (r *demoRun) title(c *store.Chat, me uuid.UUID, members []uuid.UUID) string {
 	if c.Title != "" {
 		return c.Title
 	}
@@ -280,10 +279,10 @@ func (r *demoRun) name(id uuid.UUID) string {
 }
 
 // author is who wrote m, as a chat list shows it.
-func (r *demoRun) author(m *ent.Message) string {
+func (r *demoRun) author(m *store.Message) string {
 	switch {
-	case m.SenderID != nil:
-		return r.name(*m.SenderID)
+	case m.SenderID != uuid.Nil:
+		return r.name(m.SenderID)
 	case m.Role == message.RoleAssistant:
 		return "Assistant"
 	default:
@@ -291,7 +290,7 @@ func (r *demoRun) author(m *ent.Message) string {
 	}
 }
 
-func (r *demoRun) printInbox(as context.Context, me *ent.User) error {
+func (r *demoRun) printInbox(as context.Context, me *store.User) error {
 	entries, err := r.s.Inbox(as, store.InboxQuery{Limit: 20})
 	if err != nil {
 		return fmt.Errorf("demo: inbox: %w", err)
@@ -319,7 +318,7 @@ func (r *demoRun) printInbox(as context.Context, me *ent.User) error {
 	return tw.Flush()
 }
 
-func (r *demoRun) printHistory(as context.Context, c *ent.Chat) error {
+func (r *demoRun) printHistory(as context.Context, c *store.Chat) error {
 	const pageSize = 5
 	page, err := r.s.History(as, c.ID, store.HistoryQuery{Limit: pageSize})
 	if err != nil {

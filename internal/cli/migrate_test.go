@@ -207,12 +207,12 @@ func TestMigrateLint(t *testing.T) {
 		require.Contains(t, stdout, ": 0 error(s), 0 warning(s)")
 
 		users := quote(dialect, "users")
-		dropColumn := "-- Modify \"users\" table\nALTER TABLE " + users + " DROP COLUMN " + quote(dialect, "password_hash") + ";\n"
+		dropColumn := "-- Modify \"users\" table\nALTER TABLE " + users + " DROP COLUMN " + quote(dialect, "display_name") + ";\n"
 		notNull := "ALTER TABLE " + users + " ADD COLUMN " + quote(dialect, "locale") + " text NOT NULL;\n"
 		for _, tc := range []struct {
 			name, sql, want string
 		}{
-			{"drop_column", dropColumn, `:2: [destructive DS103] Dropping non-virtual column "password_hash"`},
+			{"drop_column", dropColumn, `:2: [destructive DS103] Dropping non-virtual column "display_name"`},
 			{"not_null", notNull, `:1: [data_depend MF103] Adding a non-nullable "text" column "locale" will fail in case table "users" is not empty`},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -247,7 +247,7 @@ func TestMigrateLint(t *testing.T) {
 func TestMigrateLintOlderFiles(t *testing.T) {
 	t.Parallel()
 	root := migrationsCopy(t)
-	addMigration(t, root, "sqlite", 0, "drop", "ALTER TABLE `users` DROP COLUMN `password_hash`;\n")
+	addMigration(t, root, "sqlite", 0, "drop", "ALTER TABLE `users` DROP COLUMN `display_name`;\n")
 	addMigration(t, root, "sqlite", 1, "index", "CREATE INDEX `users_status_idx` ON `users` (`status`);\n")
 
 	code, stdout, stderr := run(t, "migrate", "lint", "--dialect", "sqlite", "--dir", root)
@@ -280,7 +280,7 @@ func TestMigrateLintGitBase(t *testing.T) {
 	require.Equal(t, cli.ExitOK, code, stderr)
 	require.Contains(t, stdout, "sqlite: 0 file(s) linted (none new)")
 
-	addMigration(t, root, "sqlite", 0, "drop", "ALTER TABLE `users` DROP COLUMN `password_hash`;\n")
+	addMigration(t, root, "sqlite", 0, "drop", "ALTER TABLE `users` DROP COLUMN `display_name`;\n")
 	addMigration(t, root, "sqlite", 1, "index", "CREATE INDEX `users_status_idx` ON `users` (`status`);\n")
 	code, stdout, _ = run(t, "migrate", "lint", "--dialect", "sqlite", "--dir", root, "--git-base", "HEAD")
 	require.Equal(t, cli.ExitAttention, code)

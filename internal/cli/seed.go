@@ -23,7 +23,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/chatdb/chatdb/database"
-	"github.com/chatdb/chatdb/ent"
 	"github.com/chatdb/chatdb/ent/chat"
 	"github.com/chatdb/chatdb/ent/message"
 	"github.com/chatdb/chatdb/schema/schematype"
@@ -407,7 +406,7 @@ func seed(ctx context.Context, stdout, stderr io.Writer, cfg database.Config, o 
 		c := plan.chats[i]
 		as := viewer.NewContext(ctx, ids[c.creator])
 		var (
-			made *ent.Chat
+			made *store.Chat
 			err  error
 		)
 		switch c.kind {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/chatdb/chatdb/database"
 	entmigrate "github.com/chatdb/chatdb/ent/migrate"
+	"github.com/chatdb/chatdb/schema"
 )
 
 // Errors returned by Diff. Match them with errors.Is.
@@ -157,6 +158,11 @@ func plan(ctx context.Context, db *database.DB, dialect string, dir migrate.Dir,
 		entschema.WithErrNoPlan(true),
 	)
 	if err != nil {
+		return fmt.Errorf("migration: %w", err)
+	}
+	// The foreign keys into users are declared by the schema package, not by
+	// ent edges (see schema.UserReferences).
+	if err := schema.AddUserReferences(entmigrate.Tables); err != nil {
 		return fmt.Errorf("migration: %w", err)
 	}
 	if err := m.NamedDiff(ctx, name, entmigrate.Tables...); err != nil {

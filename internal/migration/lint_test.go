@@ -84,7 +84,7 @@ func TestLintFindings(t *testing.T) {
 		}{
 			{
 				name:   "drop_column",
-				sql:    "-- Modify \"users\" table\nALTER TABLE " + users + " DROP COLUMN " + q(dialect, "password_hash") + ";\n",
+				sql:    "-- Modify \"users\" table\nALTER TABLE " + users + " DROP COLUMN " + q(dialect, "display_name") + ";\n",
 				want:   []string{"2: [destructive DS103]"},
 				failed: true,
 			},
@@ -129,34 +129,34 @@ func TestLintFindings(t *testing.T) {
 			{
 				name: "nolint_with_reason",
 				sql: "-- atlas:nolint destructive the column was never written (see #12)\n" +
-					"ALTER TABLE " + users + " DROP COLUMN " + q(dialect, "password_hash") + ";\n" +
+					"ALTER TABLE " + users + " DROP COLUMN " + q(dialect, "display_name") + ";\n" +
 					"-- atlas:nolint MF103 the table is empty in every deployment\n" +
 					"ALTER TABLE " + users + " ADD COLUMN " + q(dialect, "locale") + " text NOT NULL;\n",
 			},
 			{
 				name: "nolint_for_the_file",
 				sql: "-- atlas:nolint destructive data_depend chats are rebuilt from the event log\n\n" +
-					"ALTER TABLE " + users + " DROP COLUMN " + q(dialect, "password_hash") + ";\n" +
+					"ALTER TABLE " + users + " DROP COLUMN " + q(dialect, "display_name") + ";\n" +
 					"ALTER TABLE " + users + " ADD COLUMN " + q(dialect, "locale") + " text NOT NULL;\n",
 			},
 			{
 				name: "nolint_other_analyzer",
 				sql: "-- atlas:nolint data_depend wrong analyzer named\n" +
-					"ALTER TABLE " + users + " DROP COLUMN " + q(dialect, "password_hash") + ";\n",
+					"ALTER TABLE " + users + " DROP COLUMN " + q(dialect, "display_name") + ";\n",
 				want:   []string{"2: [destructive DS103]"},
 				failed: true,
 			},
 			{
 				name: "nolint_without_reason",
 				sql: "-- atlas:nolint destructive\n" +
-					"ALTER TABLE " + users + " DROP COLUMN " + q(dialect, "password_hash") + ";\n",
+					"ALTER TABLE " + users + " DROP COLUMN " + q(dialect, "display_name") + ";\n",
 				want:   []string{"2: [nolint]", "2: [destructive DS103]"},
 				failed: true,
 			},
 			{
 				name: "nolint_without_analyzer",
 				sql: "-- atlas:nolint\n" +
-					"ALTER TABLE " + users + " DROP COLUMN " + q(dialect, "password_hash") + ";\n",
+					"ALTER TABLE " + users + " DROP COLUMN " + q(dialect, "display_name") + ";\n",
 				want:   []string{"2: [nolint]", "2: [destructive DS103]"},
 				failed: true,
 			},
@@ -196,8 +196,8 @@ func TestLintSQLiteRebuild(t *testing.T) {
 	t.Parallel()
 	rebuild := "PRAGMA foreign_keys = off;\n" +
 		"-- Create \"new_users\" table\n" +
-		"CREATE TABLE `new_users` (`id` uuid NOT NULL, `created_at` datetime NOT NULL, `updated_at` datetime NOT NULL, `deleted_at` datetime NULL, `email` text NOT NULL, `display_name` text NOT NULL, `status` text NOT NULL DEFAULT ('active'), `locale` text NOT NULL, PRIMARY KEY (`id`));\n" +
-		"INSERT INTO `new_users` (`id`, `created_at`, `updated_at`, `deleted_at`, `email`, `display_name`, `status`) SELECT `id`, `created_at`, `updated_at`, `deleted_at`, `email`, `display_name`, `status` FROM `users`;\n" +
+		"CREATE TABLE `new_users` (`id` uuid NOT NULL, `created_at` datetime NOT NULL, `updated_at` datetime NOT NULL, `deleted_at` datetime NULL, `email` text NOT NULL, `status` text NOT NULL DEFAULT ('active'), `locale` text NOT NULL, PRIMARY KEY (`id`));\n" +
+		"INSERT INTO `new_users` (`id`, `created_at`, `updated_at`, `deleted_at`, `email`, `status`) SELECT `id`, `created_at`, `updated_at`, `deleted_at`, `email`, `status` FROM `users`;\n" +
 		"DROP TABLE `users`;\n" +
 		"ALTER TABLE `new_users` RENAME TO `users`;\n" +
 		"CREATE UNIQUE INDEX `users_email_key` ON `users` (`email`);\n" +
@@ -209,12 +209,12 @@ func TestLintSQLiteRebuild(t *testing.T) {
 		got = append(got, f.String())
 	}
 	require.Equal(t, []string{
-		`29990101000000_rebuild.sql:3: [destructive DS103] Dropping non-virtual column "password_hash"`,
+		`29990101000000_rebuild.sql:3: [destructive DS103] Dropping non-virtual column "display_name"`,
 		`29990101000000_rebuild.sql:3: [data_depend MF103] Adding a non-nullable "text" column "locale" will fail in case table "users" is not empty`,
 	}, got)
 
 	nolint := strings.Replace(rebuild, "-- Create \"new_users\" table\n",
-		"-- Create \"new_users\" table\n-- atlas:nolint DS103 MF103 password hashes moved to the auth service; users is empty\n", 1)
+		"-- Create \"new_users\" table\n-- atlas:nolint DS103 MF103 display names moved to the profile service; users is empty\n", 1)
 	report, err = migration.Lint(t.Context(), database.SQLite, withFile(t, database.SQLite, "rebuild", nolint), 1, "")
 	require.NoError(t, err)
 	require.Empty(t, report.Findings)
@@ -222,7 +222,7 @@ func TestLintSQLiteRebuild(t *testing.T) {
 
 func TestLintFileSelection(t *testing.T) {
 	t.Parallel()
-	dir := withFile(t, database.SQLite, "drop", "ALTER TABLE `users` DROP COLUMN `password_hash`;\n")
+	dir := withFile(t, database.SQLite, "drop", "ALTER TABLE `users` DROP COLUMN `display_name`;\n")
 	files, err := dir.Files()
 	require.NoError(t, err)
 

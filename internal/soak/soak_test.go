@@ -19,7 +19,6 @@ import (
 
 	"github.com/chatdb/chatdb/database"
 	"github.com/chatdb/chatdb/dbtest"
-	"github.com/chatdb/chatdb/ent"
 	"github.com/chatdb/chatdb/schema"
 	"github.com/chatdb/chatdb/store"
 	"github.com/chatdb/chatdb/viewer"
@@ -157,7 +156,7 @@ func soak(t *testing.T, target dbtest.Target, d time.Duration) {
 	// The cast: one user per client, clientsPerChat clients per group chat.
 	clients := *soakClients
 	sys := viewer.SystemContext(ctx)
-	users := make([]*ent.User, clients)
+	users := make([]*store.User, clients)
 	for i := range users {
 		users[i], err = s.CreateUser(sys, store.NewUser{Email: fmt.Sprintf("client%d@soak.example.com", i), DisplayName: fmt.Sprintf("client %d", i)})
 		require.NoError(t, err)
@@ -207,7 +206,7 @@ func soak(t *testing.T, target dbtest.Target, d time.Duration) {
 					if attempt > 0 {
 						c.retries.Add(1)
 					}
-					var got *ent.Message
+					var got *store.Message
 					err := call(as, rng, &c, func(ctx context.Context) error {
 						var err error
 						got, err = s.AppendMessage(ctx, m)
