@@ -24,8 +24,9 @@ import (
 // (database.ErrInvalid), nor with a deleted user (database.ErrNotFound).
 //
 // Cost: when the chat exists, one SELECT. Otherwise that SELECT and a
-// transaction of 8 round trips: BEGIN, a SELECT of the other user, the chat
-// INSERT, then for each membership the policy's SELECT and the INSERT, COMMIT.
+// transaction of 9 round trips: BEGIN, the chat rule's SELECT and the chat
+// INSERT, a SELECT of the other user, then for each membership the rule's
+// SELECT and the INSERT, COMMIT.
 // After a lost race, a SELECT of the winner's chat and one of the viewer's
 // membership.
 func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ *Chat, created bool, err error) {
@@ -46,13 +47,8 @@ func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ 
 		return nil, false, fail(op, err)
 	}
 	err = s.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
-		ok, err := tx.User.Query().Where(user.ID(otherUserID), user.DeletedAtIsNil()).Exist(ctx)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return notFound("user")
-		}
+		// The chat first: its rule says whether the viewer may create chats at
+		// all, before anything is said about the other user.
 		now := s.clock()
 		c, err = tx.Chat.Create().
 			SetKind(chat.KindDirect).
@@ -62,6 +58,13 @@ func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ 
 			Save(ctx)
 		if err != nil {
 			return err
+		}
+		ok, err := tx.User.Query().Where(user.ID(otherUserID), user.DeletedAtIsNil()).Exist(ctx)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return notFound("user")
 		}
 		// One at a time: the second is allowed because the first made the viewer
 		// an owner.
@@ -93,10 +96,11 @@ func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ 
 // Unknown or deleted users give database.ErrInvalidReference or
 // database.ErrNotFound and create nothing.
 //
-// Cost: one transaction of 8 round trips whatever the number of members: BEGIN,
-// a SELECT counting the live members, the chat INSERT, the policy's SELECT and
-// the INSERT of the owner, one policy SELECT and one multi-row INSERT for all
-// the members (the rule is the same for each), COMMIT.
+// Cost: one transaction of 9 round trips whatever the number of members: BEGIN,
+// the chat rule's SELECT and the chat INSERT, the membership rule's SELECT and
+// the INSERT of the owner, a SELECT counting the live members, one rule SELECT
+// and one multi-row INSERT for all the members (the rule is the same for
+// each), COMMIT.
 func (s *Store) CreateGroupChat(ctx context.Context, title string, memberIDs []uuid.UUID) (*Chat, error) {
 	const op = "create group chat"
 	me, err := viewerUser(ctx)
@@ -113,15 +117,8 @@ func (s *Store) CreateGroupChat(ctx context.Context, title string, memberIDs []u
 	}
 	var c *ent.Chat
 	err = s.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
-		if len(ids) > 0 {
-			n, err := tx.User.Query().Where(user.IDIn(ids...), user.DeletedAtIsNil()).Count(ctx)
-			if err != nil {
-				return err
-			}
-			if n != len(ids) {
-				return notFound("member user")
-			}
-		}
+		// The chat first: its rule says whether the viewer may create chats at
+		// all, before anything is said about the members.
 		var err error
 		c, err = s.createChat(ctx, tx, chat.KindGroup, title, me)
 		if err != nil {
@@ -129,6 +126,15 @@ func (s *Store) CreateGroupChat(ctx context.Context, title string, memberIDs []u
 		}
 		if len(ids) == 0 {
 			return nil
+		}
+		// Every member must be a live user (the user read rule shows live
+		// ones only); the membership rule below is asked once, for the first.
+		n, err := tx.User.Query().Where(user.IDIn(ids...), user.DeletedAtIsNil()).Count(ctx)
+		if err != nil {
+			return err
+		}
+		if n != len(ids) {
+			return notFound("member user")
 		}
 		builders := make([]*ent.MembershipCreate, len(ids))
 		for i, id := range ids {
@@ -152,8 +158,8 @@ func (s *Store) CreateGroupChat(ctx context.Context, title string, memberIDs []u
 // its owner and only member. Any member of an assistant chat may append
 // assistant and tool messages to it (see AppendMessage).
 //
-// Cost: one transaction of 5 round trips: BEGIN, the chat INSERT, the policy's
-// SELECT and the owner's INSERT, COMMIT.
+// Cost: one transaction of 6 round trips: BEGIN, the chat rule's SELECT and the
+// chat INSERT, the membership rule's SELECT and the owner's INSERT, COMMIT.
 func (s *Store) CreateAssistantChat(ctx context.Context, title string) (*Chat, error) {
 	const op = "create assistant chat"
 	me, err := viewerUser(ctx)
@@ -272,9 +278,10 @@ func (s *Store) SetRole(ctx context.Context, chatID, userID uuid.UUID, role memb
 // result.
 func (s *Store) ArchiveChat(ctx context.Context, chatID uuid.UUID) (*Chat, error) {
 	const op = "archive chat"
+	now := s.clock()
 	n, err := s.client.Chat.Update().
 		Where(chat.ID(chatID), chat.ArchivedAtIsNil(), chat.DeletedAtIsNil()).
-		SetArchivedAt(s.clock()).
+		SetArchivedAt(now).SetUpdatedAt(now).
 		Save(ctx)
 	if err != nil {
 		return nil, fail(op, err)

@@ -32,7 +32,7 @@ func (b *entBackend) getUser(ctx context.Context, _ actor, id uuid.UUID) (*User,
 	return userOf(u), nil
 }
 
-func (b *entBackend) appendMessage(ctx context.Context, _ actor, m NewMessage, now time.Time) (*Message, error) {
+func (b *entBackend) appendMessage(ctx context.Context, _ actor, m NewMessage, _ bool, now time.Time) (*Message, error) {
 	var out *Message
 	err := b.s.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		// The chat's row lock serializes appends to the chat: retries of one ID

@@ -24,8 +24,8 @@ func fail(op string, err error) error {
 		err = fmt.Errorf("%w: %w", ErrForbidden, err)
 	case errors.Is(err, schema.ErrReplyOutside):
 		// The reply rule's hook, on the ent path: reported as the hand-written
-		// statements report it.
-		err = fmt.Errorf("%w: %w", database.ErrInvalidReference, err)
+		// statements report it, and as nothing else.
+		err = errReplyOutside()
 	default:
 		err = database.MapError(err)
 	}

@@ -31,6 +31,35 @@ func newEnv(t *testing.T, target dbtest.Target, opts ...store.Option) *env {
 	return &env{t: t, target: target, db: db, s: store.New(db, opts...)}
 }
 
+// backend is one of the store's two ways to run its operations.
+type backend struct {
+	name string
+	opts []store.Option
+}
+
+// backends are the hand-written statements store.New chooses, and the ent
+// client under its privacy policies that they are held to.
+var backends = []backend{
+	{"statements", nil},
+	{"policies", []store.Option{store.WithPolicyBackend()}},
+}
+
+// eachBackend runs fn, in parallel, on a fresh env for every dbtest target and
+// every backend: the same assertions hold both to the same answers.
+func eachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
+	t.Helper()
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
+		t.Parallel()
+		for _, b := range backends {
+			t.Run(b.name, func(t *testing.T) {
+				t.Parallel()
+				fn(t, newEnv(t, target, b.opts...))
+			})
+		}
+	})
+}
+
 // eachTarget runs fn, in parallel, on a fresh env for every dbtest target; the
 // test itself runs in parallel with the package's others.
 func eachTarget(t *testing.T, fn func(t *testing.T, e *env)) {

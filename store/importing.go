@@ -100,7 +100,7 @@ func (s *Store) importInTx(ctx context.Context, conn *sql.Conn, client *ent.Clie
 		}
 	}
 	if newest.After(c.LastMessageAt) {
-		k, err := client.Chat.Update().Where(chat.ID(c.ID)).SetLastMessageAt(newest).Save(ctx)
+		k, err := client.Chat.Update().Where(chat.ID(c.ID)).SetLastMessageAt(newest).SetUpdatedAt(s.clock()).Save(ctx)
 		if err != nil {
 			return int(written), err
 		}

@@ -78,7 +78,16 @@ func (s *Store) AppendMessage(ctx context.Context, m NewMessage) (*Message, erro
 		// The append is a transaction of its own.
 		return nil, fail(op, database.ErrNestedTx)
 	}
-	out, err := s.b.appendMessage(ctx, a, m, s.clock())
+	// The part of the rule that depends on the message alone, asked first on
+	// both backends: a role the viewer may not write is refused whatever the
+	// chat.
+	var assistantOnly bool
+	if !a.system {
+		if assistantOnly, err = schema.AppendRole(m.Role, m.SenderID, m.SenderID != uuid.Nil, a.id); err != nil {
+			return nil, fail(op, err)
+		}
+	}
+	out, err := s.b.appendMessage(ctx, a, m, assistantOnly, s.clock())
 	if err != nil {
 		return nil, fail(op, err)
 	}

@@ -28,9 +28,9 @@ type world struct {
 	memberMsg                 *store.Message
 }
 
-func newWorld(t *testing.T, target dbtest.Target) *world {
+func newWorld(t *testing.T, target dbtest.Target, opts ...store.Option) *world {
 	t.Helper()
-	e := newEnv(t, target)
+	e := newEnv(t, target, opts...)
 	w := &world{env: e, client: e.db.Client()}
 	w.owner, w.admin, w.member, w.eve = e.user("owner"), e.user("admin"), e.user("member"), e.user("eve")
 	w.group = e.group(w.owner, w.admin, w.member)
@@ -67,8 +67,9 @@ func requireNoRow(t *testing.T) func(n int, err error) {
 	}
 }
 
-// TestPrivacy checks every rule of the policies in schema/policy.go through the
-// raw ent client with a viewer in the context, and through the store.
+// TestPrivacy checks every rule of package rule and schema/policy.go through
+// the raw ent client with a viewer in the context, and through the store on
+// both of its backends, which must answer alike.
 func TestPrivacy(t *testing.T) {
 	t.Parallel()
 	rules := []struct {
@@ -549,7 +550,9 @@ func TestPrivacy(t *testing.T) {
 		for _, r := range rules {
 			t.Run(r.name, func(t *testing.T) {
 				t.Run("raw client", func(t *testing.T) { r.raw(t, newWorld(t, target)) })
-				t.Run("store", func(t *testing.T) { r.store(t, newWorld(t, target)) })
+				for _, b := range backends {
+					t.Run("store on "+b.name, func(t *testing.T) { r.store(t, newWorld(t, target, b.opts...)) })
+				}
 			})
 		}
 	})

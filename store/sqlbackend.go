@@ -19,7 +19,6 @@ import (
 	"github.com/chatdb/chatdb/ent/message"
 	"github.com/chatdb/chatdb/ent/user"
 	"github.com/chatdb/chatdb/rule"
-	"github.com/chatdb/chatdb/schema"
 )
 
 // sqlBackend runs the hot operations as hand-written statements, one per
@@ -377,14 +376,7 @@ func (b *sqlBackend) getUser(ctx context.Context, a actor, id uuid.UUID) (*User,
 	return u, nil
 }
 
-func (b *sqlBackend) appendMessage(ctx context.Context, a actor, m NewMessage, now time.Time) (*Message, error) {
-	var assistantOnly bool
-	if !a.system {
-		var err error
-		if assistantOnly, err = schema.AppendRole(m.Role, m.SenderID, m.SenderID != uuid.Nil, a.id); err != nil {
-			return nil, err
-		}
-	}
+func (b *sqlBackend) appendMessage(ctx context.Context, a actor, m NewMessage, assistantOnly bool, now time.Time) (*Message, error) {
 	var metadata any
 	if !m.Metadata.IsZero() {
 		var err error

@@ -47,8 +47,10 @@ type Store struct {
 type backend interface {
 	// getUser reads a live user's profile.
 	getUser(ctx context.Context, a actor, id uuid.UUID) (*User, error)
-	// appendMessage appends m, prepared, at the chat's next time after now.
-	appendMessage(ctx context.Context, a actor, m NewMessage, now time.Time) (*Message, error)
+	// appendMessage appends m, prepared and allowed by schema.AppendRole (which
+	// said whether only an assistant chat takes it), at the chat's next time
+	// after now.
+	appendMessage(ctx context.Context, a actor, m NewMessage, assistantOnly bool, now time.Time) (*Message, error)
 	// history reads up to r.limit+1 messages of chatID in r's order.
 	history(ctx context.Context, a actor, chatID uuid.UUID, r historyRange) ([]*Message, error)
 	// chatVisible reports whether chatID exists and a may read it.

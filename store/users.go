@@ -46,9 +46,11 @@ func (s *Store) CreateUser(ctx context.Context, u NewUser) (*User, error) {
 	const op = "create user"
 	var created *ent.User
 	create := func(ctx context.Context, client *ent.Client) (err error) {
+		now := s.clock()
 		created, err = client.User.Create().
 			SetEmail(u.Email).
 			SetDisplayName(u.DisplayName).
+			SetCreatedAt(now).SetUpdatedAt(now).
 			Save(ctx)
 		if err != nil || u.PasswordHash == "" {
 			return err
@@ -134,7 +136,7 @@ func (s *Store) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate
 	}
 	var out *ent.User
 	err := s.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
-		up := tx.User.Update().Where(user.ID(id), user.DeletedAtIsNil())
+		up := tx.User.Update().Where(user.ID(id), user.DeletedAtIsNil()).SetUpdatedAt(s.clock())
 		if p.DisplayName != nil {
 			up.SetDisplayName(*p.DisplayName)
 		}
@@ -184,9 +186,10 @@ func (s *Store) DeleteUser(ctx context.Context, id uuid.UUID) error {
 	if err := actsAs(ctx, id); err != nil {
 		return fail(op, err)
 	}
+	now := s.clock()
 	n, err := s.client.User.Update().
 		Where(user.ID(id), user.DeletedAtIsNil()).
-		SetDeletedAt(s.clock()).
+		SetDeletedAt(now).SetUpdatedAt(now).
 		Save(ctx)
 	if err != nil {
 		return fail(op, err)
