@@ -173,7 +173,7 @@ func migRevisions(t *testing.T, db *database.DB) []migRevision {
 	return revs
 }
 
-var migAppTables = []string{"chats", "memberships", "messages", "users"}
+var migAppTables = []string{"chats", "credentials", "memberships", "messages", "users"}
 
 func TestMigrateEmptyDatabase(t *testing.T) {
 	migDialects(t, func(t *testing.T, cfg database.Config) {
