@@ -2,6 +2,8 @@ package bench_test
 
 import (
 	"context"
+	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,14 +18,34 @@ const mixedGoroutines = 16
 
 // forEachStack runs fn as a sub-benchmark per stack, named after it; a stack whose
 // checks of ops did not pass fails its sub-benchmark.
+//
+// With BENCH_SLICES=n it does so n times, the stacks taking turns: a
+// benchmark of one stack then measures n short slices spread over the time
+// the others run, and go test names the repeats name#01, name#02, ....
+// Appends and read marks commit, so their times swing with the disk's flush
+// latency on a shared machine (seen here: the floor's append between 420 and
+// 680 µs from one second to the next); a ratio taken between slices measured
+// side by side (bench/cmd/report pairs them) cancels that, where one second
+// of each stack after the other does not.
 func forEachStack(b *testing.B, ops []string, fn func(b *testing.B, s bench.Stack)) {
-	for _, name := range stackNames() {
-		b.Run(name, func(b *testing.B) {
-			s := stack(b, name, ops...)
-			b.ReportAllocs()
-			fn(b, s)
-		})
+	for range benchSlices() {
+		for _, name := range stackNames() {
+			b.Run(name, func(b *testing.B) {
+				s := stack(b, name, ops...)
+				b.ReportAllocs()
+				fn(b, s)
+			})
+		}
 	}
+}
+
+// benchSlices returns BENCH_SLICES, or 1.
+func benchSlices() int {
+	n, err := strconv.Atoi(os.Getenv("BENCH_SLICES"))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
 }
 
 // texts are the contents of appended messages, cycled through.

@@ -86,32 +86,30 @@ func viewerRow(v any, active bool) *sql.Predicate {
 // Member is true when the user v is live and a member of the live chat c, with
 // one of roles when any are given.
 //
-//	EXISTS (SELECT rm.id FROM memberships rm
-//	        JOIN chats rc ON rc.id = rm.chat_id JOIN users ru ON ru.id = rm.user_id
-//	        WHERE rm.chat_id = c AND rm.user_id = v
-//	          AND rc.deleted_at IS NULL AND ru.deleted_at IS NULL
-//	          [AND rm.role IN (roles)])
+//	EXISTS (SELECT rm.id FROM memberships rm WHERE rm.chat_id = c AND rm.user_id = v
+//	        [AND rm.role IN (roles)])
+//	AND EXISTS (SELECT rc.id FROM chats rc WHERE rc.id = c AND rc.deleted_at IS NULL)
+//	AND Live(v)
 //
-// With c a parameter, the EXISTS is evaluated once per statement: three probes
-// of unique indexes (memberships_user_chat_key, and the chats and users
+// With c and v parameters, each EXISTS is evaluated once per statement: three
+// probes of unique indexes (memberships_user_chat_key, and the chats and users
 // primary keys), whatever the size of the chat.
 func Member(c, v any, roles ...membership.Role) *sql.Predicate {
 	mt := sql.Table(membership.Table).As("rm")
-	ct := sql.Table(chat.Table).As("rc")
-	ut := sql.Table(user.Table).As("ru")
 	q := sql.Select(mt.C(membership.FieldID)).From(mt).
-		Join(ct).On(ct.C(chat.FieldID), mt.C(membership.FieldChatID)).
-		Join(ut).On(ut.C(user.FieldID), mt.C(membership.FieldUserID)).
 		Where(sql.And(
 			eq(column(mt.C(membership.FieldChatID)), c),
 			eq(column(mt.C(membership.FieldUserID)), v),
-			isNull(column(ct.C(chat.FieldDeletedAt))),
-			isNull(column(ut.C(user.FieldDeletedAt))),
 		))
 	if len(roles) > 0 {
 		q.Where(roleIn(column(mt.C(membership.FieldRole)), roles...))
 	}
-	return sql.Exists(q)
+	ct := sql.Table(chat.Table).As("rc")
+	live := sql.Select(ct.C(chat.FieldID)).From(ct).Where(sql.And(
+		eq(column(ct.C(chat.FieldID)), c),
+		isNull(column(ct.C(chat.FieldDeletedAt))),
+	))
+	return sql.And(sql.Exists(q), sql.Exists(live), Live(v))
 }
 
 // CanReadUser is the read rule of users: a live user's profile, to a live
@@ -159,13 +157,19 @@ func ReplyInChat(reply, c any) *sql.Predicate {
 }
 
 // MayAppend is the rule of a new message's chat c, as the message's role and
-// sender allow: a live, unarchived chat the active viewer v is a member of,
-// and of kind assistant when assistantOnly (assistant and tool messages).
-// Which roles and senders a viewer may use is decided in Go, before it is
-// asked: see schema's messageCreateRule.
+// sender allow: a chat the viewer v may read (CanReadChat) and may write to
+// (Appendable). Which roles and senders a viewer may use is decided in Go,
+// before it is asked: see schema's AppendRole.
 func MayAppend(c Row, v any, assistantOnly bool) *sql.Predicate {
+	return sql.And(CanReadChat(c, v), Appendable(c, v, assistantOnly))
+}
+
+// Appendable is the part of MayAppend that a chat the viewer reads must also
+// meet: it is not archived, the viewer is active, and it is an assistant chat
+// when assistantOnly (assistant and tool messages). A statement that has
+// checked CanReadChat already asks this part alone.
+func Appendable(c Row, v any, assistantOnly bool) *sql.Predicate {
 	ps := []*sql.Predicate{
-		Member(c(chat.FieldID), v),
 		isNull(c(chat.FieldArchivedAt)),
 		Active(v),
 	}
@@ -261,8 +265,9 @@ func Sent(m Row, v any) *sql.Predicate {
 }
 
 // CanUpdateOwnMembership is the rule of a member's writes to their own
-// membership row mb (read position, muted): the row is the viewer v's, and v
-// is a live member of its live chat.
+// membership row mb (read position, muted): the row is the viewer v's (Own),
+// and v is a live member of its live chat (Member). A statement that has
+// checked Member for the chat already asks Own alone.
 func CanUpdateOwnMembership(mb Row, v any) *sql.Predicate {
 	return sql.And(Own(mb, v), Member(mb(membership.FieldChatID), v))
 }

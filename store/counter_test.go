@@ -134,7 +134,7 @@ func TestCosts(t *testing.T) {
 			{"EditMessage", 2, 2, func() error { _, err := e.s.EditMessage(e.as(bob), m.ID, "edited"); return err }},
 			{"History", 1, 1, func() error { _, err := e.s.History(e.as(ada), g.ID, store.HistoryQuery{}); return err }},
 			{"Inbox", 1, 1, func() error { _, err := e.s.Inbox(e.as(ada), store.InboxQuery{}); return err }},
-			{"MarkRead", pick(1, 2), pick(1, 2), func() error { return e.s.MarkRead(e.as(ada), g.ID, m.ID) }},
+			{"MarkRead", pick(1, 2), pick(1, 4), func() error { return e.s.MarkRead(e.as(ada), g.ID, m.ID) }},
 			{"DeleteMessage", 1, 1, func() error { return e.s.DeleteMessage(e.as(bob), m.ID) }},
 			{"ArchiveChat", 2, 2, func() error { _, err := e.s.ArchiveChat(e.as(ada), d.ID); return err }},
 			{"DeleteUser", 1, 1, func() error { return e.s.DeleteUser(e.as(carol), carol.ID) }},

@@ -80,8 +80,8 @@ func (s *Store) Inbox(ctx context.Context, q InboxQuery) ([]InboxEntry, error) {
 // changes nothing.
 //
 // Cost on PostgreSQL: one statement (a WITH query that reads the message and
-// updates the membership), one round trip. On SQLite: one SELECT of the
-// message and one conditional UPDATE.
+// updates the membership), one round trip. On SQLite: a transaction of one
+// SELECT of the message and one conditional UPDATE.
 func (s *Store) MarkRead(ctx context.Context, chatID, messageID uuid.UUID) error {
 	const op = "mark read"
 	me, err := viewerUser(ctx)

@@ -116,11 +116,13 @@ FROM users u WHERE u.id = $1 AND u.deleted_at IS NULL`
 		render(rule.CanReadChat(knownChat("c", "id", "$1"), rule.Ref("$2"))) + `)`
 
 	// MarkRead: viewer $1, chat $2, message $3. The message must be one the
-	// viewer may read (rule.CanReadMessage), and the membership written is one
-	// the viewer may write (rule.CanUpdateOwnMembership); the position only
+	// viewer may read (rule.CanReadMessage, which is rule.Member of its chat),
+	// and the membership written one the viewer may write
+	// (rule.CanUpdateOwnMembership: rule.Own, and the same rule.Member, which
+	// the message's check has established for the chat); the position only
 	// moves forward.
 	readable := render(rule.CanReadMessage(knownChat("m", "chat_id", "$2"), rule.Ref("$1")))
-	ownRow := render(rule.CanUpdateOwnMembership(knownChat("memberships", "chat_id", "$2"), rule.Ref("$1")))
+	ownRow := render(rule.Own(rule.Alias("memberships"), rule.Ref("$1")))
 	if pg {
 		// One statement: it answers one row when the message is found, whether
 		// or not the position moved.
@@ -135,7 +137,8 @@ u AS (
 SELECT 1 FROM m`
 	} else {
 		// Two statements: the message's position, then the conditional UPDATE
-		// with it as $4.
+		// with it as $4, both in one transaction so that the membership rule
+		// the first established still holds for the second.
 		st.markReadFind = `SELECT m.created_at FROM messages m WHERE m.id = $3 AND m.chat_id = $2 AND ` + readable
 		st.markRead = `UPDATE memberships SET last_read_at = $4, last_read_message_id = $3
 WHERE memberships.chat_id = $2 AND ` + ownRow + `
@@ -144,9 +147,11 @@ WHERE memberships.chat_id = $2 AND ` + ownRow + `
 
 	chatRow := knownChat("c", "id", "$2")
 	if pg {
+		// rule.MayAppend is rule.CanReadChat, which decides whether the chat is
+		// there at all, and rule.Appendable, which decides may.
 		for ao := range 2 {
 			st.appendUser[ao] = fmt.Sprintf(pgAppendTemplate,
-				render(rule.MayAppend(chatRow, rule.Ref("$9"), ao == 1)),
+				render(rule.Appendable(chatRow, rule.Ref("$9"), ao == 1)),
 				" AND "+render(rule.CanReadChat(chatRow, rule.Ref("$9"))),
 				render(rule.ReplyInChat(rule.Ref("$7"), rule.Ref("$2"))))
 		}
@@ -156,7 +161,7 @@ WHERE memberships.chat_id = $2 AND ` + ownRow + `
 		chatRow := knownChat("c", "id", "$1")
 		for ao := range 2 {
 			st.appendChatUser[ao] = `SELECT c.last_message_at, ` +
-				render(rule.MayAppend(chatRow, rule.Ref("$2"), ao == 1)) +
+				render(rule.Appendable(chatRow, rule.Ref("$2"), ao == 1)) +
 				` FROM chats c WHERE c.id = $1 AND ` + render(rule.CanReadChat(chatRow, rule.Ref("$2")))
 		}
 		st.appendChatSystem = `SELECT c.last_message_at, 1 FROM chats c WHERE c.id = $1 AND c.deleted_at IS NULL`
@@ -597,16 +602,18 @@ func (b *sqlBackend) markRead(ctx context.Context, me, chatID, messageID uuid.UU
 		}
 		return nil
 	}
-	var at timeScan
-	err := queryRow(ctx, b.client, b.st.markReadFind, args, &at)
-	if errors.Is(err, sql.ErrNoRows) {
-		return notFound("message")
-	}
-	if err != nil {
+	return b.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
+		var at timeScan
+		err := queryRow(ctx, tx.Client(), b.st.markReadFind, args, &at)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound("message")
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Client().ExecContext(ctx, b.st.markRead, append(args, time.Time(at))...)
 		return err
-	}
-	_, err = b.client.ExecContext(ctx, b.st.markRead, append(args, time.Time(at))...)
-	return err
+	})
 }
 
 func (b *sqlBackend) inbox(ctx context.Context, me uuid.UUID, before *position, limit int) ([]InboxEntry, error) {

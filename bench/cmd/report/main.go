@@ -44,14 +44,19 @@ var stackNames = map[string]string{
 // result is one benchmark line's metrics, by unit.
 type result map[string]float64
 
-// round holds one round's results by benchmark name without the -N suffix
-// ("GetUser/pgx", "HistoryGrowth/msgs=10k/pgx").
-type round map[string]result
+// round holds one round's results by benchmark name without the -N and #NN
+// suffixes ("GetUser/pgx", "HistoryGrowth/msgs=10k/pgx"). A benchmark run in
+// slices (BENCH_SLICES, the stacks taking turns) has one result per slice in
+// samples, in the order they ran, and their median per metric in res.
+type round struct {
+	res     map[string]result
+	samples map[string][]result
+}
 
-var benchLine = regexp.MustCompile(`^Benchmark(\S+?)(-\d+)?\s+(\d+)\s+(.*)$`)
+var benchLine = regexp.MustCompile(`^Benchmark(\S+?)(#\d+)?(-\d+)?\s+(\d+)\s+(.*)$`)
 
 func parseRound(r io.Reader) (round, error) {
-	out := round{}
+	out := round{res: map[string]result{}, samples: map[string][]result{}}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -60,7 +65,7 @@ func parseRound(r io.Reader) (round, error) {
 			continue
 		}
 		res := result{}
-		f := strings.Fields(m[4])
+		f := strings.Fields(m[5])
 		for i := 0; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
 			if err != nil {
@@ -68,7 +73,18 @@ func parseRound(r io.Reader) (round, error) {
 			}
 			res[f[i+1]] = v
 		}
-		out[m[1]] = res
+		out.samples[m[1]] = append(out.samples[m[1]], res)
+	}
+	for name, rs := range out.samples {
+		med := result{}
+		for unit := range rs[0] {
+			var xs []float64
+			for _, x := range rs {
+				xs = append(xs, x[unit])
+			}
+			med[unit] = median(xs)
+		}
+		out.res[name] = med
 	}
 	return out, sc.Err()
 }
@@ -100,7 +116,7 @@ type report struct {
 func (r *report) values(name, unit string) []float64 {
 	var out []float64
 	for _, rd := range r.rounds {
-		if res, ok := rd[name]; ok {
+		if res, ok := rd.res[name]; ok {
 			if v, ok := res[unit]; ok {
 				out = append(out, v)
 			}
@@ -109,19 +125,24 @@ func (r *report) values(name, unit string) []float64 {
 	return out
 }
 
-// ratios returns, per round that has both, stack's metric over pgx's.
-func (r *report) ratios(op, stack, unit string) []float64 {
+// ratios returns, per round that has both, stack's metric over base's: the
+// median of the ratios between slices measured side by side (the i-th of each,
+// see BENCH_SLICES), which is the plain ratio when a round ran one slice.
+func (r *report) ratios(op, stack, base, unit string) []float64 {
 	var out []float64
 	for _, rd := range r.rounds {
-		a, ok1 := rd[op+"/"+stack]
-		b, ok2 := rd[op+"/pgx"]
-		if !ok1 || !ok2 || b[unit] == 0 {
-			continue
+		a, b := rd.samples[op+"/"+stack], rd.samples[op+"/"+base]
+		var xs []float64
+		for i := range min(len(a), len(b)) {
+			x, okx := a[i][unit]
+			y, oky := b[i][unit]
+			if okx && oky && y != 0 {
+				xs = append(xs, x/y)
+			}
 		}
-		if _, ok := a[unit]; !ok {
-			continue
+		if len(xs) > 0 {
+			out = append(out, median(xs))
 		}
-		out = append(out, a[unit]/b[unit])
 	}
 	return out
 }
@@ -136,7 +157,7 @@ func unitOf(op string) string {
 }
 
 func (r *report) ratio(op, stack string) (float64, bool) {
-	xs := r.ratios(op, stack, unitOf(op))
+	xs := r.ratios(op, stack, "pgx", unitOf(op))
 	if len(xs) == 0 {
 		return 0, false
 	}
@@ -381,14 +402,7 @@ func (r *report) meets(t target, stack string) (string, bool, bool) {
 		if stack == "chatdb-pq" {
 			base = "pq"
 		}
-		var xs []float64
-		for _, rd := range r.rounds {
-			a, ok1 := rd["Import/"+stack]
-			b, ok2 := rd["Import/"+base]
-			if ok1 && ok2 && a["rows/s"] > 0 && b["rows/s"] > 0 {
-				xs = append(xs, a["rows/s"]/b["rows/s"])
-			}
-		}
+		xs := r.ratios("Import", stack, base, "rows/s")
 		if len(xs) == 0 {
 			return "", false, false
 		}
