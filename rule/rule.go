@@ -95,6 +95,12 @@ func viewerRow(v any, active bool) *sql.Predicate {
 // probes of unique indexes (memberships_user_chat_key, and the chats and users
 // primary keys), whatever the size of the chat.
 func Member(c, v any, roles ...membership.Role) *sql.Predicate {
+	return sql.And(hasMembership(c, v, roles...), chatLive(c), Live(v))
+}
+
+// hasMembership is true when v has a membership of chat c, with one of roles
+// when any are given: Member without the liveness of the chat and the user.
+func hasMembership(c, v any, roles ...membership.Role) *sql.Predicate {
 	mt := sql.Table(membership.Table).As("rm")
 	q := sql.Select(mt.C(membership.FieldID)).From(mt).
 		Where(sql.And(
@@ -104,12 +110,16 @@ func Member(c, v any, roles ...membership.Role) *sql.Predicate {
 	if len(roles) > 0 {
 		q.Where(roleIn(column(mt.C(membership.FieldRole)), roles...))
 	}
+	return sql.Exists(q)
+}
+
+// chatLive is true when the chat c exists and is not deleted.
+func chatLive(c any) *sql.Predicate {
 	ct := sql.Table(chat.Table).As("rc")
-	live := sql.Select(ct.C(chat.FieldID)).From(ct).Where(sql.And(
+	return sql.Exists(sql.Select(ct.C(chat.FieldID)).From(ct).Where(sql.And(
 		eq(column(ct.C(chat.FieldID)), c),
 		isNull(column(ct.C(chat.FieldDeletedAt))),
-	))
-	return sql.And(sql.Exists(q), sql.Exists(live), Live(v))
+	)))
 }
 
 // CanReadUser is the read rule of users: a live user's profile, to a live
@@ -118,9 +128,10 @@ func CanReadUser(u Row, v any) *sql.Predicate {
 	return sql.And(isNull(u(user.FieldDeletedAt)), Live(v))
 }
 
-// CanReadChat is the read rule of chats: the chat's live members.
+// CanReadChat is the read rule of chats: the chat's live members. It is Member
+// of the row's chat, whose liveness is the row's own deleted_at.
 func CanReadChat(c Row, v any) *sql.Predicate {
-	return Member(c(chat.FieldID), v)
+	return sql.And(isNull(c(chat.FieldDeletedAt)), hasMembership(c(chat.FieldID), v), Live(v))
 }
 
 // CanReadMembership is the read rule of memberships: the members of its chat.
