@@ -51,10 +51,16 @@ func (db *DB) CopyFrom(ctx context.Context, conn *sql.Conn, table string, column
 	)
 	switch {
 	case db.dialect == SQLite:
+		per := max(MaxParamsSQLite/len(columns), 1)
+		for i := 0; i < len(rows); i += per {
+			db.logStatement(ctx, "query=INSERT INTO "+quoteIdent(table)+" ("+strings.Join(columns, ", ")+") VALUES ...")
+		}
 		n, err = insertRows(ctx, conn, table, columns, rows, MaxParamsSQLite)
 	case db.driver == DriverPQ:
+		db.logStatement(ctx, "query=COPY "+quoteIdent(table)+" ("+strings.Join(columns, ", ")+") FROM STDIN")
 		n, err = copyPQ(ctx, conn, table, columns, rows)
 	default:
+		db.logStatement(ctx, "query=COPY "+quoteIdent(table)+" ("+strings.Join(columns, ", ")+") FROM STDIN")
 		n, err = copyPgx(ctx, conn, table, columns, rows)
 	}
 	if err != nil {

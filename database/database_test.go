@@ -442,8 +442,9 @@ func TestMetadataRoundTrip(t *testing.T) {
 			Attachments:      []schematype.Attachment{{URL: "https://files.example.com/a.png", Name: "a.png", ContentType: "image/png", Size: 1024}},
 			Extra:            map[string]any{"lang": "日本語", "score": 0.5, "tags": []any{"a", "b"}},
 		}
-		m, err := client.Message.Create().SetChatID(c.ID).SetRole(message.RoleAssistant).
-			SetContent("hello").SetMetadata(md).Save(ctx)
+		m, err := appendMessage(ctx, client, func(mc *ent.MessageCreate) {
+			mc.SetChatID(c.ID).SetRole(message.RoleAssistant).SetContent("hello").SetMetadata(md)
+		})
 		require.NoError(t, err)
 		got, err := client.Message.Get(ctx, m.ID)
 		require.NoError(t, err)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -165,10 +166,14 @@ func TestErrInvalidReference(t *testing.T) {
 // insertMessageSQL inserts a message with raw SQL, bypassing ent's validators.
 func insertMessageSQL(ctx context.Context, db *database.DB, chatID uuid.UUID, content any) error {
 	_, err := db.SQL().ExecContext(ctx,
-		"INSERT INTO messages (id, chat_id, role, content, created_at) VALUES ($1, $2, 'user', $3, $4)",
-		uuid.New(), chatID, content, time.Now().UTC())
+		"INSERT INTO messages (id, chat_id, seq, role, content, created_at) VALUES ($1, $2, $3, 'user', $4, $5)",
+		uuid.New(), chatID, rawSeq.Add(1), content, time.Now().UTC())
 	return err
 }
+
+// rawSeq numbers the messages insertMessageSQL writes, each chat's seqs being
+// unique.
+var rawSeq atomic.Int64
 
 // insertChatSQL inserts a chat with raw SQL, bypassing ent's validators.
 func insertChatSQL(ctx context.Context, db *database.DB, createdBy uuid.UUID, title string) error {
@@ -439,9 +444,37 @@ func createChatWith(title string) func(context.Context, *ent.Client, *ent.User, 
 
 func createMessageWith(content string, md *schematype.MessageMetadata) func(context.Context, *ent.Client, *ent.User, *ent.Chat) error {
 	return func(ctx context.Context, client *ent.Client, u *ent.User, c *ent.Chat) error {
-		return client.Message.Create().SetChatID(c.ID).SetSenderID(u.ID).SetRole(message.RoleUser).
-			SetContent(content).SetNillableMetadata(md).Exec(ctx)
+		_, err := appendMessage(ctx, client, func(mc *ent.MessageCreate) {
+			mc.SetChatID(c.ID).SetSenderID(u.ID).SetRole(message.RoleUser).SetContent(content).SetNillableMetadata(md)
+		})
+		return err
 	}
+}
+
+// appendMessage creates the message build sets up through client, in a
+// transaction of its own when client is not one's, as the schema's sequence
+// hook requires.
+func appendMessage(ctx context.Context, client *ent.Client, build func(*ent.MessageCreate)) (*ent.Message, error) {
+	mc := client.Message.Create()
+	build(mc)
+	m, err := mc.Save(ctx)
+	if !errors.Is(err, schema.ErrNotInTx) {
+		return m, err
+	}
+	tx, err := client.Tx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mc = tx.Message.Create()
+	build(mc)
+	m, err = mc.Save(ctx)
+	if err != nil {
+		return nil, errors.Join(err, tx.Rollback())
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	return m.Unwrap(), nil
 }
 
 func validationCases() []validationCase {
@@ -496,7 +529,9 @@ func validationCases() []validationCase {
 		// Updates are validated as creates are.
 		{"update content NUL", "messages", schema.ErrNULByte, secret,
 			func(ctx context.Context, client *ent.Client, u *ent.User, c *ent.Chat) error {
-				m, err := client.Message.Create().SetChatID(c.ID).SetRole(message.RoleSystem).SetContent("original").Save(ctx)
+				m, err := appendMessage(ctx, client, func(mc *ent.MessageCreate) {
+					mc.SetChatID(c.ID).SetRole(message.RoleSystem).SetContent("original")
+				})
 				if err != nil {
 					return err
 				}
@@ -505,7 +540,9 @@ func validationCases() []validationCase {
 			}},
 		{"update metadata NUL", "messages", schema.ErrNULByte, secret,
 			func(ctx context.Context, client *ent.Client, u *ent.User, c *ent.Chat) error {
-				m, err := client.Message.Create().SetChatID(c.ID).SetRole(message.RoleSystem).SetContent("original").Save(ctx)
+				m, err := appendMessage(ctx, client, func(mc *ent.MessageCreate) {
+					mc.SetChatID(c.ID).SetRole(message.RoleSystem).SetContent("original")
+				})
 				if err != nil {
 					return err
 				}
@@ -585,8 +622,9 @@ func TestValidationLimits(t *testing.T) {
 			Attachments: []schematype.Attachment{{URL: "https://files.example.com/a.png", Name: "a.png", ContentType: "image/png", Size: 10}},
 			Extra:       map[string]any{"unicode": "日本語 ✓", "nested": map[string]any{"list": []any{1.0, "two", nil}}},
 		}
-		m, err := client.Message.Create().SetChatID(c.ID).SetSenderID(u.ID).SetRole(message.RoleUser).
-			SetContent(content).SetMetadata(md).Save(ctx)
+		m, err := appendMessage(ctx, client, func(mc *ent.MessageCreate) {
+			mc.SetChatID(c.ID).SetSenderID(u.ID).SetRole(message.RoleUser).SetContent(content).SetMetadata(md)
+		})
 		require.NoError(t, err)
 		got, err := client.Message.Get(ctx, m.ID)
 		require.NoError(t, err)

@@ -131,6 +131,15 @@ func queryLogger(l *slog.Logger) func(context.Context, ...any) {
 	}
 }
 
+// logStatement logs text, a statement or transaction step that runs outside
+// the ent client's driver (WithConnTx's BEGIN and COMMIT, CopyFrom's COPY),
+// as the query logger logs the client's, when Config.LogQueries asks for it.
+func (db *DB) logStatement(ctx context.Context, text string) {
+	if db.logQueries {
+		queryLogger(db.logger)(ctx, text)
+	}
+}
+
 func applyPool(db *sql.DB, t target, cfg Config) {
 	maxOpen, maxIdle := cfg.MaxOpenConns, cfg.MaxIdleConns
 	if maxOpen < 0 {

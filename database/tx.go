@@ -147,8 +147,27 @@ func (db *DB) WithConnTx(ctx context.Context, fn func(ctx context.Context, conn 
 	if err != nil {
 		return fmt.Errorf("database: begin: %w", mapError(err))
 	}
+	db.logStatement(ctx, "BEGIN")
 	client := db.newClient(entsql.NewDriver(db.dialect, entsql.Conn{ExecQuerier: tx}))
-	return endTx(ctx, tx, func() error { return fn(context.WithValue(ctx, txKey{}, tx), conn, client) })
+	return endTx(ctx, loggedTx{Tx: tx, db: db, ctx: ctx}, func() error { return fn(context.WithValue(ctx, txKey{}, tx), conn, client) })
+}
+
+// loggedTx logs the end of a WithConnTx transaction as ent's debug driver
+// logs the end of the client's transactions, when Config.LogQueries asks.
+type loggedTx struct {
+	*sql.Tx
+	db  *DB
+	ctx context.Context
+}
+
+func (t loggedTx) Commit() error {
+	t.db.logStatement(t.ctx, "COMMIT")
+	return t.Tx.Commit()
+}
+
+func (t loggedTx) Rollback() error {
+	t.db.logStatement(t.ctx, "ROLLBACK")
+	return t.Tx.Rollback()
 }
 
 // endTx runs fn in the open transaction tx and ends it: commit when fn returns

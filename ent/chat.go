@@ -33,6 +33,10 @@ type Chat struct {
 	CreatedBy uuid.UUID `json:"created_by,omitempty"`
 	// time of the newest message, or of creation; an inbox sorts by it
 	LastMessageAt time.Time `json:"last_message_at,omitempty"`
+	// seq of the newest message; 0 while the chat has none
+	LastSeq int64 `json:"last_seq,omitempty"`
+	// true once the chat has more members than an append writes to
+	Large bool `json:"large,omitempty"`
 	// ArchivedAt holds the value of the "archived_at" field.
 	ArchivedAt *time.Time `json:"archived_at,omitempty"`
 	// for a direct chat, the two users' IDs in order; unique, so a pair has one direct chat
@@ -77,6 +81,10 @@ func (*Chat) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case chat.FieldLarge:
+			values[i] = new(sql.NullBool)
+		case chat.FieldLastSeq:
+			values[i] = new(sql.NullInt64)
 		case chat.FieldKind, chat.FieldTitle, chat.FieldDirectKey:
 			values[i] = new(sql.NullString)
 		case chat.FieldCreatedAt, chat.FieldUpdatedAt, chat.FieldDeletedAt, chat.FieldLastMessageAt, chat.FieldArchivedAt:
@@ -146,6 +154,18 @@ func (_m *Chat) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field last_message_at", values[i])
 			} else if value.Valid {
 				_m.LastMessageAt = value.Time
+			}
+		case chat.FieldLastSeq:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field last_seq", values[i])
+			} else if value.Valid {
+				_m.LastSeq = value.Int64
+			}
+		case chat.FieldLarge:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field large", values[i])
+			} else if value.Valid {
+				_m.Large = value.Bool
 			}
 		case chat.FieldArchivedAt:
 			if value, ok := values[i].(*sql.NullTime); !ok {
@@ -229,6 +249,12 @@ func (_m *Chat) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("last_message_at=")
 	builder.WriteString(_m.LastMessageAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	builder.WriteString("last_seq=")
+	builder.WriteString(fmt.Sprintf("%v", _m.LastSeq))
+	builder.WriteString(", ")
+	builder.WriteString("large=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Large))
 	builder.WriteString(", ")
 	if v := _m.ArchivedAt; v != nil {
 		builder.WriteString("archived_at=")

@@ -108,6 +108,34 @@ func (_c *ChatCreate) SetNillableLastMessageAt(v *time.Time) *ChatCreate {
 	return _c
 }
 
+// SetLastSeq sets the "last_seq" field.
+func (_c *ChatCreate) SetLastSeq(v int64) *ChatCreate {
+	_c.mutation.SetLastSeq(v)
+	return _c
+}
+
+// SetNillableLastSeq sets the "last_seq" field if the given value is not nil.
+func (_c *ChatCreate) SetNillableLastSeq(v *int64) *ChatCreate {
+	if v != nil {
+		_c.SetLastSeq(*v)
+	}
+	return _c
+}
+
+// SetLarge sets the "large" field.
+func (_c *ChatCreate) SetLarge(v bool) *ChatCreate {
+	_c.mutation.SetLarge(v)
+	return _c
+}
+
+// SetNillableLarge sets the "large" field if the given value is not nil.
+func (_c *ChatCreate) SetNillableLarge(v *bool) *ChatCreate {
+	if v != nil {
+		_c.SetLarge(*v)
+	}
+	return _c
+}
+
 // SetArchivedAt sets the "archived_at" field.
 func (_c *ChatCreate) SetArchivedAt(v time.Time) *ChatCreate {
 	_c.mutation.SetArchivedAt(v)
@@ -238,6 +266,14 @@ func (_c *ChatCreate) defaults() error {
 		v := chat.DefaultLastMessageAt()
 		_c.mutation.SetLastMessageAt(v)
 	}
+	if _, ok := _c.mutation.LastSeq(); !ok {
+		v := chat.DefaultLastSeq
+		_c.mutation.SetLastSeq(v)
+	}
+	if _, ok := _c.mutation.Large(); !ok {
+		v := chat.DefaultLarge
+		_c.mutation.SetLarge(v)
+	}
 	if _, ok := _c.mutation.ID(); !ok {
 		if chat.DefaultID == nil {
 			return fmt.Errorf("ent: uninitialized chat.DefaultID (forgotten import ent/runtime?)")
@@ -274,6 +310,17 @@ func (_c *ChatCreate) check() error {
 	}
 	if _, ok := _c.mutation.LastMessageAt(); !ok {
 		return &ValidationError{Name: "last_message_at", err: errors.New(`ent: missing required field "Chat.last_message_at"`)}
+	}
+	if _, ok := _c.mutation.LastSeq(); !ok {
+		return &ValidationError{Name: "last_seq", err: errors.New(`ent: missing required field "Chat.last_seq"`)}
+	}
+	if v, ok := _c.mutation.LastSeq(); ok {
+		if err := chat.LastSeqValidator(v); err != nil {
+			return &ValidationError{Name: "last_seq", err: fmt.Errorf(`ent: validator failed for field "Chat.last_seq": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.Large(); !ok {
+		return &ValidationError{Name: "large", err: errors.New(`ent: missing required field "Chat.large"`)}
 	}
 	return nil
 }
@@ -338,6 +385,14 @@ func (_c *ChatCreate) createSpec() (*Chat, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.LastMessageAt(); ok {
 		_spec.SetField(chat.FieldLastMessageAt, field.TypeTime, value)
 		_node.LastMessageAt = value
+	}
+	if value, ok := _c.mutation.LastSeq(); ok {
+		_spec.SetField(chat.FieldLastSeq, field.TypeInt64, value)
+		_node.LastSeq = value
+	}
+	if value, ok := _c.mutation.Large(); ok {
+		_spec.SetField(chat.FieldLarge, field.TypeBool, value)
+		_node.Large = value
 	}
 	if value, ok := _c.mutation.ArchivedAt(); ok {
 		_spec.SetField(chat.FieldArchivedAt, field.TypeTime, value)
@@ -491,6 +546,36 @@ func (u *ChatUpsert) UpdateLastMessageAt() *ChatUpsert {
 	return u
 }
 
+// SetLastSeq sets the "last_seq" field.
+func (u *ChatUpsert) SetLastSeq(v int64) *ChatUpsert {
+	u.Set(chat.FieldLastSeq, v)
+	return u
+}
+
+// UpdateLastSeq sets the "last_seq" field to the value that was provided on create.
+func (u *ChatUpsert) UpdateLastSeq() *ChatUpsert {
+	u.SetExcluded(chat.FieldLastSeq)
+	return u
+}
+
+// AddLastSeq adds v to the "last_seq" field.
+func (u *ChatUpsert) AddLastSeq(v int64) *ChatUpsert {
+	u.Add(chat.FieldLastSeq, v)
+	return u
+}
+
+// SetLarge sets the "large" field.
+func (u *ChatUpsert) SetLarge(v bool) *ChatUpsert {
+	u.Set(chat.FieldLarge, v)
+	return u
+}
+
+// UpdateLarge sets the "large" field to the value that was provided on create.
+func (u *ChatUpsert) UpdateLarge() *ChatUpsert {
+	u.SetExcluded(chat.FieldLarge)
+	return u
+}
+
 // SetArchivedAt sets the "archived_at" field.
 func (u *ChatUpsert) SetArchivedAt(v time.Time) *ChatUpsert {
 	u.Set(chat.FieldArchivedAt, v)
@@ -636,6 +721,41 @@ func (u *ChatUpsertOne) SetLastMessageAt(v time.Time) *ChatUpsertOne {
 func (u *ChatUpsertOne) UpdateLastMessageAt() *ChatUpsertOne {
 	return u.Update(func(s *ChatUpsert) {
 		s.UpdateLastMessageAt()
+	})
+}
+
+// SetLastSeq sets the "last_seq" field.
+func (u *ChatUpsertOne) SetLastSeq(v int64) *ChatUpsertOne {
+	return u.Update(func(s *ChatUpsert) {
+		s.SetLastSeq(v)
+	})
+}
+
+// AddLastSeq adds v to the "last_seq" field.
+func (u *ChatUpsertOne) AddLastSeq(v int64) *ChatUpsertOne {
+	return u.Update(func(s *ChatUpsert) {
+		s.AddLastSeq(v)
+	})
+}
+
+// UpdateLastSeq sets the "last_seq" field to the value that was provided on create.
+func (u *ChatUpsertOne) UpdateLastSeq() *ChatUpsertOne {
+	return u.Update(func(s *ChatUpsert) {
+		s.UpdateLastSeq()
+	})
+}
+
+// SetLarge sets the "large" field.
+func (u *ChatUpsertOne) SetLarge(v bool) *ChatUpsertOne {
+	return u.Update(func(s *ChatUpsert) {
+		s.SetLarge(v)
+	})
+}
+
+// UpdateLarge sets the "large" field to the value that was provided on create.
+func (u *ChatUpsertOne) UpdateLarge() *ChatUpsertOne {
+	return u.Update(func(s *ChatUpsert) {
+		s.UpdateLarge()
 	})
 }
 
@@ -954,6 +1074,41 @@ func (u *ChatUpsertBulk) SetLastMessageAt(v time.Time) *ChatUpsertBulk {
 func (u *ChatUpsertBulk) UpdateLastMessageAt() *ChatUpsertBulk {
 	return u.Update(func(s *ChatUpsert) {
 		s.UpdateLastMessageAt()
+	})
+}
+
+// SetLastSeq sets the "last_seq" field.
+func (u *ChatUpsertBulk) SetLastSeq(v int64) *ChatUpsertBulk {
+	return u.Update(func(s *ChatUpsert) {
+		s.SetLastSeq(v)
+	})
+}
+
+// AddLastSeq adds v to the "last_seq" field.
+func (u *ChatUpsertBulk) AddLastSeq(v int64) *ChatUpsertBulk {
+	return u.Update(func(s *ChatUpsert) {
+		s.AddLastSeq(v)
+	})
+}
+
+// UpdateLastSeq sets the "last_seq" field to the value that was provided on create.
+func (u *ChatUpsertBulk) UpdateLastSeq() *ChatUpsertBulk {
+	return u.Update(func(s *ChatUpsert) {
+		s.UpdateLastSeq()
+	})
+}
+
+// SetLarge sets the "large" field.
+func (u *ChatUpsertBulk) SetLarge(v bool) *ChatUpsertBulk {
+	return u.Update(func(s *ChatUpsert) {
+		s.SetLarge(v)
+	})
+}
+
+// UpdateLarge sets the "large" field to the value that was provided on create.
+func (u *ChatUpsertBulk) UpdateLarge() *ChatUpsertBulk {
+	return u.Update(func(s *ChatUpsert) {
+		s.UpdateLarge()
 	})
 }
 

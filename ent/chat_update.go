@@ -92,6 +92,41 @@ func (_u *ChatUpdate) SetNillableLastMessageAt(v *time.Time) *ChatUpdate {
 	return _u
 }
 
+// SetLastSeq sets the "last_seq" field.
+func (_u *ChatUpdate) SetLastSeq(v int64) *ChatUpdate {
+	_u.mutation.ResetLastSeq()
+	_u.mutation.SetLastSeq(v)
+	return _u
+}
+
+// SetNillableLastSeq sets the "last_seq" field if the given value is not nil.
+func (_u *ChatUpdate) SetNillableLastSeq(v *int64) *ChatUpdate {
+	if v != nil {
+		_u.SetLastSeq(*v)
+	}
+	return _u
+}
+
+// AddLastSeq adds value to the "last_seq" field.
+func (_u *ChatUpdate) AddLastSeq(v int64) *ChatUpdate {
+	_u.mutation.AddLastSeq(v)
+	return _u
+}
+
+// SetLarge sets the "large" field.
+func (_u *ChatUpdate) SetLarge(v bool) *ChatUpdate {
+	_u.mutation.SetLarge(v)
+	return _u
+}
+
+// SetNillableLarge sets the "large" field if the given value is not nil.
+func (_u *ChatUpdate) SetNillableLarge(v *bool) *ChatUpdate {
+	if v != nil {
+		_u.SetLarge(*v)
+	}
+	return _u
+}
+
 // SetArchivedAt sets the "archived_at" field.
 func (_u *ChatUpdate) SetArchivedAt(v time.Time) *ChatUpdate {
 	_u.mutation.SetArchivedAt(v)
@@ -238,6 +273,11 @@ func (_u *ChatUpdate) check() error {
 			return &ValidationError{Name: "title", err: fmt.Errorf(`ent: validator failed for field "Chat.title": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.LastSeq(); ok {
+		if err := chat.LastSeqValidator(v); err != nil {
+			return &ValidationError{Name: "last_seq", err: fmt.Errorf(`ent: validator failed for field "Chat.last_seq": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -276,6 +316,15 @@ func (_u *ChatUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.LastMessageAt(); ok {
 		_spec.SetField(chat.FieldLastMessageAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.LastSeq(); ok {
+		_spec.SetField(chat.FieldLastSeq, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.AddedLastSeq(); ok {
+		_spec.AddField(chat.FieldLastSeq, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.Large(); ok {
+		_spec.SetField(chat.FieldLarge, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.ArchivedAt(); ok {
 		_spec.SetField(chat.FieldArchivedAt, field.TypeTime, value)
@@ -458,6 +507,41 @@ func (_u *ChatUpdateOne) SetNillableLastMessageAt(v *time.Time) *ChatUpdateOne {
 	return _u
 }
 
+// SetLastSeq sets the "last_seq" field.
+func (_u *ChatUpdateOne) SetLastSeq(v int64) *ChatUpdateOne {
+	_u.mutation.ResetLastSeq()
+	_u.mutation.SetLastSeq(v)
+	return _u
+}
+
+// SetNillableLastSeq sets the "last_seq" field if the given value is not nil.
+func (_u *ChatUpdateOne) SetNillableLastSeq(v *int64) *ChatUpdateOne {
+	if v != nil {
+		_u.SetLastSeq(*v)
+	}
+	return _u
+}
+
+// AddLastSeq adds value to the "last_seq" field.
+func (_u *ChatUpdateOne) AddLastSeq(v int64) *ChatUpdateOne {
+	_u.mutation.AddLastSeq(v)
+	return _u
+}
+
+// SetLarge sets the "large" field.
+func (_u *ChatUpdateOne) SetLarge(v bool) *ChatUpdateOne {
+	_u.mutation.SetLarge(v)
+	return _u
+}
+
+// SetNillableLarge sets the "large" field if the given value is not nil.
+func (_u *ChatUpdateOne) SetNillableLarge(v *bool) *ChatUpdateOne {
+	if v != nil {
+		_u.SetLarge(*v)
+	}
+	return _u
+}
+
 // SetArchivedAt sets the "archived_at" field.
 func (_u *ChatUpdateOne) SetArchivedAt(v time.Time) *ChatUpdateOne {
 	_u.mutation.SetArchivedAt(v)
@@ -617,6 +701,11 @@ func (_u *ChatUpdateOne) check() error {
 			return &ValidationError{Name: "title", err: fmt.Errorf(`ent: validator failed for field "Chat.title": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.LastSeq(); ok {
+		if err := chat.LastSeqValidator(v); err != nil {
+			return &ValidationError{Name: "last_seq", err: fmt.Errorf(`ent: validator failed for field "Chat.last_seq": %w`, err)}
+		}
+	}
 	return nil
 }
 
@@ -672,6 +761,15 @@ func (_u *ChatUpdateOne) sqlSave(ctx context.Context) (_node *Chat, err error) {
 	}
 	if value, ok := _u.mutation.LastMessageAt(); ok {
 		_spec.SetField(chat.FieldLastMessageAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.LastSeq(); ok {
+		_spec.SetField(chat.FieldLastSeq, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.AddedLastSeq(); ok {
+		_spec.AddField(chat.FieldLastSeq, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.Large(); ok {
+		_spec.SetField(chat.FieldLarge, field.TypeBool, value)
 	}
 	if value, ok := _u.mutation.ArchivedAt(); ok {
 		_spec.SetField(chat.FieldArchivedAt, field.TypeTime, value)

@@ -37,6 +37,8 @@ var schemaGraph = func() *sqlgraph.Schema {
 			chat.FieldTitle:         {Type: field.TypeString, Column: chat.FieldTitle},
 			chat.FieldCreatedBy:     {Type: field.TypeUUID, Column: chat.FieldCreatedBy},
 			chat.FieldLastMessageAt: {Type: field.TypeTime, Column: chat.FieldLastMessageAt},
+			chat.FieldLastSeq:       {Type: field.TypeInt64, Column: chat.FieldLastSeq},
+			chat.FieldLarge:         {Type: field.TypeBool, Column: chat.FieldLarge},
 			chat.FieldArchivedAt:    {Type: field.TypeTime, Column: chat.FieldArchivedAt},
 			chat.FieldDirectKey:     {Type: field.TypeString, Column: chat.FieldDirectKey},
 		},
@@ -73,10 +75,11 @@ var schemaGraph = func() *sqlgraph.Schema {
 			membership.FieldChatID:            {Type: field.TypeUUID, Column: membership.FieldChatID},
 			membership.FieldRole:              {Type: field.TypeEnum, Column: membership.FieldRole},
 			membership.FieldJoinedAt:          {Type: field.TypeTime, Column: membership.FieldJoinedAt},
-			membership.FieldLastReadAt:        {Type: field.TypeTime, Column: membership.FieldLastReadAt},
+			membership.FieldReadSeq:           {Type: field.TypeInt64, Column: membership.FieldReadSeq},
 			membership.FieldLastReadMessageID: {Type: field.TypeUUID, Column: membership.FieldLastReadMessageID},
 			membership.FieldMuted:             {Type: field.TypeBool, Column: membership.FieldMuted},
 			membership.FieldChatLastMessageAt: {Type: field.TypeTime, Column: membership.FieldChatLastMessageAt},
+			membership.FieldLarge:             {Type: field.TypeBool, Column: membership.FieldLarge},
 		},
 	}
 	graph.Nodes[3] = &sqlgraph.Node{
@@ -91,6 +94,7 @@ var schemaGraph = func() *sqlgraph.Schema {
 		Type: "Message",
 		Fields: map[string]*sqlgraph.FieldSpec{
 			message.FieldChatID:    {Type: field.TypeUUID, Column: message.FieldChatID},
+			message.FieldSeq:       {Type: field.TypeInt64, Column: message.FieldSeq},
 			message.FieldSenderID:  {Type: field.TypeUUID, Column: message.FieldSenderID},
 			message.FieldRole:      {Type: field.TypeEnum, Column: message.FieldRole},
 			message.FieldContent:   {Type: field.TypeString, Column: message.FieldContent},
@@ -276,6 +280,16 @@ func (f *ChatFilter) WhereLastMessageAt(p entql.TimeP) {
 	f.Where(p.Field(chat.FieldLastMessageAt))
 }
 
+// WhereLastSeq applies the entql int64 predicate on the last_seq field.
+func (f *ChatFilter) WhereLastSeq(p entql.Int64P) {
+	f.Where(p.Field(chat.FieldLastSeq))
+}
+
+// WhereLarge applies the entql bool predicate on the large field.
+func (f *ChatFilter) WhereLarge(p entql.BoolP) {
+	f.Where(p.Field(chat.FieldLarge))
+}
+
 // WhereArchivedAt applies the entql time.Time predicate on the archived_at field.
 func (f *ChatFilter) WhereArchivedAt(p entql.TimeP) {
 	f.Where(p.Field(chat.FieldArchivedAt))
@@ -434,9 +448,9 @@ func (f *MembershipFilter) WhereJoinedAt(p entql.TimeP) {
 	f.Where(p.Field(membership.FieldJoinedAt))
 }
 
-// WhereLastReadAt applies the entql time.Time predicate on the last_read_at field.
-func (f *MembershipFilter) WhereLastReadAt(p entql.TimeP) {
-	f.Where(p.Field(membership.FieldLastReadAt))
+// WhereReadSeq applies the entql int64 predicate on the read_seq field.
+func (f *MembershipFilter) WhereReadSeq(p entql.Int64P) {
+	f.Where(p.Field(membership.FieldReadSeq))
 }
 
 // WhereLastReadMessageID applies the entql [16]byte predicate on the last_read_message_id field.
@@ -452,6 +466,11 @@ func (f *MembershipFilter) WhereMuted(p entql.BoolP) {
 // WhereChatLastMessageAt applies the entql time.Time predicate on the chat_last_message_at field.
 func (f *MembershipFilter) WhereChatLastMessageAt(p entql.TimeP) {
 	f.Where(p.Field(membership.FieldChatLastMessageAt))
+}
+
+// WhereLarge applies the entql bool predicate on the large field.
+func (f *MembershipFilter) WhereLarge(p entql.BoolP) {
+	f.Where(p.Field(membership.FieldLarge))
 }
 
 // WhereHasChat applies a predicate to check if query has an edge chat.
@@ -511,6 +530,11 @@ func (f *MessageFilter) WhereID(p entql.ValueP) {
 // WhereChatID applies the entql [16]byte predicate on the chat_id field.
 func (f *MessageFilter) WhereChatID(p entql.ValueP) {
 	f.Where(p.Field(message.FieldChatID))
+}
+
+// WhereSeq applies the entql int64 predicate on the seq field.
+func (f *MessageFilter) WhereSeq(p entql.Int64P) {
+	f.Where(p.Field(message.FieldSeq))
 }
 
 // WhereSenderID applies the entql [16]byte predicate on the sender_id field.

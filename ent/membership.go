@@ -28,14 +28,16 @@ type Membership struct {
 	Role membership.Role `json:"role,omitempty"`
 	// JoinedAt holds the value of the "joined_at" field.
 	JoinedAt time.Time `json:"joined_at,omitempty"`
-	// created_at of the last message read; with last_read_message_id, the read position
-	LastReadAt *time.Time `json:"last_read_at,omitempty"`
-	// id of the last message read; ties on last_read_at are broken by id, as in history order
+	// seq of the last message read; the chat's last_seq when the member joined
+	ReadSeq int64 `json:"read_seq,omitempty"`
+	// id of the message at read_seq, nil while the member has read nothing since joining
 	LastReadMessageID *uuid.UUID `json:"last_read_message_id,omitempty"`
 	// Muted holds the value of the "muted" field.
 	Muted bool `json:"muted,omitempty"`
-	// the chat's last_message_at, or the joining time if later; the inbox's order
+	// the chat's last_message_at, or the joining time if later; the inbox's order in chats that are not large
 	ChatLastMessageAt time.Time `json:"chat_last_message_at,omitempty"`
+	// the chat's large flag, copied so that the inbox's indexes can be partial on it
+	Large bool `json:"large,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the MembershipQuery when eager-loading is set.
 	Edges        MembershipEdges `json:"edges"`
@@ -69,11 +71,13 @@ func (*Membership) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case membership.FieldLastReadMessageID:
 			values[i] = &sql.NullScanner{S: new(uuid.UUID)}
-		case membership.FieldMuted:
+		case membership.FieldMuted, membership.FieldLarge:
 			values[i] = new(sql.NullBool)
+		case membership.FieldReadSeq:
+			values[i] = new(sql.NullInt64)
 		case membership.FieldRole:
 			values[i] = new(sql.NullString)
-		case membership.FieldJoinedAt, membership.FieldLastReadAt, membership.FieldChatLastMessageAt:
+		case membership.FieldJoinedAt, membership.FieldChatLastMessageAt:
 			values[i] = new(sql.NullTime)
 		case membership.FieldID, membership.FieldUserID, membership.FieldChatID:
 			values[i] = new(uuid.UUID)
@@ -122,12 +126,11 @@ func (_m *Membership) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.JoinedAt = value.Time
 			}
-		case membership.FieldLastReadAt:
-			if value, ok := values[i].(*sql.NullTime); !ok {
-				return fmt.Errorf("unexpected type %T for field last_read_at", values[i])
+		case membership.FieldReadSeq:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field read_seq", values[i])
 			} else if value.Valid {
-				_m.LastReadAt = new(time.Time)
-				*_m.LastReadAt = value.Time
+				_m.ReadSeq = value.Int64
 			}
 		case membership.FieldLastReadMessageID:
 			if value, ok := values[i].(*sql.NullScanner); !ok {
@@ -147,6 +150,12 @@ func (_m *Membership) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field chat_last_message_at", values[i])
 			} else if value.Valid {
 				_m.ChatLastMessageAt = value.Time
+			}
+		case membership.FieldLarge:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field large", values[i])
+			} else if value.Valid {
+				_m.Large = value.Bool
 			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
@@ -201,10 +210,8 @@ func (_m *Membership) String() string {
 	builder.WriteString("joined_at=")
 	builder.WriteString(_m.JoinedAt.Format(time.ANSIC))
 	builder.WriteString(", ")
-	if v := _m.LastReadAt; v != nil {
-		builder.WriteString("last_read_at=")
-		builder.WriteString(v.Format(time.ANSIC))
-	}
+	builder.WriteString("read_seq=")
+	builder.WriteString(fmt.Sprintf("%v", _m.ReadSeq))
 	builder.WriteString(", ")
 	if v := _m.LastReadMessageID; v != nil {
 		builder.WriteString("last_read_message_id=")
@@ -216,6 +223,9 @@ func (_m *Membership) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("chat_last_message_at=")
 	builder.WriteString(_m.ChatLastMessageAt.Format(time.ANSIC))
+	builder.WriteString(", ")
+	builder.WriteString("large=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Large))
 	builder.WriteByte(')')
 	return builder.String()
 }

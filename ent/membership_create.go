@@ -65,16 +65,16 @@ func (_c *MembershipCreate) SetNillableJoinedAt(v *time.Time) *MembershipCreate 
 	return _c
 }
 
-// SetLastReadAt sets the "last_read_at" field.
-func (_c *MembershipCreate) SetLastReadAt(v time.Time) *MembershipCreate {
-	_c.mutation.SetLastReadAt(v)
+// SetReadSeq sets the "read_seq" field.
+func (_c *MembershipCreate) SetReadSeq(v int64) *MembershipCreate {
+	_c.mutation.SetReadSeq(v)
 	return _c
 }
 
-// SetNillableLastReadAt sets the "last_read_at" field if the given value is not nil.
-func (_c *MembershipCreate) SetNillableLastReadAt(v *time.Time) *MembershipCreate {
+// SetNillableReadSeq sets the "read_seq" field if the given value is not nil.
+func (_c *MembershipCreate) SetNillableReadSeq(v *int64) *MembershipCreate {
 	if v != nil {
-		_c.SetLastReadAt(*v)
+		_c.SetReadSeq(*v)
 	}
 	return _c
 }
@@ -117,6 +117,20 @@ func (_c *MembershipCreate) SetChatLastMessageAt(v time.Time) *MembershipCreate 
 func (_c *MembershipCreate) SetNillableChatLastMessageAt(v *time.Time) *MembershipCreate {
 	if v != nil {
 		_c.SetChatLastMessageAt(*v)
+	}
+	return _c
+}
+
+// SetLarge sets the "large" field.
+func (_c *MembershipCreate) SetLarge(v bool) *MembershipCreate {
+	_c.mutation.SetLarge(v)
+	return _c
+}
+
+// SetNillableLarge sets the "large" field if the given value is not nil.
+func (_c *MembershipCreate) SetNillableLarge(v *bool) *MembershipCreate {
+	if v != nil {
+		_c.SetLarge(*v)
 	}
 	return _c
 }
@@ -188,6 +202,10 @@ func (_c *MembershipCreate) defaults() error {
 		v := membership.DefaultJoinedAt()
 		_c.mutation.SetJoinedAt(v)
 	}
+	if _, ok := _c.mutation.ReadSeq(); !ok {
+		v := membership.DefaultReadSeq
+		_c.mutation.SetReadSeq(v)
+	}
 	if _, ok := _c.mutation.Muted(); !ok {
 		v := membership.DefaultMuted
 		_c.mutation.SetMuted(v)
@@ -198,6 +216,10 @@ func (_c *MembershipCreate) defaults() error {
 		}
 		v := membership.DefaultChatLastMessageAt()
 		_c.mutation.SetChatLastMessageAt(v)
+	}
+	if _, ok := _c.mutation.Large(); !ok {
+		v := membership.DefaultLarge
+		_c.mutation.SetLarge(v)
 	}
 	if _, ok := _c.mutation.ID(); !ok {
 		if membership.DefaultID == nil {
@@ -228,8 +250,19 @@ func (_c *MembershipCreate) check() error {
 	if _, ok := _c.mutation.JoinedAt(); !ok {
 		return &ValidationError{Name: "joined_at", err: errors.New(`ent: missing required field "Membership.joined_at"`)}
 	}
+	if _, ok := _c.mutation.ReadSeq(); !ok {
+		return &ValidationError{Name: "read_seq", err: errors.New(`ent: missing required field "Membership.read_seq"`)}
+	}
+	if v, ok := _c.mutation.ReadSeq(); ok {
+		if err := membership.ReadSeqValidator(v); err != nil {
+			return &ValidationError{Name: "read_seq", err: fmt.Errorf(`ent: validator failed for field "Membership.read_seq": %w`, err)}
+		}
+	}
 	if _, ok := _c.mutation.Muted(); !ok {
 		return &ValidationError{Name: "muted", err: errors.New(`ent: missing required field "Membership.muted"`)}
+	}
+	if _, ok := _c.mutation.Large(); !ok {
+		return &ValidationError{Name: "large", err: errors.New(`ent: missing required field "Membership.large"`)}
 	}
 	if len(_c.mutation.ChatIDs()) == 0 {
 		return &ValidationError{Name: "chat", err: errors.New(`ent: missing required edge "Membership.chat"`)}
@@ -282,9 +315,9 @@ func (_c *MembershipCreate) createSpec() (*Membership, *sqlgraph.CreateSpec) {
 		_spec.SetField(membership.FieldJoinedAt, field.TypeTime, value)
 		_node.JoinedAt = value
 	}
-	if value, ok := _c.mutation.LastReadAt(); ok {
-		_spec.SetField(membership.FieldLastReadAt, field.TypeTime, value)
-		_node.LastReadAt = &value
+	if value, ok := _c.mutation.ReadSeq(); ok {
+		_spec.SetField(membership.FieldReadSeq, field.TypeInt64, value)
+		_node.ReadSeq = value
 	}
 	if value, ok := _c.mutation.LastReadMessageID(); ok {
 		_spec.SetField(membership.FieldLastReadMessageID, field.TypeUUID, value)
@@ -297,6 +330,10 @@ func (_c *MembershipCreate) createSpec() (*Membership, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.ChatLastMessageAt(); ok {
 		_spec.SetField(membership.FieldChatLastMessageAt, field.TypeTime, value)
 		_node.ChatLastMessageAt = value
+	}
+	if value, ok := _c.mutation.Large(); ok {
+		_spec.SetField(membership.FieldLarge, field.TypeBool, value)
+		_node.Large = value
 	}
 	if nodes := _c.mutation.ChatIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -379,21 +416,21 @@ func (u *MembershipUpsert) UpdateRole() *MembershipUpsert {
 	return u
 }
 
-// SetLastReadAt sets the "last_read_at" field.
-func (u *MembershipUpsert) SetLastReadAt(v time.Time) *MembershipUpsert {
-	u.Set(membership.FieldLastReadAt, v)
+// SetReadSeq sets the "read_seq" field.
+func (u *MembershipUpsert) SetReadSeq(v int64) *MembershipUpsert {
+	u.Set(membership.FieldReadSeq, v)
 	return u
 }
 
-// UpdateLastReadAt sets the "last_read_at" field to the value that was provided on create.
-func (u *MembershipUpsert) UpdateLastReadAt() *MembershipUpsert {
-	u.SetExcluded(membership.FieldLastReadAt)
+// UpdateReadSeq sets the "read_seq" field to the value that was provided on create.
+func (u *MembershipUpsert) UpdateReadSeq() *MembershipUpsert {
+	u.SetExcluded(membership.FieldReadSeq)
 	return u
 }
 
-// ClearLastReadAt clears the value of the "last_read_at" field.
-func (u *MembershipUpsert) ClearLastReadAt() *MembershipUpsert {
-	u.SetNull(membership.FieldLastReadAt)
+// AddReadSeq adds v to the "read_seq" field.
+func (u *MembershipUpsert) AddReadSeq(v int64) *MembershipUpsert {
+	u.Add(membership.FieldReadSeq, v)
 	return u
 }
 
@@ -442,6 +479,18 @@ func (u *MembershipUpsert) UpdateChatLastMessageAt() *MembershipUpsert {
 // ClearChatLastMessageAt clears the value of the "chat_last_message_at" field.
 func (u *MembershipUpsert) ClearChatLastMessageAt() *MembershipUpsert {
 	u.SetNull(membership.FieldChatLastMessageAt)
+	return u
+}
+
+// SetLarge sets the "large" field.
+func (u *MembershipUpsert) SetLarge(v bool) *MembershipUpsert {
+	u.Set(membership.FieldLarge, v)
+	return u
+}
+
+// UpdateLarge sets the "large" field to the value that was provided on create.
+func (u *MembershipUpsert) UpdateLarge() *MembershipUpsert {
+	u.SetExcluded(membership.FieldLarge)
 	return u
 }
 
@@ -516,24 +565,24 @@ func (u *MembershipUpsertOne) UpdateRole() *MembershipUpsertOne {
 	})
 }
 
-// SetLastReadAt sets the "last_read_at" field.
-func (u *MembershipUpsertOne) SetLastReadAt(v time.Time) *MembershipUpsertOne {
+// SetReadSeq sets the "read_seq" field.
+func (u *MembershipUpsertOne) SetReadSeq(v int64) *MembershipUpsertOne {
 	return u.Update(func(s *MembershipUpsert) {
-		s.SetLastReadAt(v)
+		s.SetReadSeq(v)
 	})
 }
 
-// UpdateLastReadAt sets the "last_read_at" field to the value that was provided on create.
-func (u *MembershipUpsertOne) UpdateLastReadAt() *MembershipUpsertOne {
+// AddReadSeq adds v to the "read_seq" field.
+func (u *MembershipUpsertOne) AddReadSeq(v int64) *MembershipUpsertOne {
 	return u.Update(func(s *MembershipUpsert) {
-		s.UpdateLastReadAt()
+		s.AddReadSeq(v)
 	})
 }
 
-// ClearLastReadAt clears the value of the "last_read_at" field.
-func (u *MembershipUpsertOne) ClearLastReadAt() *MembershipUpsertOne {
+// UpdateReadSeq sets the "read_seq" field to the value that was provided on create.
+func (u *MembershipUpsertOne) UpdateReadSeq() *MembershipUpsertOne {
 	return u.Update(func(s *MembershipUpsert) {
-		s.ClearLastReadAt()
+		s.UpdateReadSeq()
 	})
 }
 
@@ -590,6 +639,20 @@ func (u *MembershipUpsertOne) UpdateChatLastMessageAt() *MembershipUpsertOne {
 func (u *MembershipUpsertOne) ClearChatLastMessageAt() *MembershipUpsertOne {
 	return u.Update(func(s *MembershipUpsert) {
 		s.ClearChatLastMessageAt()
+	})
+}
+
+// SetLarge sets the "large" field.
+func (u *MembershipUpsertOne) SetLarge(v bool) *MembershipUpsertOne {
+	return u.Update(func(s *MembershipUpsert) {
+		s.SetLarge(v)
+	})
+}
+
+// UpdateLarge sets the "large" field to the value that was provided on create.
+func (u *MembershipUpsertOne) UpdateLarge() *MembershipUpsertOne {
+	return u.Update(func(s *MembershipUpsert) {
+		s.UpdateLarge()
 	})
 }
 
@@ -831,24 +894,24 @@ func (u *MembershipUpsertBulk) UpdateRole() *MembershipUpsertBulk {
 	})
 }
 
-// SetLastReadAt sets the "last_read_at" field.
-func (u *MembershipUpsertBulk) SetLastReadAt(v time.Time) *MembershipUpsertBulk {
+// SetReadSeq sets the "read_seq" field.
+func (u *MembershipUpsertBulk) SetReadSeq(v int64) *MembershipUpsertBulk {
 	return u.Update(func(s *MembershipUpsert) {
-		s.SetLastReadAt(v)
+		s.SetReadSeq(v)
 	})
 }
 
-// UpdateLastReadAt sets the "last_read_at" field to the value that was provided on create.
-func (u *MembershipUpsertBulk) UpdateLastReadAt() *MembershipUpsertBulk {
+// AddReadSeq adds v to the "read_seq" field.
+func (u *MembershipUpsertBulk) AddReadSeq(v int64) *MembershipUpsertBulk {
 	return u.Update(func(s *MembershipUpsert) {
-		s.UpdateLastReadAt()
+		s.AddReadSeq(v)
 	})
 }
 
-// ClearLastReadAt clears the value of the "last_read_at" field.
-func (u *MembershipUpsertBulk) ClearLastReadAt() *MembershipUpsertBulk {
+// UpdateReadSeq sets the "read_seq" field to the value that was provided on create.
+func (u *MembershipUpsertBulk) UpdateReadSeq() *MembershipUpsertBulk {
 	return u.Update(func(s *MembershipUpsert) {
-		s.ClearLastReadAt()
+		s.UpdateReadSeq()
 	})
 }
 
@@ -905,6 +968,20 @@ func (u *MembershipUpsertBulk) UpdateChatLastMessageAt() *MembershipUpsertBulk {
 func (u *MembershipUpsertBulk) ClearChatLastMessageAt() *MembershipUpsertBulk {
 	return u.Update(func(s *MembershipUpsert) {
 		s.ClearChatLastMessageAt()
+	})
+}
+
+// SetLarge sets the "large" field.
+func (u *MembershipUpsertBulk) SetLarge(v bool) *MembershipUpsertBulk {
+	return u.Update(func(s *MembershipUpsert) {
+		s.SetLarge(v)
+	})
+}
+
+// UpdateLarge sets the "large" field to the value that was provided on create.
+func (u *MembershipUpsertBulk) UpdateLarge() *MembershipUpsertBulk {
+	return u.Update(func(s *MembershipUpsert) {
+		s.UpdateLarge()
 	})
 }
 

@@ -44,23 +44,24 @@ func (_u *MembershipUpdate) SetNillableRole(v *membership.Role) *MembershipUpdat
 	return _u
 }
 
-// SetLastReadAt sets the "last_read_at" field.
-func (_u *MembershipUpdate) SetLastReadAt(v time.Time) *MembershipUpdate {
-	_u.mutation.SetLastReadAt(v)
+// SetReadSeq sets the "read_seq" field.
+func (_u *MembershipUpdate) SetReadSeq(v int64) *MembershipUpdate {
+	_u.mutation.ResetReadSeq()
+	_u.mutation.SetReadSeq(v)
 	return _u
 }
 
-// SetNillableLastReadAt sets the "last_read_at" field if the given value is not nil.
-func (_u *MembershipUpdate) SetNillableLastReadAt(v *time.Time) *MembershipUpdate {
+// SetNillableReadSeq sets the "read_seq" field if the given value is not nil.
+func (_u *MembershipUpdate) SetNillableReadSeq(v *int64) *MembershipUpdate {
 	if v != nil {
-		_u.SetLastReadAt(*v)
+		_u.SetReadSeq(*v)
 	}
 	return _u
 }
 
-// ClearLastReadAt clears the value of the "last_read_at" field.
-func (_u *MembershipUpdate) ClearLastReadAt() *MembershipUpdate {
-	_u.mutation.ClearLastReadAt()
+// AddReadSeq adds value to the "read_seq" field.
+func (_u *MembershipUpdate) AddReadSeq(v int64) *MembershipUpdate {
+	_u.mutation.AddReadSeq(v)
 	return _u
 }
 
@@ -118,6 +119,20 @@ func (_u *MembershipUpdate) ClearChatLastMessageAt() *MembershipUpdate {
 	return _u
 }
 
+// SetLarge sets the "large" field.
+func (_u *MembershipUpdate) SetLarge(v bool) *MembershipUpdate {
+	_u.mutation.SetLarge(v)
+	return _u
+}
+
+// SetNillableLarge sets the "large" field if the given value is not nil.
+func (_u *MembershipUpdate) SetNillableLarge(v *bool) *MembershipUpdate {
+	if v != nil {
+		_u.SetLarge(*v)
+	}
+	return _u
+}
+
 // Mutation returns the MembershipMutation object of the builder.
 func (_u *MembershipUpdate) Mutation() *MembershipMutation {
 	return _u.mutation
@@ -157,6 +172,11 @@ func (_u *MembershipUpdate) check() error {
 			return &ValidationError{Name: "role", err: fmt.Errorf(`ent: validator failed for field "Membership.role": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.ReadSeq(); ok {
+		if err := membership.ReadSeqValidator(v); err != nil {
+			return &ValidationError{Name: "read_seq", err: fmt.Errorf(`ent: validator failed for field "Membership.read_seq": %w`, err)}
+		}
+	}
 	if _u.mutation.ChatCleared() && len(_u.mutation.ChatIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Membership.chat"`)
 	}
@@ -184,11 +204,11 @@ func (_u *MembershipUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 	if value, ok := _u.mutation.Role(); ok {
 		_spec.SetField(membership.FieldRole, field.TypeEnum, value)
 	}
-	if value, ok := _u.mutation.LastReadAt(); ok {
-		_spec.SetField(membership.FieldLastReadAt, field.TypeTime, value)
+	if value, ok := _u.mutation.ReadSeq(); ok {
+		_spec.SetField(membership.FieldReadSeq, field.TypeInt64, value)
 	}
-	if _u.mutation.LastReadAtCleared() {
-		_spec.ClearField(membership.FieldLastReadAt, field.TypeTime)
+	if value, ok := _u.mutation.AddedReadSeq(); ok {
+		_spec.AddField(membership.FieldReadSeq, field.TypeInt64, value)
 	}
 	if value, ok := _u.mutation.LastReadMessageID(); ok {
 		_spec.SetField(membership.FieldLastReadMessageID, field.TypeUUID, value)
@@ -204,6 +224,9 @@ func (_u *MembershipUpdate) sqlSave(ctx context.Context) (_node int, err error) 
 	}
 	if _u.mutation.ChatLastMessageAtCleared() {
 		_spec.ClearField(membership.FieldChatLastMessageAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.Large(); ok {
+		_spec.SetField(membership.FieldLarge, field.TypeBool, value)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
@@ -241,23 +264,24 @@ func (_u *MembershipUpdateOne) SetNillableRole(v *membership.Role) *MembershipUp
 	return _u
 }
 
-// SetLastReadAt sets the "last_read_at" field.
-func (_u *MembershipUpdateOne) SetLastReadAt(v time.Time) *MembershipUpdateOne {
-	_u.mutation.SetLastReadAt(v)
+// SetReadSeq sets the "read_seq" field.
+func (_u *MembershipUpdateOne) SetReadSeq(v int64) *MembershipUpdateOne {
+	_u.mutation.ResetReadSeq()
+	_u.mutation.SetReadSeq(v)
 	return _u
 }
 
-// SetNillableLastReadAt sets the "last_read_at" field if the given value is not nil.
-func (_u *MembershipUpdateOne) SetNillableLastReadAt(v *time.Time) *MembershipUpdateOne {
+// SetNillableReadSeq sets the "read_seq" field if the given value is not nil.
+func (_u *MembershipUpdateOne) SetNillableReadSeq(v *int64) *MembershipUpdateOne {
 	if v != nil {
-		_u.SetLastReadAt(*v)
+		_u.SetReadSeq(*v)
 	}
 	return _u
 }
 
-// ClearLastReadAt clears the value of the "last_read_at" field.
-func (_u *MembershipUpdateOne) ClearLastReadAt() *MembershipUpdateOne {
-	_u.mutation.ClearLastReadAt()
+// AddReadSeq adds value to the "read_seq" field.
+func (_u *MembershipUpdateOne) AddReadSeq(v int64) *MembershipUpdateOne {
+	_u.mutation.AddReadSeq(v)
 	return _u
 }
 
@@ -315,6 +339,20 @@ func (_u *MembershipUpdateOne) ClearChatLastMessageAt() *MembershipUpdateOne {
 	return _u
 }
 
+// SetLarge sets the "large" field.
+func (_u *MembershipUpdateOne) SetLarge(v bool) *MembershipUpdateOne {
+	_u.mutation.SetLarge(v)
+	return _u
+}
+
+// SetNillableLarge sets the "large" field if the given value is not nil.
+func (_u *MembershipUpdateOne) SetNillableLarge(v *bool) *MembershipUpdateOne {
+	if v != nil {
+		_u.SetLarge(*v)
+	}
+	return _u
+}
+
 // Mutation returns the MembershipMutation object of the builder.
 func (_u *MembershipUpdateOne) Mutation() *MembershipMutation {
 	return _u.mutation
@@ -367,6 +405,11 @@ func (_u *MembershipUpdateOne) check() error {
 			return &ValidationError{Name: "role", err: fmt.Errorf(`ent: validator failed for field "Membership.role": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.ReadSeq(); ok {
+		if err := membership.ReadSeqValidator(v); err != nil {
+			return &ValidationError{Name: "read_seq", err: fmt.Errorf(`ent: validator failed for field "Membership.read_seq": %w`, err)}
+		}
+	}
 	if _u.mutation.ChatCleared() && len(_u.mutation.ChatIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "Membership.chat"`)
 	}
@@ -411,11 +454,11 @@ func (_u *MembershipUpdateOne) sqlSave(ctx context.Context) (_node *Membership, 
 	if value, ok := _u.mutation.Role(); ok {
 		_spec.SetField(membership.FieldRole, field.TypeEnum, value)
 	}
-	if value, ok := _u.mutation.LastReadAt(); ok {
-		_spec.SetField(membership.FieldLastReadAt, field.TypeTime, value)
+	if value, ok := _u.mutation.ReadSeq(); ok {
+		_spec.SetField(membership.FieldReadSeq, field.TypeInt64, value)
 	}
-	if _u.mutation.LastReadAtCleared() {
-		_spec.ClearField(membership.FieldLastReadAt, field.TypeTime)
+	if value, ok := _u.mutation.AddedReadSeq(); ok {
+		_spec.AddField(membership.FieldReadSeq, field.TypeInt64, value)
 	}
 	if value, ok := _u.mutation.LastReadMessageID(); ok {
 		_spec.SetField(membership.FieldLastReadMessageID, field.TypeUUID, value)
@@ -431,6 +474,9 @@ func (_u *MembershipUpdateOne) sqlSave(ctx context.Context) (_node *Membership, 
 	}
 	if _u.mutation.ChatLastMessageAtCleared() {
 		_spec.ClearField(membership.FieldChatLastMessageAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.Large(); ok {
+		_spec.SetField(membership.FieldLarge, field.TypeBool, value)
 	}
 	_spec.AddModifiers(_u.modifiers...)
 	_node = &Membership{config: _u.config}

@@ -23,6 +23,8 @@ type Message struct {
 	ID uuid.UUID `json:"id,omitempty"`
 	// ChatID holds the value of the "chat_id" field.
 	ChatID uuid.UUID `json:"chat_id,omitempty"`
+	// the message's place in its chat: gapless, increasing in commit order
+	Seq int64 `json:"seq,omitempty"`
 	// the user who sent it; NULL for system and assistant messages
 	SenderID *uuid.UUID `json:"sender_id,omitempty"`
 	// Role holds the value of the "role" field.
@@ -98,6 +100,8 @@ func (*Message) scanValues(columns []string) ([]any, error) {
 			values[i] = &sql.NullScanner{S: new(uuid.UUID)}
 		case message.FieldMetadata:
 			values[i] = new(schematype.MessageMetadata)
+		case message.FieldSeq:
+			values[i] = new(sql.NullInt64)
 		case message.FieldRole, message.FieldContent:
 			values[i] = new(sql.NullString)
 		case message.FieldCreatedAt, message.FieldEditedAt, message.FieldDeletedAt:
@@ -130,6 +134,12 @@ func (_m *Message) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field chat_id", values[i])
 			} else if value != nil {
 				_m.ChatID = *value
+			}
+		case message.FieldSeq:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field seq", values[i])
+			} else if value.Valid {
+				_m.Seq = value.Int64
 			}
 		case message.FieldSenderID:
 			if value, ok := values[i].(*sql.NullScanner); !ok {
@@ -236,6 +246,9 @@ func (_m *Message) String() string {
 	builder.WriteString(fmt.Sprintf("id=%v, ", _m.ID))
 	builder.WriteString("chat_id=")
 	builder.WriteString(fmt.Sprintf("%v", _m.ChatID))
+	builder.WriteString(", ")
+	builder.WriteString("seq=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Seq))
 	builder.WriteString(", ")
 	if v := _m.SenderID; v != nil {
 		builder.WriteString("sender_id=")

@@ -32,6 +32,12 @@ func (_c *MessageCreate) SetChatID(v uuid.UUID) *MessageCreate {
 	return _c
 }
 
+// SetSeq sets the "seq" field.
+func (_c *MessageCreate) SetSeq(v int64) *MessageCreate {
+	_c.mutation.SetSeq(v)
+	return _c
+}
+
 // SetSenderID sets the "sender_id" field.
 func (_c *MessageCreate) SetSenderID(v uuid.UUID) *MessageCreate {
 	_c.mutation.SetSenderID(v)
@@ -234,6 +240,14 @@ func (_c *MessageCreate) check() error {
 	if _, ok := _c.mutation.ChatID(); !ok {
 		return &ValidationError{Name: "chat_id", err: errors.New(`ent: missing required field "Message.chat_id"`)}
 	}
+	if _, ok := _c.mutation.Seq(); !ok {
+		return &ValidationError{Name: "seq", err: errors.New(`ent: missing required field "Message.seq"`)}
+	}
+	if v, ok := _c.mutation.Seq(); ok {
+		if err := message.SeqValidator(v); err != nil {
+			return &ValidationError{Name: "seq", err: fmt.Errorf(`ent: validator failed for field "Message.seq": %w`, err)}
+		}
+	}
 	if _, ok := _c.mutation.Role(); !ok {
 		return &ValidationError{Name: "role", err: errors.New(`ent: missing required field "Message.role"`)}
 	}
@@ -288,6 +302,10 @@ func (_c *MessageCreate) createSpec() (*Message, *sqlgraph.CreateSpec) {
 	if id, ok := _c.mutation.ID(); ok {
 		_node.ID = id
 		_spec.ID.Value = &id
+	}
+	if value, ok := _c.mutation.Seq(); ok {
+		_spec.SetField(message.FieldSeq, field.TypeInt64, value)
+		_node.Seq = value
 	}
 	if value, ok := _c.mutation.SenderID(); ok {
 		_spec.SetField(message.FieldSenderID, field.TypeUUID, value)
@@ -510,6 +528,9 @@ func (u *MessageUpsertOne) UpdateNewValues() *MessageUpsertOne {
 		}
 		if _, exists := u.create.mutation.ChatID(); exists {
 			s.SetIgnore(message.FieldChatID)
+		}
+		if _, exists := u.create.mutation.Seq(); exists {
+			s.SetIgnore(message.FieldSeq)
 		}
 		if _, exists := u.create.mutation.SenderID(); exists {
 			s.SetIgnore(message.FieldSenderID)
@@ -823,6 +844,9 @@ func (u *MessageUpsertBulk) UpdateNewValues() *MessageUpsertBulk {
 			}
 			if _, exists := b.mutation.ChatID(); exists {
 				s.SetIgnore(message.FieldChatID)
+			}
+			if _, exists := b.mutation.Seq(); exists {
+				s.SetIgnore(message.FieldSeq)
 			}
 			if _, exists := b.mutation.SenderID(); exists {
 				s.SetIgnore(message.FieldSenderID)

@@ -50,6 +50,9 @@ type ChatMutation struct {
 	title              *string
 	created_by         *uuid.UUID
 	last_message_at    *time.Time
+	last_seq           *int64
+	addlast_seq        *int64
+	large              *bool
 	archived_at        *time.Time
 	direct_key         *string
 	clearedFields      map[string]struct{}
@@ -446,6 +449,98 @@ func (m *ChatMutation) ResetLastMessageAt() {
 	m.last_message_at = nil
 }
 
+// SetLastSeq sets the "last_seq" field.
+func (m *ChatMutation) SetLastSeq(i int64) {
+	m.last_seq = &i
+	m.addlast_seq = nil
+}
+
+// LastSeq returns the value of the "last_seq" field in the mutation.
+func (m *ChatMutation) LastSeq() (r int64, exists bool) {
+	v := m.last_seq
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastSeq returns the old "last_seq" field's value of the Chat entity.
+// If the Chat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMutation) OldLastSeq(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastSeq is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastSeq requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastSeq: %w", err)
+	}
+	return oldValue.LastSeq, nil
+}
+
+// AddLastSeq adds i to the "last_seq" field.
+func (m *ChatMutation) AddLastSeq(i int64) {
+	if m.addlast_seq != nil {
+		*m.addlast_seq += i
+	} else {
+		m.addlast_seq = &i
+	}
+}
+
+// AddedLastSeq returns the value that was added to the "last_seq" field in this mutation.
+func (m *ChatMutation) AddedLastSeq() (r int64, exists bool) {
+	v := m.addlast_seq
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLastSeq resets all changes to the "last_seq" field.
+func (m *ChatMutation) ResetLastSeq() {
+	m.last_seq = nil
+	m.addlast_seq = nil
+}
+
+// SetLarge sets the "large" field.
+func (m *ChatMutation) SetLarge(b bool) {
+	m.large = &b
+}
+
+// Large returns the value of the "large" field in the mutation.
+func (m *ChatMutation) Large() (r bool, exists bool) {
+	v := m.large
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLarge returns the old "large" field's value of the Chat entity.
+// If the Chat object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMutation) OldLarge(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLarge is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLarge requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLarge: %w", err)
+	}
+	return oldValue.Large, nil
+}
+
+// ResetLarge resets all changes to the "large" field.
+func (m *ChatMutation) ResetLarge() {
+	m.large = nil
+}
+
 // SetArchivedAt sets the "archived_at" field.
 func (m *ChatMutation) SetArchivedAt(t time.Time) {
 	m.archived_at = &t
@@ -686,7 +781,7 @@ func (m *ChatMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ChatMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 11)
 	if m.created_at != nil {
 		fields = append(fields, chat.FieldCreatedAt)
 	}
@@ -707,6 +802,12 @@ func (m *ChatMutation) Fields() []string {
 	}
 	if m.last_message_at != nil {
 		fields = append(fields, chat.FieldLastMessageAt)
+	}
+	if m.last_seq != nil {
+		fields = append(fields, chat.FieldLastSeq)
+	}
+	if m.large != nil {
+		fields = append(fields, chat.FieldLarge)
 	}
 	if m.archived_at != nil {
 		fields = append(fields, chat.FieldArchivedAt)
@@ -736,6 +837,10 @@ func (m *ChatMutation) Field(name string) (ent.Value, bool) {
 		return m.CreatedBy()
 	case chat.FieldLastMessageAt:
 		return m.LastMessageAt()
+	case chat.FieldLastSeq:
+		return m.LastSeq()
+	case chat.FieldLarge:
+		return m.Large()
 	case chat.FieldArchivedAt:
 		return m.ArchivedAt()
 	case chat.FieldDirectKey:
@@ -763,6 +868,10 @@ func (m *ChatMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldCreatedBy(ctx)
 	case chat.FieldLastMessageAt:
 		return m.OldLastMessageAt(ctx)
+	case chat.FieldLastSeq:
+		return m.OldLastSeq(ctx)
+	case chat.FieldLarge:
+		return m.OldLarge(ctx)
 	case chat.FieldArchivedAt:
 		return m.OldArchivedAt(ctx)
 	case chat.FieldDirectKey:
@@ -825,6 +934,20 @@ func (m *ChatMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetLastMessageAt(v)
 		return nil
+	case chat.FieldLastSeq:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastSeq(v)
+		return nil
+	case chat.FieldLarge:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLarge(v)
+		return nil
 	case chat.FieldArchivedAt:
 		v, ok := value.(time.Time)
 		if !ok {
@@ -846,13 +969,21 @@ func (m *ChatMutation) SetField(name string, value ent.Value) error {
 // AddedFields returns all numeric fields that were incremented/decremented during
 // this mutation.
 func (m *ChatMutation) AddedFields() []string {
-	return nil
+	var fields []string
+	if m.addlast_seq != nil {
+		fields = append(fields, chat.FieldLastSeq)
+	}
+	return fields
 }
 
 // AddedField returns the numeric value that was incremented/decremented on a field
 // with the given name. The second boolean return value indicates that this field
 // was not set, or was not defined in the schema.
 func (m *ChatMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case chat.FieldLastSeq:
+		return m.AddedLastSeq()
+	}
 	return nil, false
 }
 
@@ -861,6 +992,13 @@ func (m *ChatMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *ChatMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case chat.FieldLastSeq:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLastSeq(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Chat numeric field %s", name)
 }
@@ -935,6 +1073,12 @@ func (m *ChatMutation) ResetField(name string) error {
 		return nil
 	case chat.FieldLastMessageAt:
 		m.ResetLastMessageAt()
+		return nil
+	case chat.FieldLastSeq:
+		m.ResetLastSeq()
+		return nil
+	case chat.FieldLarge:
+		m.ResetLarge()
 		return nil
 	case chat.FieldArchivedAt:
 		m.ResetArchivedAt()
@@ -1559,10 +1703,12 @@ type MembershipMutation struct {
 	user_id              *uuid.UUID
 	role                 *membership.Role
 	joined_at            *time.Time
-	last_read_at         *time.Time
+	read_seq             *int64
+	addread_seq          *int64
 	last_read_message_id *uuid.UUID
 	muted                *bool
 	chat_last_message_at *time.Time
+	large                *bool
 	clearedFields        map[string]struct{}
 	chat                 *uuid.UUID
 	clearedchat          bool
@@ -1819,53 +1965,60 @@ func (m *MembershipMutation) ResetJoinedAt() {
 	m.joined_at = nil
 }
 
-// SetLastReadAt sets the "last_read_at" field.
-func (m *MembershipMutation) SetLastReadAt(t time.Time) {
-	m.last_read_at = &t
+// SetReadSeq sets the "read_seq" field.
+func (m *MembershipMutation) SetReadSeq(i int64) {
+	m.read_seq = &i
+	m.addread_seq = nil
 }
 
-// LastReadAt returns the value of the "last_read_at" field in the mutation.
-func (m *MembershipMutation) LastReadAt() (r time.Time, exists bool) {
-	v := m.last_read_at
+// ReadSeq returns the value of the "read_seq" field in the mutation.
+func (m *MembershipMutation) ReadSeq() (r int64, exists bool) {
+	v := m.read_seq
 	if v == nil {
 		return
 	}
 	return *v, true
 }
 
-// OldLastReadAt returns the old "last_read_at" field's value of the Membership entity.
+// OldReadSeq returns the old "read_seq" field's value of the Membership entity.
 // If the Membership object wasn't provided to the builder, the object is fetched from the database.
 // An error is returned if the mutation operation is not UpdateOne, or the database query fails.
-func (m *MembershipMutation) OldLastReadAt(ctx context.Context) (v *time.Time, err error) {
+func (m *MembershipMutation) OldReadSeq(ctx context.Context) (v int64, err error) {
 	if !m.op.Is(OpUpdateOne) {
-		return v, errors.New("OldLastReadAt is only allowed on UpdateOne operations")
+		return v, errors.New("OldReadSeq is only allowed on UpdateOne operations")
 	}
 	if m.id == nil || m.oldValue == nil {
-		return v, errors.New("OldLastReadAt requires an ID field in the mutation")
+		return v, errors.New("OldReadSeq requires an ID field in the mutation")
 	}
 	oldValue, err := m.oldValue(ctx)
 	if err != nil {
-		return v, fmt.Errorf("querying old value for OldLastReadAt: %w", err)
+		return v, fmt.Errorf("querying old value for OldReadSeq: %w", err)
 	}
-	return oldValue.LastReadAt, nil
+	return oldValue.ReadSeq, nil
 }
 
-// ClearLastReadAt clears the value of the "last_read_at" field.
-func (m *MembershipMutation) ClearLastReadAt() {
-	m.last_read_at = nil
-	m.clearedFields[membership.FieldLastReadAt] = struct{}{}
+// AddReadSeq adds i to the "read_seq" field.
+func (m *MembershipMutation) AddReadSeq(i int64) {
+	if m.addread_seq != nil {
+		*m.addread_seq += i
+	} else {
+		m.addread_seq = &i
+	}
 }
 
-// LastReadAtCleared returns if the "last_read_at" field was cleared in this mutation.
-func (m *MembershipMutation) LastReadAtCleared() bool {
-	_, ok := m.clearedFields[membership.FieldLastReadAt]
-	return ok
+// AddedReadSeq returns the value that was added to the "read_seq" field in this mutation.
+func (m *MembershipMutation) AddedReadSeq() (r int64, exists bool) {
+	v := m.addread_seq
+	if v == nil {
+		return
+	}
+	return *v, true
 }
 
-// ResetLastReadAt resets all changes to the "last_read_at" field.
-func (m *MembershipMutation) ResetLastReadAt() {
-	m.last_read_at = nil
-	delete(m.clearedFields, membership.FieldLastReadAt)
+// ResetReadSeq resets all changes to the "read_seq" field.
+func (m *MembershipMutation) ResetReadSeq() {
+	m.read_seq = nil
+	m.addread_seq = nil
 }
 
 // SetLastReadMessageID sets the "last_read_message_id" field.
@@ -2002,6 +2155,42 @@ func (m *MembershipMutation) ResetChatLastMessageAt() {
 	delete(m.clearedFields, membership.FieldChatLastMessageAt)
 }
 
+// SetLarge sets the "large" field.
+func (m *MembershipMutation) SetLarge(b bool) {
+	m.large = &b
+}
+
+// Large returns the value of the "large" field in the mutation.
+func (m *MembershipMutation) Large() (r bool, exists bool) {
+	v := m.large
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLarge returns the old "large" field's value of the Membership entity.
+// If the Membership object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MembershipMutation) OldLarge(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLarge is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLarge requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLarge: %w", err)
+	}
+	return oldValue.Large, nil
+}
+
+// ResetLarge resets all changes to the "large" field.
+func (m *MembershipMutation) ResetLarge() {
+	m.large = nil
+}
+
 // ClearChat clears the "chat" edge to the Chat entity.
 func (m *MembershipMutation) ClearChat() {
 	m.clearedchat = true
@@ -2063,7 +2252,7 @@ func (m *MembershipMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *MembershipMutation) Fields() []string {
-	fields := make([]string, 0, 8)
+	fields := make([]string, 0, 9)
 	if m.user_id != nil {
 		fields = append(fields, membership.FieldUserID)
 	}
@@ -2076,8 +2265,8 @@ func (m *MembershipMutation) Fields() []string {
 	if m.joined_at != nil {
 		fields = append(fields, membership.FieldJoinedAt)
 	}
-	if m.last_read_at != nil {
-		fields = append(fields, membership.FieldLastReadAt)
+	if m.read_seq != nil {
+		fields = append(fields, membership.FieldReadSeq)
 	}
 	if m.last_read_message_id != nil {
 		fields = append(fields, membership.FieldLastReadMessageID)
@@ -2087,6 +2276,9 @@ func (m *MembershipMutation) Fields() []string {
 	}
 	if m.chat_last_message_at != nil {
 		fields = append(fields, membership.FieldChatLastMessageAt)
+	}
+	if m.large != nil {
+		fields = append(fields, membership.FieldLarge)
 	}
 	return fields
 }
@@ -2104,14 +2296,16 @@ func (m *MembershipMutation) Field(name string) (ent.Value, bool) {
 		return m.Role()
 	case membership.FieldJoinedAt:
 		return m.JoinedAt()
-	case membership.FieldLastReadAt:
-		return m.LastReadAt()
+	case membership.FieldReadSeq:
+		return m.ReadSeq()
 	case membership.FieldLastReadMessageID:
 		return m.LastReadMessageID()
 	case membership.FieldMuted:
 		return m.Muted()
 	case membership.FieldChatLastMessageAt:
 		return m.ChatLastMessageAt()
+	case membership.FieldLarge:
+		return m.Large()
 	}
 	return nil, false
 }
@@ -2129,14 +2323,16 @@ func (m *MembershipMutation) OldField(ctx context.Context, name string) (ent.Val
 		return m.OldRole(ctx)
 	case membership.FieldJoinedAt:
 		return m.OldJoinedAt(ctx)
-	case membership.FieldLastReadAt:
-		return m.OldLastReadAt(ctx)
+	case membership.FieldReadSeq:
+		return m.OldReadSeq(ctx)
 	case membership.FieldLastReadMessageID:
 		return m.OldLastReadMessageID(ctx)
 	case membership.FieldMuted:
 		return m.OldMuted(ctx)
 	case membership.FieldChatLastMessageAt:
 		return m.OldChatLastMessageAt(ctx)
+	case membership.FieldLarge:
+		return m.OldLarge(ctx)
 	}
 	return nil, fmt.Errorf("unknown Membership field %s", name)
 }
@@ -2174,12 +2370,12 @@ func (m *MembershipMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetJoinedAt(v)
 		return nil
-	case membership.FieldLastReadAt:
-		v, ok := value.(time.Time)
+	case membership.FieldReadSeq:
+		v, ok := value.(int64)
 		if !ok {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
-		m.SetLastReadAt(v)
+		m.SetReadSeq(v)
 		return nil
 	case membership.FieldLastReadMessageID:
 		v, ok := value.(uuid.UUID)
@@ -2202,6 +2398,13 @@ func (m *MembershipMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetChatLastMessageAt(v)
 		return nil
+	case membership.FieldLarge:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLarge(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Membership field %s", name)
 }
@@ -2209,13 +2412,21 @@ func (m *MembershipMutation) SetField(name string, value ent.Value) error {
 // AddedFields returns all numeric fields that were incremented/decremented during
 // this mutation.
 func (m *MembershipMutation) AddedFields() []string {
-	return nil
+	var fields []string
+	if m.addread_seq != nil {
+		fields = append(fields, membership.FieldReadSeq)
+	}
+	return fields
 }
 
 // AddedField returns the numeric value that was incremented/decremented on a field
 // with the given name. The second boolean return value indicates that this field
 // was not set, or was not defined in the schema.
 func (m *MembershipMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case membership.FieldReadSeq:
+		return m.AddedReadSeq()
+	}
 	return nil, false
 }
 
@@ -2224,6 +2435,13 @@ func (m *MembershipMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *MembershipMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case membership.FieldReadSeq:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddReadSeq(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Membership numeric field %s", name)
 }
@@ -2232,9 +2450,6 @@ func (m *MembershipMutation) AddField(name string, value ent.Value) error {
 // mutation.
 func (m *MembershipMutation) ClearedFields() []string {
 	var fields []string
-	if m.FieldCleared(membership.FieldLastReadAt) {
-		fields = append(fields, membership.FieldLastReadAt)
-	}
 	if m.FieldCleared(membership.FieldLastReadMessageID) {
 		fields = append(fields, membership.FieldLastReadMessageID)
 	}
@@ -2255,9 +2470,6 @@ func (m *MembershipMutation) FieldCleared(name string) bool {
 // error if the field is not defined in the schema.
 func (m *MembershipMutation) ClearField(name string) error {
 	switch name {
-	case membership.FieldLastReadAt:
-		m.ClearLastReadAt()
-		return nil
 	case membership.FieldLastReadMessageID:
 		m.ClearLastReadMessageID()
 		return nil
@@ -2284,8 +2496,8 @@ func (m *MembershipMutation) ResetField(name string) error {
 	case membership.FieldJoinedAt:
 		m.ResetJoinedAt()
 		return nil
-	case membership.FieldLastReadAt:
-		m.ResetLastReadAt()
+	case membership.FieldReadSeq:
+		m.ResetReadSeq()
 		return nil
 	case membership.FieldLastReadMessageID:
 		m.ResetLastReadMessageID()
@@ -2295,6 +2507,9 @@ func (m *MembershipMutation) ResetField(name string) error {
 		return nil
 	case membership.FieldChatLastMessageAt:
 		m.ResetChatLastMessageAt()
+		return nil
+	case membership.FieldLarge:
+		m.ResetLarge()
 		return nil
 	}
 	return fmt.Errorf("unknown Membership field %s", name)
@@ -2380,6 +2595,8 @@ type MessageMutation struct {
 	op              Op
 	typ             string
 	id              *uuid.UUID
+	seq             *int64
+	addseq          *int64
 	sender_id       *uuid.UUID
 	role            *message.Role
 	content         *string
@@ -2538,6 +2755,62 @@ func (m *MessageMutation) OldChatID(ctx context.Context) (v uuid.UUID, err error
 // ResetChatID resets all changes to the "chat_id" field.
 func (m *MessageMutation) ResetChatID() {
 	m.chat = nil
+}
+
+// SetSeq sets the "seq" field.
+func (m *MessageMutation) SetSeq(i int64) {
+	m.seq = &i
+	m.addseq = nil
+}
+
+// Seq returns the value of the "seq" field in the mutation.
+func (m *MessageMutation) Seq() (r int64, exists bool) {
+	v := m.seq
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSeq returns the old "seq" field's value of the Message entity.
+// If the Message object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MessageMutation) OldSeq(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSeq is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSeq requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSeq: %w", err)
+	}
+	return oldValue.Seq, nil
+}
+
+// AddSeq adds i to the "seq" field.
+func (m *MessageMutation) AddSeq(i int64) {
+	if m.addseq != nil {
+		*m.addseq += i
+	} else {
+		m.addseq = &i
+	}
+}
+
+// AddedSeq returns the value that was added to the "seq" field in this mutation.
+func (m *MessageMutation) AddedSeq() (r int64, exists bool) {
+	v := m.addseq
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetSeq resets all changes to the "seq" field.
+func (m *MessageMutation) ResetSeq() {
+	m.seq = nil
+	m.addseq = nil
 }
 
 // SetSenderID sets the "sender_id" field.
@@ -3048,9 +3321,12 @@ func (m *MessageMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *MessageMutation) Fields() []string {
-	fields := make([]string, 0, 9)
+	fields := make([]string, 0, 10)
 	if m.chat != nil {
 		fields = append(fields, message.FieldChatID)
+	}
+	if m.seq != nil {
+		fields = append(fields, message.FieldSeq)
 	}
 	if m.sender_id != nil {
 		fields = append(fields, message.FieldSenderID)
@@ -3086,6 +3362,8 @@ func (m *MessageMutation) Field(name string) (ent.Value, bool) {
 	switch name {
 	case message.FieldChatID:
 		return m.ChatID()
+	case message.FieldSeq:
+		return m.Seq()
 	case message.FieldSenderID:
 		return m.SenderID()
 	case message.FieldRole:
@@ -3113,6 +3391,8 @@ func (m *MessageMutation) OldField(ctx context.Context, name string) (ent.Value,
 	switch name {
 	case message.FieldChatID:
 		return m.OldChatID(ctx)
+	case message.FieldSeq:
+		return m.OldSeq(ctx)
 	case message.FieldSenderID:
 		return m.OldSenderID(ctx)
 	case message.FieldRole:
@@ -3144,6 +3424,13 @@ func (m *MessageMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetChatID(v)
+		return nil
+	case message.FieldSeq:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSeq(v)
 		return nil
 	case message.FieldSenderID:
 		v, ok := value.(uuid.UUID)
@@ -3208,13 +3495,21 @@ func (m *MessageMutation) SetField(name string, value ent.Value) error {
 // AddedFields returns all numeric fields that were incremented/decremented during
 // this mutation.
 func (m *MessageMutation) AddedFields() []string {
-	return nil
+	var fields []string
+	if m.addseq != nil {
+		fields = append(fields, message.FieldSeq)
+	}
+	return fields
 }
 
 // AddedField returns the numeric value that was incremented/decremented on a field
 // with the given name. The second boolean return value indicates that this field
 // was not set, or was not defined in the schema.
 func (m *MessageMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case message.FieldSeq:
+		return m.AddedSeq()
+	}
 	return nil, false
 }
 
@@ -3223,6 +3518,13 @@ func (m *MessageMutation) AddedField(name string) (ent.Value, bool) {
 // type.
 func (m *MessageMutation) AddField(name string, value ent.Value) error {
 	switch name {
+	case message.FieldSeq:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddSeq(v)
+		return nil
 	}
 	return fmt.Errorf("unknown Message numeric field %s", name)
 }
@@ -3291,6 +3593,9 @@ func (m *MessageMutation) ResetField(name string) error {
 	switch name {
 	case message.FieldChatID:
 		m.ResetChatID()
+		return nil
+	case message.FieldSeq:
+		m.ResetSeq()
 		return nil
 	case message.FieldSenderID:
 		m.ResetSenderID()

@@ -88,8 +88,18 @@ func at(minute int) time.Time { return base.Add(time.Duration(minute) * time.Min
 func buildWorld(t *testing.T, target dbtest.Target, secret string) *database.DB {
 	t.Helper()
 	db := dbtest.Open(t, target)
-	c := db.Client()
-	ctx := viewer.SystemContext(t.Context())
+	// In one transaction: messages are appended in one (schema's sequence
+	// hook).
+	err := db.WithTxContext(viewer.SystemContext(t.Context()), func(ctx context.Context, tx *ent.Tx) error {
+		writeWorld(t, ctx, tx.Client(), secret)
+		return nil
+	})
+	require.NoError(t, err)
+	return db
+}
+
+// writeWorld writes buildWorld's rows through c.
+func writeWorld(t *testing.T, ctx context.Context, c *ent.Client, secret string) {
 	must := func(err error) {
 		t.Helper()
 		require.NoError(t, err)
@@ -130,7 +140,7 @@ func buildWorld(t *testing.T, target dbtest.Target, secret string) *database.DB 
 	for _, u := range []string{"viewer", "removed", "deleted"} {
 		must(member("public", u, membership.RoleMember).Exec(ctx))
 	}
-	must(member("public", "public", membership.RoleOwner).SetLastReadAt(at(10)).SetLastReadMessageID(ids("p1")).Exec(ctx))
+	must(member("public", "public", membership.RoleOwner).Exec(ctx))
 	secretRole := membership.RoleAdmin
 	if secret == "B" {
 		secretRole = membership.RoleMember
@@ -138,7 +148,7 @@ func buildWorld(t *testing.T, target dbtest.Target, secret string) *database.DB 
 	must(member("secret", "insider", membership.RoleOwner).Exec(ctx))
 	s1 := member("secret", "public", secretRole)
 	if secret == "A" {
-		s1.SetLastReadAt(at(30)).SetLastReadMessageID(ids("s1")).SetMuted(true)
+		s1.SetMuted(true)
 		must(member("secret", "extra", membership.RoleMember).Exec(ctx))
 	}
 	must(s1.Exec(ctx))
@@ -176,7 +186,6 @@ func buildWorld(t *testing.T, target dbtest.Target, secret string) *database.DB 
 	must(say("z1", "gone", "viewer", "gone "+secret, 40).Exec(ctx))
 	must(say("d1", "direct", "insider", "whisper "+secret, 50).Exec(ctx))
 	must(c.Membership.DeleteOneID(ids("mb-secret-removed")).Exec(ctx))
-	return db
 }
 
 // entity is what the test knows of one entity of the client: its generated

@@ -34,6 +34,20 @@ func (Chat) Fields() []ent.Field {
 		field.Time("last_message_at").
 			Default(Now).
 			Comment("time of the newest message, or of creation; an inbox sorts by it"),
+		// The chat's sequence: the seq of its newest message (0 for none). An
+		// append takes the chat's row lock and gives the message last_seq+1, so
+		// seqs are gapless and increase in commit order; a member's unread count
+		// is last_seq minus their read_seq, whatever the backlog.
+		field.Int64("last_seq").
+			Default(0).
+			NonNegative().
+			Comment("seq of the newest message; 0 while the chat has none"),
+		// Whether appends leave the members' inbox order alone (see
+		// Membership.large): set by the store once the chat has more members than
+		// it fans out to, and never cleared.
+		field.Bool("large").
+			Default(false).
+			Comment("true once the chat has more members than an append writes to"),
 		field.Time("archived_at").
 			Optional().
 			Nillable(),

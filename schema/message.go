@@ -10,6 +10,7 @@ import (
 	"entgo.io/ent/schema/index"
 	"github.com/google/uuid"
 
+	"github.com/chatdb/chatdb/ent/hook"
 	"github.com/chatdb/chatdb/schema/schematype"
 )
 
@@ -28,6 +29,13 @@ func (Message) Fields() []ent.Field {
 	return []ent.Field{
 		field.UUID("chat_id", uuid.UUID{}).
 			Immutable(),
+		// The message's place in its chat: 1, 2, 3, ... in commit order, without
+		// gaps (see Chat.last_seq). History is read in seq order and its cursors
+		// name a seq, and a client resumes a sync from the last seq it has.
+		field.Int64("seq").
+			Positive().
+			Immutable().
+			Comment("the message's place in its chat: gapless, increasing in commit order"),
 		field.UUID("sender_id", uuid.UUID{}).
 			Optional().
 			Nillable().
@@ -95,10 +103,11 @@ func (Message) Edges() []ent.Edge {
 // Indexes of the Message.
 func (Message) Indexes() []ent.Index {
 	return []ent.Index{
-		// A chat's history in (created_at, id) order, read by keyset in either
-		// direction; unread counts are ranges over the same index.
-		index.Fields("chat_id", "created_at", "id").
-			StorageKey("messages_chat_created_id_idx"),
+		// A chat's history in seq order, read by keyset in either direction,
+		// and one seq per place in the chat.
+		index.Fields("chat_id", "seq").
+			Unique().
+			StorageKey("messages_chat_seq_key"),
 		// Serves the foreign key to users (SET NULL on delete) and "messages by user".
 		index.Fields("sender_id").
 			StorageKey("messages_sender_idx"),
@@ -127,5 +136,5 @@ func (Message) Annotations() []schema.Annotation {
 
 // Hooks of the Message.
 func (Message) Hooks() []ent.Hook {
-	return []ent.Hook{validateMetadata, eraseDeleted, replyInChat}
+	return []ent.Hook{validateMetadata, eraseDeleted, replyInChat, hook.On(sequence, ent.OpCreate)}
 }

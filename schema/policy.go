@@ -32,9 +32,11 @@ import (
 //     can do nothing at all).
 //     credentials: read by nobody but the system; a live user writes their own.
 //     chats: an active user creates chats they are the creator of (a direct
-//     chat only with a direct_key that names them); as an active member, bumps
-//     last_message_at; as owner or admin, changes the title and archives; as
-//     owner, soft-deletes. Nobody but the system clears deleted_at or hard-deletes.
+//     chat only with a direct_key that names them); as owner or admin,
+//     changes the title and archives; as
+//     owner, soft-deletes. Nobody but the system clears deleted_at or
+//     hard-deletes, or writes the sequence and activity (last_seq,
+//     last_message_at, large), which appends keep (schema's sequence hook).
 //     memberships: an active user creates the founding owner membership of a
 //     chat they created that has no members yet, joins a direct chat that names
 //     them (as owner: both of a pair own their chat), and as owner or admin adds
@@ -263,10 +265,13 @@ func chatMutationRule(ctx context.Context, m *gen.ChatMutation) error {
 	case m.DeletedAtCleared():
 		return privacy.Denyf("only the system restores a deleted chat")
 	}
+	if touchesAny(m, chat.FieldLastMessageAt, chat.FieldLastSeq, chat.FieldLarge) {
+		// The chat's sequence and activity are the append's (schema's sequence
+		// hook, the store's statements), which write them as the system.
+		return privacy.Denyf("a chat's sequence and activity are the store's")
+	}
 	var roles []membership.Role
 	switch {
-	case onlyTouches(m, chat.FieldLastMessageAt, chat.FieldUpdatedAt):
-		// Appending a message bumps last_message_at: any active member.
 	case touchesAny(m, chat.FieldDeletedAt):
 		roles = []membership.Role{membership.RoleOwner}
 	default:
@@ -319,6 +324,9 @@ func membershipMutationRule(ctx context.Context, m *gen.MembershipMutation) erro
 			)
 		})
 		return privacy.Allow
+	}
+	if touchesAny(m, membership.FieldChatLastMessageAt, membership.FieldLarge) {
+		return privacy.Denyf("a membership's inbox order is the store's")
 	}
 	if touchesAny(m, membership.FieldRole) {
 		r, ok := m.Role()

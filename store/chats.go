@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -92,61 +93,42 @@ func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ 
 }
 
 // CreateGroupChat creates a group chat titled title, with the viewer as its owner
-// and memberIDs as members (duplicates and the viewer themselves are ignored).
-// Unknown or deleted users give database.ErrInvalidReference or
-// database.ErrNotFound and create nothing.
+// and userIDs as members (duplicates and the viewer themselves are ignored),
+// up to MaxMembersPerCall of them (database.ErrInvalid beyond, and for a zero
+// ID). Unknown or deleted users give database.ErrNotFound and create nothing.
+// A chat of more members than the fan-out limit is large from the start (see
+// DefaultFanOutLimit).
 //
-// Cost: one transaction of 9 round trips whatever the number of members: BEGIN,
-// the chat rule's SELECT and the chat INSERT, the membership rule's SELECT and
-// the INSERT of the owner, a SELECT counting the live members, one rule SELECT
-// and one multi-row INSERT for all the members (the rule is the same for
-// each), COMMIT.
-func (s *Store) CreateGroupChat(ctx context.Context, title string, memberIDs []uuid.UUID) (*Chat, error) {
+// Cost: one transaction whatever the number of members: the chat's and its
+// owner's INSERTs with their rules' SELECTs, then AddMembers's bulk path (a
+// temporary table filled by COPY, one check of the users, one INSERT ...
+// SELECT, a count) and a SELECT of the chat.
+func (s *Store) CreateGroupChat(ctx context.Context, title string, userIDs []uuid.UUID) (*Chat, error) {
 	const op = "create group chat"
 	me, err := viewerUser(ctx)
 	if err != nil {
 		return nil, fail(op, err)
 	}
-	ids := make([]uuid.UUID, 0, len(memberIDs))
-	seen := map[uuid.UUID]bool{me: true}
-	for _, id := range memberIDs {
-		if !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
+	ids, err := memberIDs(userIDs, me)
+	if err != nil {
+		return nil, fail(op, err)
 	}
 	var c *ent.Chat
-	err = s.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
+	err = s.db.WithConnTx(ctx, func(ctx context.Context, conn *sql.Conn, client *ent.Client) error {
 		// The chat first: its rule says whether the viewer may create chats at
 		// all, before anything is said about the members.
 		var err error
-		c, err = s.createChat(ctx, tx, chat.KindGroup, title, me)
+		c, err = s.createChat(ctx, client, chat.KindGroup, title, me)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		// Members of a new chat join with it.
+		_, err = s.addMembers(ctx, conn, client, c.ID, ids, membership.RoleMember, c.CreatedAt)
 		if err != nil {
 			return err
 		}
-		if len(ids) == 0 {
-			return nil
-		}
-		// Every member must be a live user (the user read rule shows live
-		// ones only); the membership rule below is asked once, for the first.
-		n, err := tx.User.Query().Where(user.IDIn(ids...), user.DeletedAtIsNil()).Count(ctx)
-		if err != nil {
-			return err
-		}
-		if n != len(ids) {
-			return notFound("member user")
-		}
-		builders := make([]*ent.MembershipCreate, len(ids))
-		for i, id := range ids {
-			builders[i] = tx.Membership.Create().SetChatID(c.ID).SetUserID(id).SetRole(membership.RoleMember).SetJoinedAt(c.CreatedAt).SetChatLastMessageAt(c.LastMessageAt)
-		}
-		// Adding a member to a group chat is decided by the chat, the viewer and
-		// the role only, the same for every member here: ask the policy once, then
-		// insert them all in one statement.
-		if err := membership.Policy.EvalMutation(ctx, builders[0].Mutation()); err != nil {
-			return err
-		}
-		return tx.Membership.CreateBulk(builders...).Exec(privacy.DecisionContext(ctx, privacy.Allow))
+		c, err = client.Chat.Get(ctx, c.ID)
+		return err
 	})
 	if err != nil {
 		return nil, fail(op, err)
@@ -169,7 +151,7 @@ func (s *Store) CreateAssistantChat(ctx context.Context, title string) (*Chat, e
 	var c *ent.Chat
 	err = s.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		var err error
-		c, err = s.createChat(ctx, tx, chat.KindAssistant, title, me)
+		c, err = s.createChat(ctx, tx.Client(), chat.KindAssistant, title, me)
 		return err
 	})
 	if err != nil {
@@ -195,7 +177,9 @@ func (s *Store) GetChat(ctx context.Context, chatID uuid.UUID) (*Chat, error) {
 // owners, and nobody can add members to a direct chat (ErrForbidden). Adding an
 // existing member gives database.ErrConflict.
 //
-// Cost: 3 round trips: a SELECT of the user, the policy's SELECT, the INSERT.
+// Cost: a SELECT of the user, then a transaction of the rule's SELECT, the
+// chat's (the new member's read position and inbox order), the INSERT, and
+// while the chat is not large a count of its members: 7 round trips.
 func (s *Store) AddMember(ctx context.Context, chatID, userID uuid.UUID, role membership.Role) (*Membership, error) {
 	const op = "add member"
 	if role == "" {
@@ -211,14 +195,21 @@ func (s *Store) AddMember(ctx context.Context, chatID, userID uuid.UUID, role me
 	if !ok {
 		return nil, fail(op, notFound("user"))
 	}
-	now := s.clock()
-	m, err := s.client.Membership.Create().
-		SetChatID(chatID).
-		SetUserID(userID).
-		SetRole(role).
-		SetJoinedAt(now).
-		SetChatLastMessageAt(now).
-		Save(ctx)
+	var m *ent.Membership
+	err = s.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
+		// schema's joinState starts the membership at the chat's last message.
+		var err error
+		m, err = tx.Membership.Create().
+			SetChatID(chatID).
+			SetUserID(userID).
+			SetRole(role).
+			SetJoinedAt(s.clock()).
+			Save(ctx)
+		if err != nil || m.Large {
+			return err
+		}
+		return s.turnLarge(ctx, tx.Client(), chatID)
+	})
 	if err != nil {
 		return nil, fail(op, err)
 	}
@@ -340,7 +331,7 @@ func (s *Store) Members(ctx context.Context, chatID uuid.UUID) ([]Member, error)
 var errDirectDeleted = fmt.Errorf("%w: the direct chat of this pair was deleted", database.ErrConflict)
 
 // createChat inserts a chat of the given kind and makes creator its owner.
-func (s *Store) createChat(ctx context.Context, tx *ent.Tx, kind chat.Kind, title string, creator uuid.UUID) (*ent.Chat, error) {
+func (s *Store) createChat(ctx context.Context, tx *ent.Client, kind chat.Kind, title string, creator uuid.UUID) (*ent.Chat, error) {
 	now := s.clock()
 	cc := tx.Chat.Create().
 		SetKind(kind).

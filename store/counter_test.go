@@ -112,22 +112,22 @@ func TestCosts(t *testing.T) {
 				return err
 			}},
 			{"CreateDirectChat existing", 1, 1, func() error { _, _, err := e.s.CreateDirectChat(e.as(bob), ada.ID); return err }},
-			{"CreateDirectChat new", 8, 10, func() error { _, _, err := e.s.CreateDirectChat(e.as(carol), ada.ID); return err }},
-			{"CreateGroupChat", 7, 9, func() error {
+			{"CreateDirectChat new", 10, 12, func() error { _, _, err := e.s.CreateDirectChat(e.as(carol), ada.ID); return err }},
+			{"CreateGroupChat", pick(13, 14), pick(15, 16), func() error {
 				_, err := e.s.CreateGroupChat(e.as(ada), "g", []uuid.UUID{bob.ID, carol.ID})
 				return err
 			}},
-			{"CreateAssistantChat", 4, 6, func() error { _, err := e.s.CreateAssistantChat(e.as(ada), "a"); return err }},
+			{"CreateAssistantChat", 5, 7, func() error { _, err := e.s.CreateAssistantChat(e.as(ada), "a"); return err }},
 			{"GetChat", 1, 1, func() error { _, err := e.s.GetChat(e.as(ada), g.ID); return err }},
-			{"AddMember", 3, 3, func() error { _, err := e.s.AddMember(e.as(ada), g.ID, carol.ID, ""); return err }},
+			{"AddMember", 5, 7, func() error { _, err := e.s.AddMember(e.as(ada), g.ID, carol.ID, ""); return err }},
 			{"SetRole", 2, 2, func() error { _, err := e.s.SetRole(e.as(ada), g.ID, carol.ID, "admin"); return err }},
 			{"RemoveMember", 1, 1, func() error { return e.s.RemoveMember(e.as(ada), g.ID, carol.ID) }},
 			{"Members", 2, 2, func() error { _, err := e.s.Members(e.as(ada), g.ID); return err }},
-			{"AppendMessage", pick(1, 5), pick(1, 7), func() error {
+			{"AppendMessage", pick(1, 6), pick(1, 8), func() error {
 				_, err := e.s.AppendMessage(e.as(ada), store.NewMessage{ChatID: g.ID, Content: "x"})
 				return err
 			}},
-			{"AppendMessage reply", pick(1, 6), pick(1, 8), func() error {
+			{"AppendMessage reply", pick(1, 7), pick(1, 9), func() error {
 				_, err := e.s.AppendMessage(e.as(ada), store.NewMessage{ChatID: g.ID, Content: "x", ReplyTo: m.ID})
 				return err
 			}},

@@ -15,18 +15,26 @@ import (
 // into, so that a history cursor passed to the inbox is refused and a later
 // format can be told from this one.
 const (
-	cursorHistoryV1 byte = 1 // (created_at, id) of a message
-	cursorInboxV1   byte = 2 // (memberships.chat_last_message_at, chat id) of an inbox entry
+	// cursorHistoryV1 was (created_at, id) of a message, before messages had a
+	// seq: such cursors are refused, as any other format's.
+	cursorHistoryV1 byte = 1
+	cursorInboxV1   byte = 2 // (entry time, chat id) of an inbox entry
+	cursorHistoryV2 byte = 3 // (seq, chat id) of a message
 )
 
-// cursorLen is the decoded size: format, Unix microseconds, UUID, CRC-32.
+// cursorLen is the decoded size: format, Unix microseconds or seq, UUID,
+// CRC-32.
 const cursorLen = 1 + 8 + 16 + 4
 
-// position is a place in a keyset ordering.
+// position is a place in a keyset ordering: a time or a seq, and an ID.
 type position struct {
-	at time.Time
-	id uuid.UUID
+	at  time.Time
+	seq int64
+	id  uuid.UUID
 }
+
+// hasSeq reports whether cursors of format kind hold a seq rather than a time.
+func hasSeq(kind byte) bool { return kind == cursorHistoryV2 }
 
 // encodeCursor returns the opaque cursor for p in format kind: base64url of the
 // format byte, p's time in Unix microseconds and ID, and a CRC-32 of those. The
@@ -35,7 +43,11 @@ type position struct {
 func encodeCursor(kind byte, p position) Cursor {
 	b := make([]byte, 0, cursorLen)
 	b = append(b, kind)
-	b = binary.BigEndian.AppendUint64(b, uint64(p.at.UnixMicro()))
+	v := p.at.UnixMicro()
+	if hasSeq(kind) {
+		v = p.seq
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(v))
 	b = append(b, p.id[:]...)
 	b = binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
 	return Cursor(base64.RawURLEncoding.EncodeToString(b))
@@ -58,10 +70,19 @@ func decodeCursor(kind byte, c Cursor) (position, error) {
 		return position{}, fmt.Errorf("%w: cursor of another listing or version", ErrInvalidCursor)
 	}
 	var p position
-	p.at = time.UnixMicro(int64(binary.BigEndian.Uint64(b[1:9]))).UTC()
-	if y := p.at.Year(); y < 1 || y > 9999 {
-		// Only a forged cursor gets here; PostgreSQL would refuse the time.
-		return position{}, fmt.Errorf("%w: time out of range", ErrInvalidCursor)
+	v := int64(binary.BigEndian.Uint64(b[1:9]))
+	if hasSeq(kind) {
+		if v < 0 {
+			// Only a forged cursor gets here.
+			return position{}, fmt.Errorf("%w: seq out of range", ErrInvalidCursor)
+		}
+		p.seq = v
+	} else {
+		p.at = time.UnixMicro(v).UTC()
+		if y := p.at.Year(); y < 1 || y > 9999 {
+			// Only a forged cursor gets here; PostgreSQL would refuse the time.
+			return position{}, fmt.Errorf("%w: time out of range", ErrInvalidCursor)
+		}
 	}
 	copy(p.id[:], b[9:25])
 	return p, nil

@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"sort"
 	"time"
 
 	"entgo.io/ent/dialect/sql"
@@ -12,7 +14,6 @@ import (
 	"github.com/chatdb/chatdb/ent/chat"
 	"github.com/chatdb/chatdb/ent/membership"
 	"github.com/chatdb/chatdb/ent/message"
-	"github.com/chatdb/chatdb/ent/privacy"
 	"github.com/chatdb/chatdb/ent/user"
 )
 
@@ -36,15 +37,13 @@ func (b *entBackend) appendMessage(ctx context.Context, _ actor, m NewMessage, _
 	var out *Message
 	err := b.s.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		// The chat's row lock serializes appends to the chat: retries of one ID
-		// see each other's commits, and created_at follows commit order. SQLite
-		// needs no row lock: chatdb's SQLite transactions take the database's
-		// write lock when they begin.
+		// see each other's commits. SQLite needs no row lock: chatdb's SQLite
+		// transactions take the database's write lock when they begin.
 		q := tx.Chat.Query().Where(chat.ID(m.ChatID), chat.DeletedAtIsNil())
 		if b.s.db.Dialect() == database.Postgres {
 			q = q.ForUpdate()
 		}
-		c, err := q.Only(ctx)
-		if err != nil {
+		if _, err := q.Only(ctx); err != nil {
 			return err
 		}
 		stored, err := tx.Message.Query().Where(message.ID(m.ID)).Only(ctx)
@@ -58,20 +57,15 @@ func (b *entBackend) appendMessage(ctx context.Context, _ actor, m NewMessage, _
 		case !ent.IsNotFound(err):
 			return err
 		}
-		at := nextTime(now, c.LastMessageAt)
-		n, err := tx.Chat.Update().Where(chat.ID(c.ID)).SetLastMessageAt(at).SetUpdatedAt(now).Save(ctx)
-		if err != nil {
-			return err
-		}
-		if n == 0 {
-			return errCannotAppend()
-		}
+		// The message's policy decides; schema's hooks keep the reply in the
+		// chat and give the message its seq, bumping the chat, the sender's
+		// read position and the members' inbox order.
 		mc := tx.Message.Create().
 			SetID(m.ID).
 			SetChatID(m.ChatID).
 			SetRole(m.Role).
 			SetContent(m.Content).
-			SetCreatedAt(at)
+			SetCreatedAt(now)
 		if !m.Metadata.IsZero() {
 			mc.SetMetadata(m.Metadata)
 		}
@@ -82,15 +76,6 @@ func (b *entBackend) appendMessage(ctx context.Context, _ actor, m NewMessage, _
 			mc.SetReplyToID(m.ReplyTo)
 		}
 		created, err := mc.Save(ctx)
-		if err != nil {
-			return err
-		}
-		// The append's rules have been decided by then: every membership of the
-		// chat gets the new inbox order, not only the viewer's own.
-		err = tx.Membership.Update().
-			Where(membership.ChatID(c.ID)).
-			SetChatLastMessageAt(at).
-			Exec(privacy.DecisionContext(ctx, privacy.Allow))
 		if err != nil {
 			return err
 		}
@@ -106,15 +91,15 @@ func (b *entBackend) appendMessage(ctx context.Context, _ actor, m NewMessage, _
 func (b *entBackend) history(ctx context.Context, _ actor, chatID uuid.UUID, r historyRange) ([]*Message, error) {
 	mq := b.client().Message.Query().Where(message.ChatID(chatID))
 	if r.before != nil {
-		mq.Where(keyset(*r.before, true))
+		mq.Where(message.SeqLT(r.before.seq))
 	}
 	if r.after != nil {
-		mq.Where(keyset(*r.after, false))
+		mq.Where(message.SeqGT(r.after.seq))
 	}
 	if r.oldest {
-		mq.Order(message.ByCreatedAt(), message.ByID())
+		mq.Order(message.BySeq())
 	} else {
-		mq.Order(message.ByCreatedAt(sql.OrderDesc()), message.ByID(sql.OrderDesc()))
+		mq.Order(message.BySeq(sql.OrderDesc()))
 	}
 	ms, err := mq.Limit(r.limit + 1).All(ctx)
 	if err != nil {
@@ -127,19 +112,6 @@ func (b *entBackend) history(ctx context.Context, _ actor, chatID uuid.UUID, r h
 	return out, nil
 }
 
-// keyset selects the messages strictly before (or after) p in (created_at, id)
-// order, as a row comparison that the index (chat_id, created_at, id) serves.
-func keyset(p position, before bool) func(*sql.Selector) {
-	return func(s *sql.Selector) {
-		cols := []string{s.C(message.FieldCreatedAt), s.C(message.FieldID)}
-		if before {
-			s.Where(sql.CompositeLT(cols, p.at, p.id))
-		} else {
-			s.Where(sql.CompositeGT(cols, p.at, p.id))
-		}
-	}
-}
-
 func (b *entBackend) chatVisible(ctx context.Context, _ actor, chatID uuid.UUID) (bool, error) {
 	return b.client().Chat.Query().Where(chat.ID(chatID)).Exist(ctx)
 }
@@ -149,68 +121,58 @@ func (b *entBackend) markRead(ctx context.Context, me, chatID, messageID uuid.UU
 	if err != nil {
 		return err
 	}
-	at := msg.CreatedAt.UTC()
+	// Forward only: a position already at or past the message stays.
 	return b.client().Membership.Update().
-		Where(
-			membership.ChatID(chatID),
-			membership.UserID(me),
-			// Forward only: a position already at or past the message stays.
-			func(s *sql.Selector) {
-				s.Where(sql.Or(
-					sql.IsNull(s.C(membership.FieldLastReadAt)),
-					sql.CompositeLT([]string{s.C(membership.FieldLastReadAt), s.C(membership.FieldLastReadMessageID)}, at, msg.ID),
-				))
-			},
-		).
-		SetLastReadAt(at).
+		Where(membership.ChatID(chatID), membership.UserID(me), membership.ReadSeqLT(msg.Seq)).
+		SetReadSeq(msg.Seq).
 		SetLastReadMessageID(msg.ID).
 		Exec(ctx)
 }
 
-// inbox reads the page through the client: the viewer's memberships in inbox
-// order (the membership read rule keeps those of live chats), then for each its
-// chat, last message and unread count. It costs three queries per entry more
-// than the statement; it is the reference, not the fast path.
+// inbox reads the page through the client: every membership of the viewer
+// (the membership read rule keeps those of live chats) with its chat, ordered
+// in Go by the entry's time (the copy on the membership, or for a large chat
+// the chat's time when later), then for each entry of the page its last
+// message. It reads every chat of the viewer: it is the reference, not the
+// fast path.
 func (b *entBackend) inbox(ctx context.Context, me uuid.UUID, before *position, limit int) ([]InboxEntry, error) {
-	q := b.client().Membership.Query().
-		Where(membership.UserID(me)).
-		Order(membership.ByChatLastMessageAt(sql.OrderDesc()), membership.ByChatID(sql.OrderDesc())).
-		Limit(limit)
-	if before != nil {
-		q.Where(func(s *sql.Selector) {
-			s.Where(sql.CompositeLT([]string{s.C(membership.FieldChatLastMessageAt), s.C(membership.FieldChatID)}, before.at, before.id))
-		})
-	}
-	ms, err := q.All(ctx)
+	ms, err := b.client().Membership.Query().Where(membership.UserID(me)).WithChat().All(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]InboxEntry, 0, len(ms))
+	entries := make([]InboxEntry, 0, len(ms))
 	for _, mb := range ms {
-		c, err := b.client().Chat.Get(ctx, mb.ChatID)
-		if err != nil {
-			return nil, err
+		c := mb.Edges.Chat
+		if c == nil {
+			continue
 		}
-		e := InboxEntry{Chat: chatOf(c), Membership: membershipOf(mb), Activity: mb.ChatLastMessageAt.UTC()}
-		last, err := b.client().Message.Query().Where(message.ChatID(c.ID)).
-			Order(message.ByCreatedAt(sql.OrderDesc()), message.ByID(sql.OrderDesc())).First(ctx)
+		at := mb.ChatLastMessageAt.UTC()
+		if mb.Large && c.LastMessageAt.After(at) {
+			at = c.LastMessageAt.UTC()
+		}
+		if before != nil && !(at.Before(before.at) || at.Equal(before.at) && bytes.Compare(c.ID[:], before.id[:]) < 0) {
+			continue
+		}
+		entries = append(entries, InboxEntry{Chat: chatOf(c), Membership: membershipOf(mb), Activity: at,
+			Unread: int(max(c.LastSeq-mb.ReadSeq, 0)), Cursor: encodeCursor(cursorInboxV1, position{at: at, id: c.ID})})
+	}
+	sort.Slice(entries, func(i, j int) bool {
+		a, b := entries[i], entries[j]
+		if !a.Activity.Equal(b.Activity) {
+			return a.Activity.After(b.Activity)
+		}
+		return bytes.Compare(a.Chat.ID[:], b.Chat.ID[:]) > 0
+	})
+	entries = entries[:min(limit, len(entries))]
+	for i := range entries {
+		e := &entries[i]
+		last, err := b.client().Message.Query().Where(message.ChatID(e.Chat.ID), message.Seq(e.Chat.LastSeq)).Only(ctx)
 		switch {
 		case err == nil:
 			e.LastMessage = messageOf(last)
 		case !ent.IsNotFound(err):
 			return nil, err
 		}
-		unread := b.client().Message.Query().Where(
-			message.ChatID(c.ID), message.DeletedAtIsNil(),
-			message.Or(message.SenderIDIsNil(), message.SenderIDNEQ(me)))
-		if mb.LastReadAt != nil && mb.LastReadMessageID != nil {
-			unread.Where(keyset(position{at: mb.LastReadAt.UTC(), id: *mb.LastReadMessageID}, false))
-		}
-		if e.Unread, err = unread.Count(ctx); err != nil {
-			return nil, err
-		}
-		e.Cursor = encodeCursor(cursorInboxV1, position{at: e.Activity, id: c.ID})
-		out = append(out, e)
 	}
-	return out, nil
+	return entries, nil
 }

@@ -60,6 +60,17 @@ func eachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
 	})
 }
 
+// eachTargetOpts runs fn, in parallel, on a fresh env with opts for every
+// dbtest target.
+func eachTargetOpts(t *testing.T, opts []store.Option, fn func(t *testing.T, e *env)) {
+	t.Helper()
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
+		t.Parallel()
+		fn(t, newEnv(t, target, opts...))
+	})
+}
+
 // eachTarget runs fn, in parallel, on a fresh env for every dbtest target; the
 // test itself runs in parallel with the package's others.
 func eachTarget(t *testing.T, fn func(t *testing.T, e *env)) {

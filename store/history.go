@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/google/uuid"
 )
@@ -23,9 +24,9 @@ const (
 	OldestFirst
 )
 
-// Cursor is an opaque position in a listing: a history cursor names a message's
-// (created_at, id), an inbox cursor a chat's (last_message_at, id). Pass it back
-// as it was received; the zero Cursor means "from the start".
+// Cursor is an opaque position in a listing: a history cursor names a chat and
+// a seq, an inbox cursor an entry's (time, chat). Pass it back as it was
+// received; the zero Cursor means "from the start".
 type Cursor string
 
 // HistoryQuery selects a page of a chat's history.
@@ -63,13 +64,13 @@ type historyRange struct {
 	limit int
 }
 
-// History returns a page of chatID's messages by keyset pagination on
-// (created_at, id), over the index messages_chat_created_id_idx: no OFFSET, so a
-// page costs the same however deep it is. Messages are appended with increasing
-// created_at in commit order (see AppendMessage), so paging towards newer
-// messages while others append never skips or repeats one. The viewer must be a
-// member of the chat (database.ErrNotFound otherwise). A malformed cursor gives
-// ErrInvalidCursor.
+// History returns a page of chatID's messages by keyset pagination on seq,
+// over the index messages_chat_seq_key: no OFFSET, so a page costs the same
+// however deep it is. Messages get gapless seqs in commit order (see
+// AppendMessage), so paging towards newer messages while others append never
+// skips or repeats one, and "everything after seq n" is a sync. The viewer
+// must be a member of the chat (database.ErrNotFound otherwise). A malformed
+// cursor, or one of another chat, gives ErrInvalidCursor.
 //
 // Cost: one SELECT of Limit+1 rows, with the read rule checked once in its
 // WHERE; a second SELECT when the page is empty, to tell an empty range from a
@@ -87,11 +88,18 @@ func (s *Store) History(ctx context.Context, chatID uuid.UUID, q HistoryQuery) (
 	case r.limit > maxHistoryLimit:
 		r.limit = maxHistoryLimit
 	}
-	if r.before, err = decodeOptional(cursorHistoryV1, q.Before); err != nil {
-		return nil, fail(op, err)
-	}
-	if r.after, err = decodeOptional(cursorHistoryV1, q.After); err != nil {
-		return nil, fail(op, err)
+	for _, c := range []struct {
+		cur Cursor
+		dst **position
+	}{{q.Before, &r.before}, {q.After, &r.after}} {
+		p, err := decodeOptional(cursorHistoryV2, c.cur)
+		if err != nil {
+			return nil, fail(op, err)
+		}
+		if p != nil && p.id != chatID {
+			return nil, fail(op, fmt.Errorf("%w: a cursor of another chat", ErrInvalidCursor))
+		}
+		*c.dst = p
 	}
 	msgs, err := s.b.history(ctx, a, chatID, r)
 	if err != nil {
@@ -116,8 +124,11 @@ func (s *Store) History(ctx context.Context, chatID uuid.UUID, q HistoryQuery) (
 	return page, nil
 }
 
-// CursorOf returns the history cursor at message m: History with After set to it
-// returns the messages after m, with Before the messages before it.
+// CursorOf returns the history cursor at message m, of its chat and seq:
+// History with After set to it returns the messages after m, with Before the
+// messages before it. Only ChatID and Seq are read, so a client that keeps the
+// last seq it has of a chat resumes a sync with
+// CursorOf(&Message{ChatID: chatID, Seq: seq}).
 func CursorOf(m *Message) Cursor {
-	return encodeCursor(cursorHistoryV1, position{at: m.CreatedAt, id: m.ID})
+	return encodeCursor(cursorHistoryV2, position{seq: m.Seq, id: m.ChatID})
 }

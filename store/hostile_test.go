@@ -436,7 +436,9 @@ func TestHostileChats(t *testing.T) {
 		t.Run("malformed and unknown IDs", func(t *testing.T) {
 			for _, id := range []uuid.UUID{uuid.Nil, uuid.New(), uuid.Max} {
 				h.refused(t, wantNotFound, func() error { _, _, err := h.s.CreateDirectChat(as, id); return err })
-				h.refused(t, []error{database.ErrNotFound, database.ErrInvalidReference}, func() error {
+				// The zero ID is refused before any SQL; another unknown ID once
+				// the users are looked up.
+				h.refused(t, []error{database.ErrNotFound, database.ErrInvalid}, func() error {
 					_, err := h.s.CreateGroupChat(as, "g", []uuid.UUID{h.bob.ID, id})
 					return err
 				})
@@ -728,7 +730,9 @@ func TestHostileMessages(t *testing.T) {
 			eve := h.as(h.eve)
 			for _, ch := range []*store.Chat{h.direct, h.group} {
 				for _, q := range []store.HistoryQuery{{}, {Before: h.directCur}, {After: h.directCur}, {Order: store.OldestFirst, Limit: 1000}} {
-					h.refused(t, wantNotFound, func() error {
+					// The direct chat's cursor on the group is a cursor of
+					// another chat; otherwise the chat is not found.
+					h.refused(t, []error{database.ErrNotFound, store.ErrInvalidCursor}, func() error {
 						page, err := h.s.History(eve, ch.ID, q)
 						require.Nil(t, page)
 						return err
@@ -811,7 +815,8 @@ func TestHostileCursors(t *testing.T) {
 			"inbox":       h.inboxCur,
 			"huge":        store.Cursor(strings.Repeat("A", 1<<20)),
 			"version 0":   forgeCursor(0, time.Now().UnixMicro(), h.adaMsg.ID),
-			"version 3":   forgeCursor(3, time.Now().UnixMicro(), h.adaMsg.ID),
+			"version 1":   forgeCursor(1, time.Now().UnixMicro(), h.adaMsg.ID), // history by time, before seqs
+			"version 4":   forgeCursor(4, 1, h.direct.ID),
 			"version 255": forgeCursor(255, time.Now().UnixMicro(), h.adaMsg.ID),
 		}
 		for i := 0; i < len(good); i++ {
@@ -864,22 +869,31 @@ func TestHostileCursors(t *testing.T) {
 		_, err = h.s.Inbox(as, store.InboxQuery{Before: good})
 		requireOneOf(t, err, wantBadCursor...)
 
-		// Well-formed cursors from elsewhere give a page of the chat asked for,
-		// or nothing, and never another chat's messages.
+		// A history cursor names its chat: one of another chat, well formed or
+		// forged, is refused, and never pages another chat's messages.
 		own := map[uuid.UUID]bool{}
 		for _, m := range h.history(h.ada, h.direct) {
 			own[m.ID] = true
 		}
-		forged := map[string]store.Cursor{
-			"eve's chat": h.eveCur,
-			"the group":  store.CursorOf(h.groupMsg),
-			"epoch":      forgeCursor(1, 0, uuid.Nil),
-			"far future": forgeCursor(1, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro(), uuid.Max),
-			"far past":   forgeCursor(1, time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro(), uuid.Nil),
-			"random ID":  forgeCursor(1, time.Now().UnixMicro(), uuid.New()),
+		for _, cur := range map[string]store.Cursor{
+			"eve's chat":  h.eveCur,
+			"the group":   store.CursorOf(h.groupMsg),
+			"random chat": forgeCursor(3, 1, uuid.New()),
+			"zero chat":   forgeCursor(3, 1, uuid.Nil),
+		} {
+			for _, q := range []store.HistoryQuery{{Before: cur}, {After: cur}, {Before: cur, Order: store.OldestFirst}} {
+				_, err := h.s.History(as, h.direct.ID, q)
+				requireOneOf(t, err, wantBadCursor...)
+			}
 		}
+		// Forged seqs of the chat itself give a page of it, or nothing.
 		seen := 0
-		for name, cur := range forged {
+		for name, cur := range map[string]store.Cursor{
+			"seq 0":   forgeCursor(3, 0, h.direct.ID),
+			"seq 1":   forgeCursor(3, 1, h.direct.ID),
+			"far":     forgeCursor(3, 1<<40, h.direct.ID),
+			"max seq": forgeCursor(3, math.MaxInt64, h.direct.ID),
+		} {
 			for _, q := range []store.HistoryQuery{{Before: cur}, {After: cur}, {Before: cur, Order: store.OldestFirst}} {
 				page, err := h.s.History(as, h.direct.ID, q)
 				require.NoError(t, err, name)
@@ -888,18 +902,15 @@ func TestHostileCursors(t *testing.T) {
 					require.True(t, own[m.ID], "%s: a message of another chat leaked", name)
 				}
 			}
-			// Eve with ada's cursor on ada's chat: still not found.
+			// Eve with a cursor of ada's chat on it: still not found.
 			_, err := h.s.History(h.as(h.eve), h.direct.ID, store.HistoryQuery{Before: cur})
 			requireOneOf(t, err, wantNotFound...)
 		}
-		require.Positive(t, seen, "forged cursors still page through ada's own messages")
+		require.Positive(t, seen, "forged seqs still page through ada's own messages")
 		_, err = h.s.History(h.as(h.eve), h.direct.ID, store.HistoryQuery{After: good})
 		requireOneOf(t, err, wantNotFound...)
-		page, err := h.s.History(h.as(h.eve), h.eveChat.ID, store.HistoryQuery{Before: good})
-		require.NoError(t, err, "ada's cursor on eve's own chat is just a position")
-		for _, m := range page.Messages {
-			require.Equal(t, h.eveChat.ID, m.ChatID)
-		}
+		_, err = h.s.History(h.as(h.eve), h.eveChat.ID, store.HistoryQuery{Before: good})
+		requireOneOf(t, err, wantBadCursor...)
 		require.Equal(t, before, h.fingerprint(), "reads write nothing")
 		h.followUp(t)
 
@@ -914,7 +925,7 @@ func TestHostileCursors(t *testing.T) {
 				"min int64":      math.MinInt64,
 				"-1":             -1,
 			} {
-				cur := forgeCursor(1, at, uuid.Nil)
+				cur := forgeCursor(3, at, h.direct.ID)
 				for _, q := range []store.HistoryQuery{{Before: cur}, {After: cur}} {
 					page, err := h.s.History(as, h.direct.ID, q)
 					switch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -11,14 +12,12 @@ import (
 	"github.com/chatdb/chatdb/database"
 	"github.com/chatdb/chatdb/ent"
 	"github.com/chatdb/chatdb/ent/chat"
-	"github.com/chatdb/chatdb/ent/membership"
 	"github.com/chatdb/chatdb/ent/message"
-	"github.com/chatdb/chatdb/ent/privacy"
 )
 
 // importColumns are the columns ImportMessages writes, in importRows order.
 var importColumns = []string{
-	message.FieldID, message.FieldChatID, message.FieldSenderID, message.FieldRole,
+	message.FieldID, message.FieldChatID, message.FieldSeq, message.FieldSenderID, message.FieldRole,
 	message.FieldContent, message.FieldMetadata, message.FieldReplyToID, message.FieldCreatedAt,
 }
 
@@ -29,21 +28,27 @@ var importColumns = []string{
 // database.ErrConflict and writes nothing, so an import is not idempotent: retry
 // one only after it failed. ReplyTo must name a message of the chat or of msgs.
 //
-// Messages without CreatedAt get increasing times after the chat's last message,
-// in slice order; the chat's last_message_at is bumped once, at the end, to the
-// newest time written. Messages with a CreatedAt keep it (UTC, microseconds): a
-// backfill of older history lands before messages that readers may have paged
-// past already, which is what a backfill means.
+// An import appends to the chat's history, as appends do: its messages take
+// the seqs after the chat's last one, ordered by CreatedAt (slice order among
+// equal times), so History (in seq order) shows them in time order and a client
+// syncing "everything after seq n" never misses one. So a message may not be
+// older than the chat's newest message (database.ErrInvalid): to bring in
+// history from elsewhere, import it into the chat before anything newer is
+// appended. Messages without CreatedAt get the time of the import (UTC,
+// microseconds, never before the chat's last message). As with appends, each
+// sender's read position moves to their newest imported message, and the
+// other members have the import unread.
 //
 // The privacy policy for appending is asked once per distinct (role, sender) in
 // msgs; the system viewer may import for any sender.
 //
 // Cost: on PostgreSQL, a COPY of all rows (pgx CopyFrom or lib/pq CopyIn), a few
 // round trips whatever their number; on SQLite, one multi-row INSERT per
-// 4,095 rows (8 columns in 32,766 parameters) or per WithImportBatchSize rows.
+// 3,640 rows (9 columns in 32,766 parameters) or per WithImportBatchSize rows.
 // Around them: BEGIN, the chat's lock, one policy query per distinct (role,
-// sender), one SELECT when replies point outside msgs, the chat UPDATE and
-// the memberships' (their inbox order), and COMMIT.
+// sender), one SELECT when replies point outside msgs, the chat UPDATE, one
+// UPDATE per distinct sender (their read position), one of the members'
+// inbox order when the chat is not large, and COMMIT.
 func (s *Store) ImportMessages(ctx context.Context, chatID uuid.UUID, msgs []NewMessage) (int, error) {
 	const op = "import messages"
 	if len(msgs) == 0 {
@@ -86,7 +91,21 @@ func (s *Store) importInTx(ctx context.Context, conn *sql.Conn, client *ent.Clie
 			return 0, errReplyOutside()
 		}
 	}
-	rows, newest := importRows(prepared, nextTime(s.clock(), c.LastMessageAt), func(id uuid.UUID) any { return idValue(s.db.Driver() == database.DriverPgx, id) })
+	// The import appends to the chat's history: a message older than the
+	// chat's newest would take a seq after messages it predates, and History,
+	// in seq order, would show it out of time order.
+	now := laterOf(s.clock(), c.LastMessageAt)
+	for i, m := range prepared {
+		switch {
+		case m.CreatedAt.IsZero():
+			prepared[i].CreatedAt = now
+		case m.CreatedAt.Before(c.LastMessageAt):
+			return 0, fmt.Errorf("%w: message %d predates the chat's newest message: an import appends after the chat's history", database.ErrInvalid, i)
+		}
+	}
+	// Seqs follow time, and slice order among equal times.
+	slices.SortStableFunc(prepared, func(a, b NewMessage) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	rows := importRows(prepared, c.LastSeq, func(id uuid.UUID) any { return idValue(s.db.Driver() == database.DriverPgx, id) })
 	batch := len(rows)
 	if s.batch > 0 {
 		batch = s.batch
@@ -99,25 +118,58 @@ func (s *Store) importInTx(ctx context.Context, conn *sql.Conn, client *ent.Clie
 			return int(written), err
 		}
 	}
-	if newest.After(c.LastMessageAt) {
-		k, err := client.Chat.Update().Where(chat.ID(c.ID)).SetLastMessageAt(newest).SetUpdatedAt(s.clock()).Save(ctx)
-		if err != nil {
-			return int(written), err
-		}
-		if k == 0 {
-			return 0, errCannotAppend()
-		}
-		// The import's rules have been decided: every membership of the chat
-		// gets the new inbox order, not only the viewer's own.
-		err = client.Membership.Update().
-			Where(membership.ChatID(c.ID)).
-			SetChatLastMessageAt(newest).
-			Exec(privacy.DecisionContext(ctx, privacy.Allow))
-		if err != nil {
-			return int(written), err
-		}
+	if err := s.importBumps(ctx, client, c, prepared); err != nil {
+		return int(written), err
 	}
 	return int(written), nil
+}
+
+// importBumps does after an import what each append does: the chat's sequence
+// and time move to the newest imported message, each sender's read position to
+// their newest one, and, in a chat that is not large, the members' inbox order.
+// The import's rules have been decided by then, so it writes as the store.
+//
+// Cost: one UPDATE of the chat, one per distinct sender, and one of the
+// members' copies when the chat is not large.
+func (s *Store) importBumps(ctx context.Context, client *ent.Client, c *ent.Chat, imported []NewMessage) error {
+	id := func(id uuid.UUID) any { return idValue(s.db.Driver() == database.DriverPgx, id) }
+	lastSeq := c.LastSeq + int64(len(imported))
+	newest := imported[len(imported)-1].CreatedAt
+	if _, err := client.ExecContext(ctx, `UPDATE chats SET last_seq = $2, last_message_at = $3, updated_at = $3 WHERE id = $1`,
+		id(c.ID), lastSeq, newest); err != nil {
+		return err
+	}
+	type read struct {
+		seq int64
+		id  uuid.UUID
+		at  time.Time
+	}
+	reads := map[uuid.UUID]read{}
+	var senders []uuid.UUID
+	for i, m := range imported {
+		if m.SenderID == uuid.Nil {
+			continue
+		}
+		if _, ok := reads[m.SenderID]; !ok {
+			senders = append(senders, m.SenderID)
+		}
+		reads[m.SenderID] = read{seq: c.LastSeq + int64(i) + 1, id: m.ID, at: m.CreatedAt}
+	}
+	for _, sender := range senders {
+		r := reads[sender]
+		if _, err := client.ExecContext(ctx, `UPDATE memberships SET read_seq = $3, last_read_message_id = $4,
+  chat_last_message_at = CASE WHEN large THEN chat_last_message_at ELSE $5 END
+WHERE chat_id = $1 AND user_id = $2 AND read_seq < $3`, id(c.ID), id(sender), r.seq, id(r.id), newest); err != nil {
+			return err
+		}
+	}
+	if !c.Large {
+		if _, err := client.ExecContext(ctx, `UPDATE memberships SET chat_last_message_at = $2
+WHERE chat_id = $1 AND NOT large AND chat_last_message_at < $2`, id(c.ID), newest); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // prepareImport validates msgs for chatID and fills in their defaults. It
@@ -181,22 +233,13 @@ func checkImportPolicy(ctx context.Context, client *ent.Client, msgs []NewMessag
 	return nil
 }
 
-// importRows returns msgs as rows of messageColumns, giving those without a
-// time increasing times from next on, and the newest time of all.
-func importRows(msgs []NewMessage, next time.Time, id func(uuid.UUID) any) ([][]any, time.Time) {
+// importRows returns msgs, in order and with their times, as rows of
+// importColumns at the seqs after lastSeq.
+func importRows(msgs []NewMessage, lastSeq int64, id func(uuid.UUID) any) [][]any {
 	rows := make([][]any, len(msgs))
 	// One backing array for every row's values.
 	vals := make([]any, len(importColumns)*len(msgs))
-	var newest time.Time
 	for i, m := range msgs {
-		at := m.CreatedAt
-		if at.IsZero() {
-			at = next
-			next = next.Add(time.Microsecond)
-		}
-		if at.After(newest) {
-			newest = at
-		}
 		var sender, replyTo, metadata any
 		if m.SenderID != uuid.Nil {
 			sender = id(m.SenderID)
@@ -209,9 +252,9 @@ func importRows(msgs []NewMessage, next time.Time, id func(uuid.UUID) any) ([][]
 			metadata, _ = m.Metadata.Value()
 		}
 		row := vals[len(importColumns)*i : len(importColumns)*(i+1) : len(importColumns)*(i+1)]
-		row[0], row[1], row[2], row[3] = id(m.ID), id(m.ChatID), sender, string(m.Role)
-		row[4], row[5], row[6], row[7] = m.Content, metadata, replyTo, at
+		row[0], row[1], row[2], row[3] = id(m.ID), id(m.ChatID), lastSeq+int64(i)+1, sender
+		row[4], row[5], row[6], row[7], row[8] = string(m.Role), m.Content, metadata, replyTo, m.CreatedAt
 		rows[i] = row
 	}
-	return rows, newest
+	return rows
 }

@@ -62,9 +62,13 @@ func TestAppendMessageMonotonic(t *testing.T) {
 		now = now.Add(-time.Hour)
 		mu.Unlock()
 		m3 := e.say(ada, c, "three")
-		require.True(t, m1.CreatedAt.Equal(now.Add(time.Hour).Add(time.Microsecond)), "the chat was created at the same instant")
-		require.Equal(t, time.Microsecond, m2.CreatedAt.Sub(m1.CreatedAt))
-		require.Equal(t, time.Microsecond, m3.CreatedAt.Sub(m2.CreatedAt))
+		// The order is the seq, gapless; times never go back, even when the
+		// clock does, and may be equal.
+		require.Equal(t, []int64{1, 2, 3}, []int64{m1.Seq, m2.Seq, m3.Seq})
+		require.True(t, m1.CreatedAt.Equal(now.Add(time.Hour)), "the clock's time")
+		require.True(t, m2.CreatedAt.Equal(m1.CreatedAt))
+		require.True(t, m3.CreatedAt.Equal(m2.CreatedAt), "not before the chat's last message")
+		require.EqualValues(t, 3, e.chat(c).LastSeq)
 	})
 }
 

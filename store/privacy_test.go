@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -294,15 +295,19 @@ func TestPrivacy(t *testing.T) {
 			},
 		},
 		{
-			name: "any member bumps last_message_at; owners and admins change the rest; owners delete",
+			name: "only appends move a chat's sequence; owners and admins change the rest; owners delete",
 			raw: func(t *testing.T, w *world) {
 				c := w.fresh()
-				n, err := w.client.Chat.Update().Where(chat.ID(c.ID)).SetLastMessageAt(schema.Now()).Save(w.as(w.member))
-				require.NoError(t, err)
-				require.Equal(t, 1, n)
+				for _, as := range []*store.User{w.member, w.owner, w.eve} {
+					_, err := w.client.Chat.Update().Where(chat.ID(c.ID)).SetLastMessageAt(schema.Now()).Save(w.as(as))
+					requireDenied(t, err)
+					_, err = w.client.Chat.Update().Where(chat.ID(c.ID)).SetLastSeq(100).Save(w.as(as))
+					requireDenied(t, err)
+					_, err = w.client.Chat.Update().Where(chat.ID(c.ID)).SetLarge(true).Save(w.as(as))
+					requireDenied(t, err)
+				}
 				requireNoRow(t)(w.client.Chat.Update().Where(chat.ID(c.ID)).SetTitle("member's").Save(w.as(w.member)))
-				requireNoRow(t)(w.client.Chat.Update().Where(chat.ID(c.ID)).SetLastMessageAt(schema.Now()).Save(w.as(w.eve)))
-				n, err = w.client.Chat.Update().Where(chat.ID(c.ID)).SetTitle("admin's").Save(w.as(w.admin))
+				n, err := w.client.Chat.Update().Where(chat.ID(c.ID)).SetTitle("admin's").Save(w.as(w.admin))
 				require.NoError(t, err)
 				require.Equal(t, 1, n)
 				requireNoRow(t)(w.client.Chat.Update().Where(chat.ID(c.ID)).SetDeletedAt(schema.Now()).Save(w.as(w.admin)))
@@ -451,13 +456,19 @@ func TestPrivacy(t *testing.T) {
 			name: "a member appends as themselves to a live chat",
 			raw: func(t *testing.T, w *world) {
 				create := func(as *store.User, c *store.Chat, role message.Role, sender *store.User) error {
-					mc := w.client.Message.Create().SetChatID(c.ID).SetRole(role).SetContent("x")
-					if sender != nil {
-						mc.SetSenderID(sender.ID)
-					}
-					_, err := mc.Save(w.as(as))
-					return err
+					return w.db.WithTxContext(w.as(as), func(ctx context.Context, tx *ent.Tx) error {
+						mc := tx.Message.Create().SetChatID(c.ID).SetRole(role).SetContent("x")
+						if sender != nil {
+							mc.SetSenderID(sender.ID)
+						}
+						_, err := mc.Save(ctx)
+						return err
+					})
 				}
+				// A message takes its seq in a transaction.
+				_, err := w.client.Message.Create().SetChatID(w.group.ID).SetRole(message.RoleUser).
+					SetSenderID(w.member.ID).SetContent("x").Save(w.as(w.member))
+				require.ErrorIs(t, err, schema.ErrNotInTx)
 				require.NoError(t, create(w.member, w.group, message.RoleUser, w.member))
 				requireDenied(t, create(w.member, w.group, message.RoleUser, w.admin))
 				requireDenied(t, create(w.member, w.group, message.RoleUser, nil))

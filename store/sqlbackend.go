@@ -60,7 +60,7 @@ type statements struct {
 	// chatVisible says whether chat $1 exists and may be read by the viewer $2
 	// (rule.CanReadChat); chatExists, whether it exists (the system viewer).
 	chatVisible, chatExists string
-	// markRead moves the read position; see renderMarkRead.
+	// markRead moves the read position; see renderStatements.
 	markRead, markReadFind string
 	// append holds the append statements on PostgreSQL: [assistantOnly] for a
 	// user viewer, and the system viewer's.
@@ -105,7 +105,7 @@ FROM users u WHERE u.id = $1 AND u.deleted_at IS NULL`
 		for a := range 2 {
 			for o := range 2 {
 				for u := range 2 {
-					st.history[b][a][o][u] = renderHistory(pg, render, b == 1, a == 1, o == 1, u == 1)
+					st.history[b][a][o][u] = renderHistory(render, b == 1, a == 1, o == 1, u == 1)
 				}
 			}
 		}
@@ -127,22 +127,20 @@ FROM users u WHERE u.id = $1 AND u.deleted_at IS NULL`
 		// One statement: it answers one row when the message is found, whether
 		// or not the position moved.
 		st.markRead = `WITH m AS (
-  SELECT m.id, m.created_at FROM messages m
+  SELECT m.id, m.seq FROM messages m
   WHERE m.id = $3 AND m.chat_id = $2 AND ` + readable + `),
 u AS (
-  UPDATE memberships SET last_read_at = m.created_at, last_read_message_id = m.id
+  UPDATE memberships SET read_seq = m.seq, last_read_message_id = m.id
   FROM m
-  WHERE memberships.chat_id = $2 AND ` + ownRow + `
-    AND (memberships.last_read_at IS NULL OR (memberships.last_read_at, memberships.last_read_message_id) < (m.created_at, m.id)))
+  WHERE memberships.chat_id = $2 AND ` + ownRow + ` AND memberships.read_seq < m.seq)
 SELECT 1 FROM m`
 	} else {
-		// Two statements: the message's position, then the conditional UPDATE
-		// with it as $4, both in one transaction so that the membership rule
-		// the first established still holds for the second.
-		st.markReadFind = `SELECT m.created_at FROM messages m WHERE m.id = $3 AND m.chat_id = $2 AND ` + readable
-		st.markRead = `UPDATE memberships SET last_read_at = $4, last_read_message_id = $3
-WHERE memberships.chat_id = $2 AND ` + ownRow + `
-  AND (memberships.last_read_at IS NULL OR (memberships.last_read_at, memberships.last_read_message_id) < ($4, $3))`
+		// Two statements: the message's seq, then the conditional UPDATE with
+		// it as $4, both in one transaction so that the membership rule the
+		// first established still holds for the second.
+		st.markReadFind = `SELECT m.seq FROM messages m WHERE m.id = $3 AND m.chat_id = $2 AND ` + readable
+		st.markRead = `UPDATE memberships SET read_seq = $4, last_read_message_id = $3
+WHERE memberships.chat_id = $2 AND ` + ownRow + ` AND memberships.read_seq < $4`
 	}
 
 	chatRow := knownChat("c", "id", "$2")
@@ -160,16 +158,16 @@ WHERE memberships.chat_id = $2 AND ` + ownRow + `
 	} else {
 		chatRow := knownChat("c", "id", "$1")
 		for ao := range 2 {
-			st.appendChatUser[ao] = `SELECT c.last_message_at, ` +
+			st.appendChatUser[ao] = `SELECT c.last_seq, c.last_message_at, c.large, ` +
 				render(rule.Appendable(chatRow, rule.Ref("$2"), ao == 1)) +
 				` FROM chats c WHERE c.id = $1 AND ` + render(rule.CanReadChat(chatRow, rule.Ref("$2")))
 		}
-		st.appendChatSystem = `SELECT c.last_message_at, 1 FROM chats c WHERE c.id = $1 AND c.deleted_at IS NULL`
+		st.appendChatSystem = `SELECT c.last_seq, c.last_message_at, c.large, 1 FROM chats c WHERE c.id = $1 AND c.deleted_at IS NULL`
 	}
 
 	own := render(rule.OwnMembership(rule.Alias("mb"), rule.Alias("c"), rule.Ref("$1")))
-	st.inbox[0] = inboxSQL(pg, own, "")
-	st.inbox[1] = inboxSQL(pg, own, " AND (mb.chat_last_message_at, mb.chat_id) < ($5, $6)")
+	st.inbox[0] = inboxSQL(pg, own, false)
+	st.inbox[1] = inboxSQL(pg, own, true)
 	return st
 }
 
@@ -179,139 +177,143 @@ WHERE memberships.chat_id = $2 AND ` + ownRow + `
 // replied to, $8 now, and $9 the user viewer. c locks the chat's row when the
 // viewer may read it (the second verb: rule.CanReadChat, or nothing for the
 // system) and says in may whether the viewer may append to it (the first:
-// rule.MayAppend); ins inserts the message 1µs after the chat's last message if
-// the clock has not passed it, unless its ID is stored already (a retry: the
-// chat's lock makes racing retries wait for each other's commit, and ON
-// CONFLICT sees it) or the reply is outside the chat (the third:
-// rule.ReplyInChat). bump moves the chat's last_message_at to the new message,
-// and bump_members the copy of it each membership keeps for the inbox. The
-// answer is one row when the chat is visible: may, and the new created_at when
-// a row was inserted.
+// rule.Appendable); ins inserts the message at the chat's next seq, created no
+// earlier than the chat's last message, unless its ID is stored already (a
+// retry: the chat's lock makes racing retries wait for each other's commit,
+// and ON CONFLICT sees it) or the reply is outside the chat (the third:
+// rule.ReplyInChat). bump moves the chat's sequence and time to the message;
+// sender moves the sender's read position to it (a member's own messages are
+// never unread); fanout moves the other members' copy of the chat's time (the
+// inbox's order), in chats that are not large only: an append writes one row
+// per member up to the store's fan-out limit, and none beyond. The answer is
+// one row when the chat is visible: may, and the new seq and created_at when a
+// row was inserted.
 const pgAppendTemplate = `WITH c AS (
-  SELECT c.id, c.last_message_at, %s AS may
+  SELECT c.id, c.last_seq, c.last_message_at, c.large, %s AS may
   FROM chats c
   WHERE c.id = $2::uuid AND c.deleted_at IS NULL%s
   FOR UPDATE OF c),
 ins AS (
-  INSERT INTO messages (id, chat_id, sender_id, role, content, metadata, reply_to_id, created_at)
-  SELECT $1::uuid, c.id, $3::uuid, $4::varchar, $5::text, $6::jsonb, $7::uuid,
-    GREATEST($8::timestamptz, c.last_message_at + interval '1 microsecond')
+  INSERT INTO messages (id, chat_id, seq, sender_id, role, content, metadata, reply_to_id, created_at)
+  SELECT $1::uuid, c.id, c.last_seq + 1, $3::uuid, $4::varchar, $5::text, $6::jsonb, $7::uuid,
+    GREATEST($8::timestamptz, c.last_message_at)
   FROM c
   WHERE c.may AND ($7::uuid IS NULL OR %s)
   ON CONFLICT (id) DO NOTHING
-  RETURNING chat_id, created_at),
+  RETURNING chat_id, seq, created_at),
 bump AS (
-  UPDATE chats SET last_message_at = ins.created_at, updated_at = $8::timestamptz
+  UPDATE chats SET last_seq = ins.seq, last_message_at = ins.created_at, updated_at = ins.created_at
   FROM ins WHERE chats.id = ins.chat_id),
-bump_members AS (
+sender AS (
+  UPDATE memberships SET read_seq = ins.seq, last_read_message_id = $1::uuid,
+    chat_last_message_at = CASE WHEN memberships.large THEN memberships.chat_last_message_at ELSE ins.created_at END
+  FROM ins WHERE memberships.chat_id = ins.chat_id AND memberships.user_id = $3::uuid),
+fanout AS (
   UPDATE memberships SET chat_last_message_at = ins.created_at
-  FROM ins WHERE memberships.chat_id = ins.chat_id)
-SELECT c.may, ins.created_at FROM c LEFT JOIN ins ON true`
+  FROM ins, c
+  WHERE NOT c.large AND memberships.chat_id = ins.chat_id AND NOT memberships.large
+    AND memberships.user_id IS DISTINCT FROM $3::uuid)
+SELECT c.may, ins.seq, ins.created_at FROM c LEFT JOIN ins ON true`
 
 // messageColumns are the columns messageRow.scan reads, in its order, for
 // table alias m.
-const messageColumns = `m.id, m.sender_id, m.role, m.content, m.metadata, m.reply_to_id, m.created_at, m.edited_at, m.deleted_at`
+const messageColumns = `m.id, m.seq, m.sender_id, m.role, m.content, m.metadata, m.reply_to_id, m.created_at, m.edited_at, m.deleted_at`
 
 // storedMessage reads a message by ID whatever the viewer: the failure path of
 // an append, to tell a retry (the same message, in the chat the caller named
 // and may read) from a conflict.
 const storedMessage = `SELECT ` + messageColumns + `, m.chat_id FROM messages m WHERE m.id = $1`
 
-// renderHistory returns a history statement: chat $1, then the cursors' (at,
-// id) pairs, then the user viewer, then the limit. The read rule is given the
-// chat as the parameter, so PostgreSQL runs it once, before the range scan of
-// messages_chat_created_id_idx.
-func renderHistory(pg bool, render func(*entsql.Predicate) string, before, after, oldest, asUser bool) string {
+// renderHistory returns a history statement: chat $1, then the cursors' seqs,
+// then the user viewer, then the limit. The read rule is given the chat as the
+// parameter, so PostgreSQL runs it once, before the range scan of
+// messages_chat_seq_key.
+func renderHistory(render func(*entsql.Predicate) string, before, after, oldest, asUser bool) string {
 	var b strings.Builder
 	n := 1
-	next := func(cast string) string {
+	next := func() string {
 		n++
-		if pg {
-			return "$" + strconv.Itoa(n) + cast
-		}
 		return "$" + strconv.Itoa(n)
 	}
 	b.WriteString("SELECT " + messageColumns + " FROM messages m WHERE m.chat_id = $1")
 	if before {
-		b.WriteString(" AND (m.created_at, m.id) < (" + next("::timestamptz") + ", " + next("::uuid") + ")")
+		b.WriteString(" AND m.seq < " + next())
 	}
 	if after {
-		b.WriteString(" AND (m.created_at, m.id) > (" + next("::timestamptz") + ", " + next("::uuid") + ")")
+		b.WriteString(" AND m.seq > " + next())
 	}
 	if asUser {
-		b.WriteString(" AND " + render(rule.CanReadMessage(knownChat("m", message.FieldChatID, "$1"), rule.Ref(next("")))))
+		b.WriteString(" AND " + render(rule.CanReadMessage(knownChat("m", message.FieldChatID, "$1"), rule.Ref(next()))))
 	}
 	if oldest {
-		b.WriteString(" ORDER BY m.created_at, m.id")
+		b.WriteString(" ORDER BY m.seq")
 	} else {
-		b.WriteString(" ORDER BY m.created_at DESC, m.id DESC")
+		b.WriteString(" ORDER BY m.seq DESC")
 	}
-	b.WriteString(" LIMIT " + next(""))
+	b.WriteString(" LIMIT " + next())
 	return b.String()
 }
 
-// inboxChatColumns and inboxMessageColumns are the columns the inbox query
-// returns, in inboxRow.scan's order: the chat and the viewer's membership, then
-// the last message; the unread count follows them.
-const inboxChatColumns = `p.id, p.created_at, p.updated_at, p.kind, p.title, p.created_by,
-	p.last_message_at, p.archived_at,
-	p.mb_id, p.mb_role, p.mb_joined_at, p.mb_last_read_at, p.mb_last_read_message_id, p.mb_muted, p.mb_chat_last_message_at`
-
-const inboxMessageColumns = `lm.id, lm.sender_id, lm.role, lm.content, lm.metadata, lm.reply_to_id,
-	lm.created_at, lm.edited_at, lm.deleted_at`
-
-// inboxSQL returns the inbox statement: one statement, whatever the number of
-// chats. The page of chats is chosen first (the viewer's memberships of live
-// chats, rule.OwnMembership, in order from memberships_user_inbox_idx, joined to
-// chats: no sort, so the cost does not grow with the number of the viewer's
-// chats), and only its rows get a last message and an unread count, each a
-// range over messages_chat_created_id_idx. PostgreSQL reads them with LATERAL
-// joins; SQLite, which has none, with correlated subqueries. Parameters: $1
-// the viewer, $2 the limit, $3 and $4 "before everything" (see below), and
-// the keyset's $5 and $6.
-func inboxSQL(pg bool, own, keyset string) string {
-	pageSQL := `SELECT c.id, c.created_at, c.updated_at, c.kind, c.title, c.created_by,
-		c.last_message_at, c.archived_at,
-		mb.id AS mb_id, mb.role AS mb_role, mb.joined_at AS mb_joined_at, mb.last_read_at AS mb_last_read_at,
-		mb.last_read_message_id AS mb_last_read_message_id, mb.muted AS mb_muted,
-		mb.chat_last_message_at AS mb_chat_last_message_at%s
-	FROM memberships mb
-	JOIN chats c ON c.id = mb.chat_id
-	WHERE ` + own + keyset + `
-	ORDER BY mb.chat_last_message_at DESC, mb.chat_id DESC
-	LIMIT $2`
-	// Messages after the read position, not the viewer's, not deleted. $3 and
-	// $4 stand for "before everything" where the viewer has read nothing:
-	// COALESCE with them keeps the condition a single row comparison, which the
-	// index serves as a range; an OR with IS NULL would not be.
-	const unread = `SELECT count(*) FROM messages m
-		WHERE m.chat_id = p.id AND m.deleted_at IS NULL
-		AND (m.sender_id IS NULL OR m.sender_id <> $1)
-		AND (m.created_at, m.id) > (COALESCE(p.mb_last_read_at, $3), COALESCE(p.mb_last_read_message_id, $4))`
-	if pg {
-		return `WITH p AS (
-	` + fmt.Sprintf(pageSQL, "") + `
+// inboxMembershipColumns, inboxChatColumns and inboxMessageColumns are the
+// columns the inbox statement returns, in inboxRow.scan's order: the viewer's
+// membership and the entry's time, the chat, the last message; the unread
+// count follows them.
+const (
+	inboxMembershipColumns = `p.mb_id, p.role, p.joined_at, p.read_seq, p.last_read_message_id, p.muted, p.activity`
+	inboxChatColumns       = `c.id, c.created_at, c.updated_at, c.kind, c.title, c.created_by, c.last_message_at, c.last_seq, c.archived_at`
+	inboxMessageColumns    = `lm.id, lm.seq, lm.sender_id, lm.role, lm.content, lm.metadata, lm.reply_to_id, lm.created_at, lm.edited_at, lm.deleted_at`
 )
-SELECT ` + inboxChatColumns + `,
-	` + inboxMessageColumns + `,
-	u.n
-FROM p
-LEFT JOIN LATERAL (
-	SELECT * FROM messages m WHERE m.chat_id = p.id ORDER BY m.created_at DESC, m.id DESC LIMIT 1
-) lm ON true
-CROSS JOIN LATERAL (` + unread + `) u(n)
-ORDER BY p.mb_chat_last_message_at DESC, p.id DESC`
+
+// inboxSQL returns the inbox statement: one statement, whose cost grows
+// neither with the number of the viewer's chats nor with their backlogs. The
+// page is the merge of two parts, each of the viewer's memberships of live
+// chats (rule.OwnMembership): those of chats that are not large, read in
+// order from memberships_user_inbox_idx (their copy of the chat's time is
+// current), and those of large chats, whose times are read from chats, one
+// probe each (memberships_user_large_idx). Each part stops at the page size;
+// only the page's rows get a last message (one probe of messages_chat_seq_key
+// at the chat's last_seq) and an unread count (the chat's last_seq minus the
+// member's read_seq: no message is read). Parameters: $1 the viewer, $2 the
+// limit, and the keyset's $3 and $4.
+func inboxSQL(pg bool, own string, keyset bool) string {
+	greatest := "max"
+	if pg {
+		greatest = "GREATEST"
 	}
-	lastID := `,
-		(SELECT m.id FROM messages m WHERE m.chat_id = c.id ORDER BY m.created_at DESC, m.id DESC LIMIT 1) AS last_id`
-	return `SELECT ` + inboxChatColumns + `,
-	` + inboxMessageColumns + `,
-	(` + unread + `) AS unread
-FROM (
-	` + fmt.Sprintf(pageSQL, lastID) + `
-) p
-LEFT JOIN messages lm ON lm.id = p.last_id
-ORDER BY p.mb_chat_last_message_at DESC, p.id DESC`
+	part := func(large bool) string {
+		activity := "mb.chat_last_message_at"
+		cond := " AND NOT mb.large"
+		if large {
+			activity = greatest + "(c.last_message_at, mb.chat_last_message_at)"
+			cond = " AND mb.large"
+		}
+		q := `SELECT mb.id AS mb_id, mb.chat_id, mb.role, mb.joined_at, mb.read_seq, mb.last_read_message_id, mb.muted,
+    ` + activity + ` AS activity
+  FROM memberships mb JOIN chats c ON c.id = mb.chat_id
+  WHERE ` + own + cond
+		if keyset {
+			q += ` AND (` + activity + `, mb.chat_id) < ($3, $4)`
+		}
+		return q + `
+  ORDER BY activity DESC, mb.chat_id DESC
+  LIMIT $2`
+	}
+	return `WITH small AS (
+  ` + part(false) + `),
+large AS (
+  ` + part(true) + `),
+p AS (
+  SELECT * FROM small UNION ALL SELECT * FROM large
+  ORDER BY activity DESC, chat_id DESC
+  LIMIT $2)
+SELECT ` + inboxMembershipColumns + `,
+  ` + inboxChatColumns + `,
+  ` + inboxMessageColumns + `,
+  ` + greatest + `(c.last_seq - p.read_seq, 0)
+FROM p
+JOIN chats c ON c.id = p.chat_id
+LEFT JOIN messages lm ON lm.chat_id = c.id AND lm.seq = c.last_seq
+ORDER BY p.activity DESC, p.chat_id DESC`
 }
 
 // query runs a statement of the store's own through the ent client's driver,
@@ -408,16 +410,17 @@ func (b *sqlBackend) pgAppend(ctx context.Context, a actor, m NewMessage, metada
 	}
 	var (
 		may bool
+		seq sql.NullInt64
 		at  sql.NullTime
 	)
-	err := queryRow(ctx, b.client, q, args, &may, &at)
+	err := queryRow(ctx, b.client, q, args, &may, &seq, &at)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, notFound("chat")
 	case err != nil:
 		return nil, err
-	case at.Valid:
-		return appended(m, at.Time), nil
+	case seq.Valid:
+		return appended(m, seq.Int64, at.Time), nil
 	}
 	// Nothing inserted: the ID is stored (a retry, or a conflict), the viewer may
 	// not append, or the reply points outside the chat. Answered in that order,
@@ -427,7 +430,9 @@ func (b *sqlBackend) pgAppend(ctx context.Context, a actor, m NewMessage, metada
 
 // sqliteAppend is the append on SQLite: a transaction (BEGIN IMMEDIATE, so it
 // holds the database's write lock from the start) of the chat's SELECT under
-// the rules, the ID's, the INSERT and the bumps.
+// the rules, the ID's, the INSERT at the chat's next seq, and the bumps of the
+// chat, the sender's read position and, in a chat that is not large, the
+// members' copies of its time: what the PostgreSQL statement does.
 func (b *sqlBackend) sqliteAppend(ctx context.Context, a actor, m NewMessage, metadata any, assistantOnly bool, now time.Time) (*Message, error) {
 	var out *Message
 	err := b.db.WithTxContext(ctx, func(ctx context.Context, etx *ent.Tx) error {
@@ -437,10 +442,11 @@ func (b *sqlBackend) sqliteAppend(ctx context.Context, a actor, m NewMessage, me
 			q, args = b.st.appendChatUser[boolIndex(assistantOnly)], append(args, b.id(a.id))
 		}
 		var (
-			last timeScan
-			may  bool
+			lastSeq    int64
+			last       timeScan
+			large, may bool
 		)
-		err := queryRow(ctx, tx, q, args, &last, &may)
+		err := queryRow(ctx, tx, q, args, &lastSeq, &last, &large, &may)
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFound("chat")
 		}
@@ -465,19 +471,30 @@ func (b *sqlBackend) sqliteAppend(ctx context.Context, a actor, m NewMessage, me
 				return errReplyOutside()
 			}
 		}
-		at := nextTime(now, time.Time(last))
-		if _, err := tx.ExecContext(ctx, `INSERT INTO messages (id, chat_id, sender_id, role, content, metadata, reply_to_id, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			b.id(m.ID), b.id(m.ChatID), b.nullID(m.SenderID), string(m.Role), m.Content, metadata, b.nullID(m.ReplyTo), at); err != nil {
+		seq, at := lastSeq+1, laterOf(now, time.Time(last))
+		if _, err := tx.ExecContext(ctx, `INSERT INTO messages (id, chat_id, seq, sender_id, role, content, metadata, reply_to_id, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+			b.id(m.ID), b.id(m.ChatID), seq, b.nullID(m.SenderID), string(m.Role), m.Content, metadata, b.nullID(m.ReplyTo), at); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE chats SET last_message_at = $2, updated_at = $3 WHERE id = $1`, b.id(m.ChatID), at, now); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE chats SET last_seq = $2, last_message_at = $3, updated_at = $3 WHERE id = $1`,
+			b.id(m.ChatID), seq, at); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE memberships SET chat_last_message_at = $2 WHERE chat_id = $1`, b.id(m.ChatID), at); err != nil {
-			return err
+		if m.SenderID != uuid.Nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE memberships SET read_seq = $3, last_read_message_id = $4,
+  chat_last_message_at = CASE WHEN large THEN chat_last_message_at ELSE $5 END
+WHERE chat_id = $1 AND user_id = $2`, b.id(m.ChatID), b.id(m.SenderID), seq, b.id(m.ID), at); err != nil {
+				return err
+			}
 		}
-		out = appended(m, at)
+		if !large {
+			if _, err := tx.ExecContext(ctx, `UPDATE memberships SET chat_last_message_at = $2
+WHERE chat_id = $1 AND NOT large AND user_id IS NOT $3`, b.id(m.ChatID), at, b.nullID(m.SenderID)); err != nil {
+				return err
+			}
+		}
+		out = appended(m, seq, at)
 		return nil
 	})
 	if err != nil {
@@ -520,10 +537,19 @@ func (b *sqlBackend) whyNotAppended(ctx context.Context, c interface {
 	return nil, errReplyOutside()
 }
 
-// appended is the message an append of m stored at at.
-func appended(m NewMessage, at time.Time) *Message {
-	return &Message{ID: m.ID, ChatID: m.ChatID, SenderID: m.SenderID, Role: m.Role, Content: m.Content,
+// appended is the message an append of m stored at seq and at.
+func appended(m NewMessage, seq int64, at time.Time) *Message {
+	return &Message{ID: m.ID, ChatID: m.ChatID, Seq: seq, SenderID: m.SenderID, Role: m.Role, Content: m.Content,
 		Metadata: m.Metadata, ReplyTo: m.ReplyTo, CreatedAt: at.UTC()}
+}
+
+// laterOf returns the later of now and last, in UTC to the microsecond: the
+// created_at of a chat's next message, never before the chat's last.
+func laterOf(now, last time.Time) time.Time {
+	if last.After(now) {
+		now = last
+	}
+	return now.UTC().Truncate(time.Microsecond)
 }
 
 func (b *sqlBackend) history(ctx context.Context, a actor, chatID uuid.UUID, r historyRange) ([]*Message, error) {
@@ -532,11 +558,11 @@ func (b *sqlBackend) history(ctx context.Context, a actor, chatID uuid.UUID, r h
 	var bi, ai, oi, ui int
 	if r.before != nil {
 		bi = 1
-		args = append(args, r.before.at, b.id(r.before.id))
+		args = append(args, r.before.seq)
 	}
 	if r.after != nil {
 		ai = 1
-		args = append(args, r.after.at, b.id(r.after.id))
+		args = append(args, r.after.seq)
 	}
 	if r.oldest {
 		oi = 1
@@ -603,21 +629,21 @@ func (b *sqlBackend) markRead(ctx context.Context, me, chatID, messageID uuid.UU
 		return nil
 	}
 	return b.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
-		var at timeScan
-		err := queryRow(ctx, tx.Client(), b.st.markReadFind, args, &at)
+		var seq int64
+		err := queryRow(ctx, tx.Client(), b.st.markReadFind, args, &seq)
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFound("message")
 		}
 		if err != nil {
 			return err
 		}
-		_, err = tx.Client().ExecContext(ctx, b.st.markRead, append(args, time.Time(at))...)
+		_, err = tx.Client().ExecContext(ctx, b.st.markRead, append(args, seq)...)
 		return err
 	})
 }
 
 func (b *sqlBackend) inbox(ctx context.Context, me uuid.UUID, before *position, limit int) ([]InboxEntry, error) {
-	args := []any{b.id(me), limit, time.Time{}, b.id(uuid.Nil)}
+	args := []any{b.id(me), limit}
 	q := b.st.inbox[0]
 	if before != nil {
 		q = b.st.inbox[1]
@@ -669,10 +695,10 @@ type messageRow struct {
 // r.m.
 func (r *messageRow) scan(rows *sql.Rows, withChat bool) error {
 	m := &r.m
-	dest := [10]any{&m.ID, &r.sender, &r.role, &r.content, &m.Metadata, &r.replyTo, &r.created, &r.edited, &r.deleted, &m.ChatID}
-	n := 9
+	dest := [11]any{&m.ID, &m.Seq, &r.sender, &r.role, &r.content, &m.Metadata, &r.replyTo, &r.created, &r.edited, &r.deleted, &m.ChatID}
+	n := 10
 	if withChat {
-		n = 10
+		n = 11
 	}
 	if err := rows.Scan(dest[:n]...); err != nil {
 		return err
@@ -693,13 +719,14 @@ type inboxRow struct {
 	mb Membership
 	m  Message
 
-	kind, mbRole                        string
-	title, msgRole, content             sql.NullString
-	readID, msgID, sender, replyTo      uuid.NullUUID
-	muted                               sql.NullBool
-	unread                              int64
-	archived, readAt, order, msgCreated nullTime
-	edited, gone                        nullTime
+	kind, mbRole                   string
+	title, msgRole, content        sql.NullString
+	readID, msgID, sender, replyTo uuid.NullUUID
+	msgSeq                         sql.NullInt64
+	unread                         int64
+	activity                       timeScan
+	archived, msgCreated           nullTime
+	edited, gone                   nullTime
 }
 
 // scan reads one row of the inbox statement into r and returns its entry, whose
@@ -707,10 +734,10 @@ type inboxRow struct {
 func (r *inboxRow) scan(rows *sql.Rows, me uuid.UUID) (InboxEntry, error) {
 	c, mb, m := &r.c, &r.mb, &r.m
 	err := rows.Scan(
+		&mb.ID, &r.mbRole, (*timeScan)(&mb.JoinedAt), &mb.ReadSeq, &r.readID, &mb.Muted, &r.activity,
 		&c.ID, (*timeScan)(&c.CreatedAt), (*timeScan)(&c.UpdatedAt), &r.kind, &r.title, &c.CreatedBy,
-		(*timeScan)(&c.LastMessageAt), &r.archived,
-		&mb.ID, &r.mbRole, (*timeScan)(&mb.JoinedAt), &r.readAt, &r.readID, &r.muted, &r.order,
-		&r.msgID, &r.sender, &r.msgRole, &r.content, &m.Metadata, &r.replyTo, &r.msgCreated, &r.edited, &r.gone,
+		(*timeScan)(&c.LastMessageAt), &c.LastSeq, &r.archived,
+		&r.msgID, &r.msgSeq, &r.sender, &r.msgRole, &r.content, &m.Metadata, &r.replyTo, &r.msgCreated, &r.edited, &r.gone,
 		&r.unread,
 	)
 	if err != nil {
@@ -721,22 +748,14 @@ func (r *inboxRow) scan(rows *sql.Rows, me uuid.UUID) (InboxEntry, error) {
 	c.ArchivedAt = r.archived.ptr()
 	mb.UserID, mb.ChatID = me, c.ID
 	mb.Role = membership.Role(r.mbRole)
-	mb.LastReadAt = r.readAt.ptr()
 	if r.readID.Valid {
 		mb.LastReadMessageID = &r.readID.UUID
 	}
-	mb.Muted = r.muted.Bool
-	// The inbox's order is the membership's copy of last_message_at: the
-	// chat's, or the joining time for a member who joined after the last
-	// message.
-	at := c.LastMessageAt
-	if r.order.Valid {
-		at = r.order.Time
-	}
+	at := time.Time(r.activity)
 	e := InboxEntry{Chat: c, Membership: mb, Unread: int(r.unread), Activity: at,
 		Cursor: encodeCursor(cursorInboxV1, position{at: at, id: c.ID})}
 	if r.msgID.Valid {
-		m.ID, m.ChatID = r.msgID.UUID, c.ID
+		m.ID, m.ChatID, m.Seq = r.msgID.UUID, c.ID, r.msgSeq.Int64
 		m.SenderID, m.ReplyTo = r.sender.UUID, r.replyTo.UUID
 		m.Role = message.Role(r.msgRole.String)
 		m.Content = r.content.String

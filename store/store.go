@@ -31,6 +31,9 @@ type Store struct {
 	client *ent.Client
 	now    func() time.Time
 	batch  int
+	// fanOut is the number of members above which a chat is large (see
+	// DefaultFanOutLimit).
+	fanOut int
 	// policy forces the ent-policy backend (see WithPolicyBackend in the tests).
 	policy bool
 	// b runs the operations that have a hand-written statement of their own:
@@ -85,7 +88,7 @@ func WithImportBatchSize(n int) Option {
 // as those statements, rendered for db's dialect with the rules of package
 // rule folded in.
 func New(db *database.DB, opts ...Option) *Store {
-	s := &Store{db: db, client: db.Client(), now: schema.Now}
+	s := &Store{db: db, client: db.Client(), now: schema.Now, fanOut: DefaultFanOutLimit}
 	for _, opt := range opts {
 		opt(s)
 	}

@@ -42,6 +42,10 @@ type Chat struct {
 	UpdatedAt time.Time
 	// LastMessageAt is the time of the newest message, or of creation.
 	LastMessageAt time.Time
+	// LastSeq is the seq of the newest message, 0 while there is none: a
+	// client that has every message up to seq n syncs by reading History after
+	// CursorOf(&Message{ChatID: id, Seq: n}) while n < LastSeq.
+	LastSeq int64
 	// ArchivedAt is set when the chat was archived: readable, closed to appends.
 	ArchivedAt *time.Time
 }
@@ -53,9 +57,12 @@ type Membership struct {
 	UserID   uuid.UUID
 	Role     membership.Role
 	JoinedAt time.Time
-	// LastReadAt and LastReadMessageID are the read position: the message read
-	// last, nil while nothing was read.
-	LastReadAt        *time.Time
+	// ReadSeq is the read position: the seq of the last message read. It
+	// starts at the chat's LastSeq when the member joins and moves forward only
+	// (MarkRead, and each message the member sends); the unread count is the
+	// chat's LastSeq minus it. LastReadMessageID is the message at ReadSeq, nil
+	// while the member has read nothing since joining.
+	ReadSeq           int64
 	LastReadMessageID *uuid.UUID
 	Muted             bool
 }
@@ -72,6 +79,9 @@ type Member struct {
 type Message struct {
 	ID     uuid.UUID
 	ChatID uuid.UUID
+	// Seq is the message's place in its chat: 1, 2, 3, ... in commit order,
+	// without gaps. History is in seq order.
+	Seq int64
 	// SenderID is the user who sent it; uuid.Nil for system, assistant and
 	// tool messages.
 	SenderID uuid.UUID
@@ -94,16 +104,16 @@ func userOf(u *ent.User) *User {
 func chatOf(c *ent.Chat) *Chat {
 	return &Chat{ID: c.ID, Kind: c.Kind, Title: c.Title, CreatedBy: c.CreatedBy,
 		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(), LastMessageAt: c.LastMessageAt.UTC(),
-		ArchivedAt: utcPtr(c.ArchivedAt)}
+		LastSeq: c.LastSeq, ArchivedAt: utcPtr(c.ArchivedAt)}
 }
 
 func membershipOf(m *ent.Membership) *Membership {
 	return &Membership{ID: m.ID, ChatID: m.ChatID, UserID: m.UserID, Role: m.Role, JoinedAt: m.JoinedAt.UTC(),
-		LastReadAt: utcPtr(m.LastReadAt), LastReadMessageID: m.LastReadMessageID, Muted: m.Muted}
+		ReadSeq: m.ReadSeq, LastReadMessageID: m.LastReadMessageID, Muted: m.Muted}
 }
 
 func messageOf(m *ent.Message) *Message {
-	return &Message{ID: m.ID, ChatID: m.ChatID, SenderID: derefID(m.SenderID), Role: m.Role,
+	return &Message{ID: m.ID, ChatID: m.ChatID, Seq: m.Seq, SenderID: derefID(m.SenderID), Role: m.Role,
 		Content: m.Content, Metadata: m.Metadata, ReplyTo: derefID(m.ReplyToID),
 		CreatedAt: m.CreatedAt.UTC(), EditedAt: utcPtr(m.EditedAt), DeletedAt: utcPtr(m.DeletedAt)}
 }

@@ -31,6 +31,10 @@ const (
 	FieldCreatedBy = "created_by"
 	// FieldLastMessageAt holds the string denoting the last_message_at field in the database.
 	FieldLastMessageAt = "last_message_at"
+	// FieldLastSeq holds the string denoting the last_seq field in the database.
+	FieldLastSeq = "last_seq"
+	// FieldLarge holds the string denoting the large field in the database.
+	FieldLarge = "large"
 	// FieldArchivedAt holds the string denoting the archived_at field in the database.
 	FieldArchivedAt = "archived_at"
 	// FieldDirectKey holds the string denoting the direct_key field in the database.
@@ -67,6 +71,8 @@ var Columns = []string{
 	FieldTitle,
 	FieldCreatedBy,
 	FieldLastMessageAt,
+	FieldLastSeq,
+	FieldLarge,
 	FieldArchivedAt,
 	FieldDirectKey,
 }
@@ -99,6 +105,12 @@ var (
 	TitleValidator func(string) error
 	// DefaultLastMessageAt holds the default value on creation for the "last_message_at" field.
 	DefaultLastMessageAt func() time.Time
+	// DefaultLastSeq holds the default value on creation for the "last_seq" field.
+	DefaultLastSeq int64
+	// LastSeqValidator is a validator for the "last_seq" field. It is called by the builders before save.
+	LastSeqValidator func(int64) error
+	// DefaultLarge holds the default value on creation for the "large" field.
+	DefaultLarge bool
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() uuid.UUID
 )
@@ -168,6 +180,16 @@ func ByCreatedBy(opts ...sql.OrderTermOption) OrderOption {
 // ByLastMessageAt orders the results by the last_message_at field.
 func ByLastMessageAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldLastMessageAt, opts...).ToFunc()
+}
+
+// ByLastSeq orders the results by the last_seq field.
+func ByLastSeq(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLastSeq, opts...).ToFunc()
+}
+
+// ByLarge orders the results by the large field.
+func ByLarge(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLarge, opts...).ToFunc()
 }
 
 // ByArchivedAt orders the results by the archived_at field.

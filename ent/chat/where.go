@@ -86,6 +86,16 @@ func LastMessageAt(v time.Time) predicate.Chat {
 	return predicate.Chat(sql.FieldEQ(FieldLastMessageAt, v))
 }
 
+// LastSeq applies equality check predicate on the "last_seq" field. It's identical to LastSeqEQ.
+func LastSeq(v int64) predicate.Chat {
+	return predicate.Chat(sql.FieldEQ(FieldLastSeq, v))
+}
+
+// Large applies equality check predicate on the "large" field. It's identical to LargeEQ.
+func Large(v bool) predicate.Chat {
+	return predicate.Chat(sql.FieldEQ(FieldLarge, v))
+}
+
 // ArchivedAt applies equality check predicate on the "archived_at" field. It's identical to ArchivedAtEQ.
 func ArchivedAt(v time.Time) predicate.Chat {
 	return predicate.Chat(sql.FieldEQ(FieldArchivedAt, v))
@@ -399,6 +409,56 @@ func LastMessageAtLT(v time.Time) predicate.Chat {
 // LastMessageAtLTE applies the LTE predicate on the "last_message_at" field.
 func LastMessageAtLTE(v time.Time) predicate.Chat {
 	return predicate.Chat(sql.FieldLTE(FieldLastMessageAt, v))
+}
+
+// LastSeqEQ applies the EQ predicate on the "last_seq" field.
+func LastSeqEQ(v int64) predicate.Chat {
+	return predicate.Chat(sql.FieldEQ(FieldLastSeq, v))
+}
+
+// LastSeqNEQ applies the NEQ predicate on the "last_seq" field.
+func LastSeqNEQ(v int64) predicate.Chat {
+	return predicate.Chat(sql.FieldNEQ(FieldLastSeq, v))
+}
+
+// LastSeqIn applies the In predicate on the "last_seq" field.
+func LastSeqIn(vs ...int64) predicate.Chat {
+	return predicate.Chat(sql.FieldIn(FieldLastSeq, vs...))
+}
+
+// LastSeqNotIn applies the NotIn predicate on the "last_seq" field.
+func LastSeqNotIn(vs ...int64) predicate.Chat {
+	return predicate.Chat(sql.FieldNotIn(FieldLastSeq, vs...))
+}
+
+// LastSeqGT applies the GT predicate on the "last_seq" field.
+func LastSeqGT(v int64) predicate.Chat {
+	return predicate.Chat(sql.FieldGT(FieldLastSeq, v))
+}
+
+// LastSeqGTE applies the GTE predicate on the "last_seq" field.
+func LastSeqGTE(v int64) predicate.Chat {
+	return predicate.Chat(sql.FieldGTE(FieldLastSeq, v))
+}
+
+// LastSeqLT applies the LT predicate on the "last_seq" field.
+func LastSeqLT(v int64) predicate.Chat {
+	return predicate.Chat(sql.FieldLT(FieldLastSeq, v))
+}
+
+// LastSeqLTE applies the LTE predicate on the "last_seq" field.
+func LastSeqLTE(v int64) predicate.Chat {
+	return predicate.Chat(sql.FieldLTE(FieldLastSeq, v))
+}
+
+// LargeEQ applies the EQ predicate on the "large" field.
+func LargeEQ(v bool) predicate.Chat {
+	return predicate.Chat(sql.FieldEQ(FieldLarge, v))
+}
+
+// LargeNEQ applies the NEQ predicate on the "large" field.
+func LargeNEQ(v bool) predicate.Chat {
+	return predicate.Chat(sql.FieldNEQ(FieldLarge, v))
 }
 
 // ArchivedAtEQ applies the EQ predicate on the "archived_at" field.

@@ -25,14 +25,16 @@ const (
 	FieldRole = "role"
 	// FieldJoinedAt holds the string denoting the joined_at field in the database.
 	FieldJoinedAt = "joined_at"
-	// FieldLastReadAt holds the string denoting the last_read_at field in the database.
-	FieldLastReadAt = "last_read_at"
+	// FieldReadSeq holds the string denoting the read_seq field in the database.
+	FieldReadSeq = "read_seq"
 	// FieldLastReadMessageID holds the string denoting the last_read_message_id field in the database.
 	FieldLastReadMessageID = "last_read_message_id"
 	// FieldMuted holds the string denoting the muted field in the database.
 	FieldMuted = "muted"
 	// FieldChatLastMessageAt holds the string denoting the chat_last_message_at field in the database.
 	FieldChatLastMessageAt = "chat_last_message_at"
+	// FieldLarge holds the string denoting the large field in the database.
+	FieldLarge = "large"
 	// EdgeChat holds the string denoting the chat edge name in mutations.
 	EdgeChat = "chat"
 	// Table holds the table name of the membership in the database.
@@ -53,10 +55,11 @@ var Columns = []string{
 	FieldChatID,
 	FieldRole,
 	FieldJoinedAt,
-	FieldLastReadAt,
+	FieldReadSeq,
 	FieldLastReadMessageID,
 	FieldMuted,
 	FieldChatLastMessageAt,
+	FieldLarge,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -75,14 +78,20 @@ func ValidColumn(column string) bool {
 //
 //	import _ "github.com/chatdb/chatdb/ent/runtime"
 var (
-	Hooks  [1]ent.Hook
+	Hooks  [2]ent.Hook
 	Policy ent.Policy
 	// DefaultJoinedAt holds the default value on creation for the "joined_at" field.
 	DefaultJoinedAt func() time.Time
+	// DefaultReadSeq holds the default value on creation for the "read_seq" field.
+	DefaultReadSeq int64
+	// ReadSeqValidator is a validator for the "read_seq" field. It is called by the builders before save.
+	ReadSeqValidator func(int64) error
 	// DefaultMuted holds the default value on creation for the "muted" field.
 	DefaultMuted bool
 	// DefaultChatLastMessageAt holds the default value on creation for the "chat_last_message_at" field.
 	DefaultChatLastMessageAt func() time.Time
+	// DefaultLarge holds the default value on creation for the "large" field.
+	DefaultLarge bool
 	// DefaultID holds the default value on creation for the "id" field.
 	DefaultID func() uuid.UUID
 )
@@ -142,9 +151,9 @@ func ByJoinedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldJoinedAt, opts...).ToFunc()
 }
 
-// ByLastReadAt orders the results by the last_read_at field.
-func ByLastReadAt(opts ...sql.OrderTermOption) OrderOption {
-	return sql.OrderByField(FieldLastReadAt, opts...).ToFunc()
+// ByReadSeq orders the results by the read_seq field.
+func ByReadSeq(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldReadSeq, opts...).ToFunc()
 }
 
 // ByLastReadMessageID orders the results by the last_read_message_id field.
@@ -160,6 +169,11 @@ func ByMuted(opts ...sql.OrderTermOption) OrderOption {
 // ByChatLastMessageAt orders the results by the chat_last_message_at field.
 func ByChatLastMessageAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldChatLastMessageAt, opts...).ToFunc()
+}
+
+// ByLarge orders the results by the large field.
+func ByLarge(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldLarge, opts...).ToFunc()
 }
 
 // ByChatField orders the results by chat field.

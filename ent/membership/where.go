@@ -71,9 +71,9 @@ func JoinedAt(v time.Time) predicate.Membership {
 	return predicate.Membership(sql.FieldEQ(FieldJoinedAt, v))
 }
 
-// LastReadAt applies equality check predicate on the "last_read_at" field. It's identical to LastReadAtEQ.
-func LastReadAt(v time.Time) predicate.Membership {
-	return predicate.Membership(sql.FieldEQ(FieldLastReadAt, v))
+// ReadSeq applies equality check predicate on the "read_seq" field. It's identical to ReadSeqEQ.
+func ReadSeq(v int64) predicate.Membership {
+	return predicate.Membership(sql.FieldEQ(FieldReadSeq, v))
 }
 
 // LastReadMessageID applies equality check predicate on the "last_read_message_id" field. It's identical to LastReadMessageIDEQ.
@@ -89,6 +89,11 @@ func Muted(v bool) predicate.Membership {
 // ChatLastMessageAt applies equality check predicate on the "chat_last_message_at" field. It's identical to ChatLastMessageAtEQ.
 func ChatLastMessageAt(v time.Time) predicate.Membership {
 	return predicate.Membership(sql.FieldEQ(FieldChatLastMessageAt, v))
+}
+
+// Large applies equality check predicate on the "large" field. It's identical to LargeEQ.
+func Large(v bool) predicate.Membership {
+	return predicate.Membership(sql.FieldEQ(FieldLarge, v))
 }
 
 // UserIDEQ applies the EQ predicate on the "user_id" field.
@@ -211,54 +216,44 @@ func JoinedAtLTE(v time.Time) predicate.Membership {
 	return predicate.Membership(sql.FieldLTE(FieldJoinedAt, v))
 }
 
-// LastReadAtEQ applies the EQ predicate on the "last_read_at" field.
-func LastReadAtEQ(v time.Time) predicate.Membership {
-	return predicate.Membership(sql.FieldEQ(FieldLastReadAt, v))
+// ReadSeqEQ applies the EQ predicate on the "read_seq" field.
+func ReadSeqEQ(v int64) predicate.Membership {
+	return predicate.Membership(sql.FieldEQ(FieldReadSeq, v))
 }
 
-// LastReadAtNEQ applies the NEQ predicate on the "last_read_at" field.
-func LastReadAtNEQ(v time.Time) predicate.Membership {
-	return predicate.Membership(sql.FieldNEQ(FieldLastReadAt, v))
+// ReadSeqNEQ applies the NEQ predicate on the "read_seq" field.
+func ReadSeqNEQ(v int64) predicate.Membership {
+	return predicate.Membership(sql.FieldNEQ(FieldReadSeq, v))
 }
 
-// LastReadAtIn applies the In predicate on the "last_read_at" field.
-func LastReadAtIn(vs ...time.Time) predicate.Membership {
-	return predicate.Membership(sql.FieldIn(FieldLastReadAt, vs...))
+// ReadSeqIn applies the In predicate on the "read_seq" field.
+func ReadSeqIn(vs ...int64) predicate.Membership {
+	return predicate.Membership(sql.FieldIn(FieldReadSeq, vs...))
 }
 
-// LastReadAtNotIn applies the NotIn predicate on the "last_read_at" field.
-func LastReadAtNotIn(vs ...time.Time) predicate.Membership {
-	return predicate.Membership(sql.FieldNotIn(FieldLastReadAt, vs...))
+// ReadSeqNotIn applies the NotIn predicate on the "read_seq" field.
+func ReadSeqNotIn(vs ...int64) predicate.Membership {
+	return predicate.Membership(sql.FieldNotIn(FieldReadSeq, vs...))
 }
 
-// LastReadAtGT applies the GT predicate on the "last_read_at" field.
-func LastReadAtGT(v time.Time) predicate.Membership {
-	return predicate.Membership(sql.FieldGT(FieldLastReadAt, v))
+// ReadSeqGT applies the GT predicate on the "read_seq" field.
+func ReadSeqGT(v int64) predicate.Membership {
+	return predicate.Membership(sql.FieldGT(FieldReadSeq, v))
 }
 
-// LastReadAtGTE applies the GTE predicate on the "last_read_at" field.
-func LastReadAtGTE(v time.Time) predicate.Membership {
-	return predicate.Membership(sql.FieldGTE(FieldLastReadAt, v))
+// ReadSeqGTE applies the GTE predicate on the "read_seq" field.
+func ReadSeqGTE(v int64) predicate.Membership {
+	return predicate.Membership(sql.FieldGTE(FieldReadSeq, v))
 }
 
-// LastReadAtLT applies the LT predicate on the "last_read_at" field.
-func LastReadAtLT(v time.Time) predicate.Membership {
-	return predicate.Membership(sql.FieldLT(FieldLastReadAt, v))
+// ReadSeqLT applies the LT predicate on the "read_seq" field.
+func ReadSeqLT(v int64) predicate.Membership {
+	return predicate.Membership(sql.FieldLT(FieldReadSeq, v))
 }
 
-// LastReadAtLTE applies the LTE predicate on the "last_read_at" field.
-func LastReadAtLTE(v time.Time) predicate.Membership {
-	return predicate.Membership(sql.FieldLTE(FieldLastReadAt, v))
-}
-
-// LastReadAtIsNil applies the IsNil predicate on the "last_read_at" field.
-func LastReadAtIsNil() predicate.Membership {
-	return predicate.Membership(sql.FieldIsNull(FieldLastReadAt))
-}
-
-// LastReadAtNotNil applies the NotNil predicate on the "last_read_at" field.
-func LastReadAtNotNil() predicate.Membership {
-	return predicate.Membership(sql.FieldNotNull(FieldLastReadAt))
+// ReadSeqLTE applies the LTE predicate on the "read_seq" field.
+func ReadSeqLTE(v int64) predicate.Membership {
+	return predicate.Membership(sql.FieldLTE(FieldReadSeq, v))
 }
 
 // LastReadMessageIDEQ applies the EQ predicate on the "last_read_message_id" field.
@@ -369,6 +364,16 @@ func ChatLastMessageAtIsNil() predicate.Membership {
 // ChatLastMessageAtNotNil applies the NotNil predicate on the "chat_last_message_at" field.
 func ChatLastMessageAtNotNil() predicate.Membership {
 	return predicate.Membership(sql.FieldNotNull(FieldChatLastMessageAt))
+}
+
+// LargeEQ applies the EQ predicate on the "large" field.
+func LargeEQ(v bool) predicate.Membership {
+	return predicate.Membership(sql.FieldEQ(FieldLarge, v))
+}
+
+// LargeNEQ applies the NEQ predicate on the "large" field.
+func LargeNEQ(v bool) predicate.Membership {
+	return predicate.Membership(sql.FieldNEQ(FieldLarge, v))
 }
 
 // HasChat applies the HasEdge predicate on the "chat" edge.

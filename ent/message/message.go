@@ -19,6 +19,8 @@ const (
 	FieldID = "id"
 	// FieldChatID holds the string denoting the chat_id field in the database.
 	FieldChatID = "chat_id"
+	// FieldSeq holds the string denoting the seq field in the database.
+	FieldSeq = "seq"
 	// FieldSenderID holds the string denoting the sender_id field in the database.
 	FieldSenderID = "sender_id"
 	// FieldRole holds the string denoting the role field in the database.
@@ -64,6 +66,7 @@ const (
 var Columns = []string{
 	FieldID,
 	FieldChatID,
+	FieldSeq,
 	FieldSenderID,
 	FieldRole,
 	FieldContent,
@@ -90,8 +93,10 @@ func ValidColumn(column string) bool {
 //
 //	import _ "github.com/chatdb/chatdb/ent/runtime"
 var (
-	Hooks  [4]ent.Hook
+	Hooks  [5]ent.Hook
 	Policy ent.Policy
+	// SeqValidator is a validator for the "seq" field. It is called by the builders before save.
+	SeqValidator func(int64) error
 	// ContentValidator is a validator for the "content" field. It is called by the builders before save.
 	ContentValidator func(string) error
 	// DefaultCreatedAt holds the default value on creation for the "created_at" field.
@@ -136,6 +141,11 @@ func ByID(opts ...sql.OrderTermOption) OrderOption {
 // ByChatID orders the results by the chat_id field.
 func ByChatID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldChatID, opts...).ToFunc()
+}
+
+// BySeq orders the results by the seq field.
+func BySeq(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldSeq, opts...).ToFunc()
 }
 
 // BySenderID orders the results by the sender_id field.

@@ -62,6 +62,11 @@ func ChatID(v uuid.UUID) predicate.Message {
 	return predicate.Message(sql.FieldEQ(FieldChatID, v))
 }
 
+// Seq applies equality check predicate on the "seq" field. It's identical to SeqEQ.
+func Seq(v int64) predicate.Message {
+	return predicate.Message(sql.FieldEQ(FieldSeq, v))
+}
+
 // SenderID applies equality check predicate on the "sender_id" field. It's identical to SenderIDEQ.
 func SenderID(v uuid.UUID) predicate.Message {
 	return predicate.Message(sql.FieldEQ(FieldSenderID, v))
@@ -115,6 +120,46 @@ func ChatIDIn(vs ...uuid.UUID) predicate.Message {
 // ChatIDNotIn applies the NotIn predicate on the "chat_id" field.
 func ChatIDNotIn(vs ...uuid.UUID) predicate.Message {
 	return predicate.Message(sql.FieldNotIn(FieldChatID, vs...))
+}
+
+// SeqEQ applies the EQ predicate on the "seq" field.
+func SeqEQ(v int64) predicate.Message {
+	return predicate.Message(sql.FieldEQ(FieldSeq, v))
+}
+
+// SeqNEQ applies the NEQ predicate on the "seq" field.
+func SeqNEQ(v int64) predicate.Message {
+	return predicate.Message(sql.FieldNEQ(FieldSeq, v))
+}
+
+// SeqIn applies the In predicate on the "seq" field.
+func SeqIn(vs ...int64) predicate.Message {
+	return predicate.Message(sql.FieldIn(FieldSeq, vs...))
+}
+
+// SeqNotIn applies the NotIn predicate on the "seq" field.
+func SeqNotIn(vs ...int64) predicate.Message {
+	return predicate.Message(sql.FieldNotIn(FieldSeq, vs...))
+}
+
+// SeqGT applies the GT predicate on the "seq" field.
+func SeqGT(v int64) predicate.Message {
+	return predicate.Message(sql.FieldGT(FieldSeq, v))
+}
+
+// SeqGTE applies the GTE predicate on the "seq" field.
+func SeqGTE(v int64) predicate.Message {
+	return predicate.Message(sql.FieldGTE(FieldSeq, v))
+}
+
+// SeqLT applies the LT predicate on the "seq" field.
+func SeqLT(v int64) predicate.Message {
+	return predicate.Message(sql.FieldLT(FieldSeq, v))
+}
+
+// SeqLTE applies the LTE predicate on the "seq" field.
+func SeqLTE(v int64) predicate.Message {
+	return predicate.Message(sql.FieldLTE(FieldSeq, v))
 }
 
 // SenderIDEQ applies the EQ predicate on the "sender_id" field.

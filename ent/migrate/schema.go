@@ -19,6 +19,8 @@ var (
 		{Name: "title", Type: field.TypeString, Nullable: true},
 		{Name: "created_by", Type: field.TypeUUID},
 		{Name: "last_message_at", Type: field.TypeTime},
+		{Name: "last_seq", Type: field.TypeInt64, Default: 0},
+		{Name: "large", Type: field.TypeBool, Default: false},
 		{Name: "archived_at", Type: field.TypeTime, Nullable: true},
 		{Name: "direct_key", Type: field.TypeString, Nullable: true},
 	}
@@ -36,7 +38,7 @@ var (
 			{
 				Name:    "chats_direct_key_key",
 				Unique:  true,
-				Columns: []*schema.Column{ChatsColumns[9]},
+				Columns: []*schema.Column{ChatsColumns[11]},
 			},
 		},
 	}
@@ -67,10 +69,11 @@ var (
 		{Name: "user_id", Type: field.TypeUUID},
 		{Name: "role", Type: field.TypeEnum, Enums: []string{"owner", "admin", "member"}, Default: "member"},
 		{Name: "joined_at", Type: field.TypeTime},
-		{Name: "last_read_at", Type: field.TypeTime, Nullable: true},
+		{Name: "read_seq", Type: field.TypeInt64, Default: 0},
 		{Name: "last_read_message_id", Type: field.TypeUUID, Nullable: true},
 		{Name: "muted", Type: field.TypeBool, Default: false},
 		{Name: "chat_last_message_at", Type: field.TypeTime, Nullable: true},
+		{Name: "large", Type: field.TypeBool, Default: false},
 		{Name: "chat_id", Type: field.TypeUUID},
 	}
 	// MembershipsTable holds the schema information for the "memberships" table.
@@ -81,7 +84,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "memberships_chat_id_fkey",
-				Columns:    []*schema.Column{MembershipsColumns[8]},
+				Columns:    []*schema.Column{MembershipsColumns[9]},
 				RefColumns: []*schema.Column{ChatsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
@@ -90,23 +93,35 @@ var (
 			{
 				Name:    "memberships_user_chat_key",
 				Unique:  true,
-				Columns: []*schema.Column{MembershipsColumns[1], MembershipsColumns[8]},
+				Columns: []*schema.Column{MembershipsColumns[1], MembershipsColumns[9]},
 			},
 			{
 				Name:    "memberships_user_inbox_idx",
 				Unique:  false,
-				Columns: []*schema.Column{MembershipsColumns[1], MembershipsColumns[7], MembershipsColumns[8]},
+				Columns: []*schema.Column{MembershipsColumns[1], MembershipsColumns[7], MembershipsColumns[9]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "NOT large",
+				},
+			},
+			{
+				Name:    "memberships_user_large_idx",
+				Unique:  false,
+				Columns: []*schema.Column{MembershipsColumns[1]},
+				Annotation: &entsql.IndexAnnotation{
+					Where: "large",
+				},
 			},
 			{
 				Name:    "memberships_chat_idx",
 				Unique:  false,
-				Columns: []*schema.Column{MembershipsColumns[8]},
+				Columns: []*schema.Column{MembershipsColumns[9]},
 			},
 		},
 	}
 	// MessagesColumns holds the columns for the "messages" table.
 	MessagesColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeUUID},
+		{Name: "seq", Type: field.TypeInt64},
 		{Name: "sender_id", Type: field.TypeUUID, Nullable: true},
 		{Name: "role", Type: field.TypeEnum, Enums: []string{"user", "assistant", "system", "tool"}},
 		{Name: "content", Type: field.TypeString, Nullable: true, Size: 2147483647},
@@ -125,32 +140,32 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "messages_chat_id_fkey",
-				Columns:    []*schema.Column{MessagesColumns[8]},
+				Columns:    []*schema.Column{MessagesColumns[9]},
 				RefColumns: []*schema.Column{ChatsColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
 			{
 				Symbol:     "messages_messages_replies",
-				Columns:    []*schema.Column{MessagesColumns[9]},
+				Columns:    []*schema.Column{MessagesColumns[10]},
 				RefColumns: []*schema.Column{MessagesColumns[0]},
 				OnDelete:   schema.SetNull,
 			},
 		},
 		Indexes: []*schema.Index{
 			{
-				Name:    "messages_chat_created_id_idx",
-				Unique:  false,
-				Columns: []*schema.Column{MessagesColumns[8], MessagesColumns[5], MessagesColumns[0]},
+				Name:    "messages_chat_seq_key",
+				Unique:  true,
+				Columns: []*schema.Column{MessagesColumns[9], MessagesColumns[1]},
 			},
 			{
 				Name:    "messages_sender_idx",
 				Unique:  false,
-				Columns: []*schema.Column{MessagesColumns[1]},
+				Columns: []*schema.Column{MessagesColumns[2]},
 			},
 			{
 				Name:    "messages_reply_to_idx",
 				Unique:  false,
-				Columns: []*schema.Column{MessagesColumns[9]},
+				Columns: []*schema.Column{MessagesColumns[10]},
 			},
 		},
 	}

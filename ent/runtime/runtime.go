@@ -56,6 +56,16 @@ func init() {
 	chatDescLastMessageAt := chatFields[3].Descriptor()
 	// chat.DefaultLastMessageAt holds the default value on creation for the last_message_at field.
 	chat.DefaultLastMessageAt = chatDescLastMessageAt.Default.(func() time.Time)
+	// chatDescLastSeq is the schema descriptor for last_seq field.
+	chatDescLastSeq := chatFields[4].Descriptor()
+	// chat.DefaultLastSeq holds the default value on creation for the last_seq field.
+	chat.DefaultLastSeq = chatDescLastSeq.Default.(int64)
+	// chat.LastSeqValidator is a validator for the "last_seq" field. It is called by the builders before save.
+	chat.LastSeqValidator = chatDescLastSeq.Validators[0].(func(int64) error)
+	// chatDescLarge is the schema descriptor for large field.
+	chatDescLarge := chatFields[5].Descriptor()
+	// chat.DefaultLarge holds the default value on creation for the large field.
+	chat.DefaultLarge = chatDescLarge.Default.(bool)
 	// chatDescID is the schema descriptor for id field.
 	chatDescID := chatMixinFields0[0].Descriptor()
 	// chat.DefaultID holds the default value on creation for the id field.
@@ -118,6 +128,9 @@ func init() {
 			return next.Mutate(ctx, m)
 		})
 	}
+	membershipHooks := schema.Membership{}.Hooks()
+
+	membership.Hooks[1] = membershipHooks[0]
 	membershipMixinFields0 := membershipMixin[0].Fields()
 	_ = membershipMixinFields0
 	membershipFields := schema.Membership{}.Fields()
@@ -126,6 +139,12 @@ func init() {
 	membershipDescJoinedAt := membershipFields[3].Descriptor()
 	// membership.DefaultJoinedAt holds the default value on creation for the joined_at field.
 	membership.DefaultJoinedAt = membershipDescJoinedAt.Default.(func() time.Time)
+	// membershipDescReadSeq is the schema descriptor for read_seq field.
+	membershipDescReadSeq := membershipFields[4].Descriptor()
+	// membership.DefaultReadSeq holds the default value on creation for the read_seq field.
+	membership.DefaultReadSeq = membershipDescReadSeq.Default.(int64)
+	// membership.ReadSeqValidator is a validator for the "read_seq" field. It is called by the builders before save.
+	membership.ReadSeqValidator = membershipDescReadSeq.Validators[0].(func(int64) error)
 	// membershipDescMuted is the schema descriptor for muted field.
 	membershipDescMuted := membershipFields[6].Descriptor()
 	// membership.DefaultMuted holds the default value on creation for the muted field.
@@ -134,6 +153,10 @@ func init() {
 	membershipDescChatLastMessageAt := membershipFields[7].Descriptor()
 	// membership.DefaultChatLastMessageAt holds the default value on creation for the chat_last_message_at field.
 	membership.DefaultChatLastMessageAt = membershipDescChatLastMessageAt.Default.(func() time.Time)
+	// membershipDescLarge is the schema descriptor for large field.
+	membershipDescLarge := membershipFields[8].Descriptor()
+	// membership.DefaultLarge holds the default value on creation for the large field.
+	membership.DefaultLarge = membershipDescLarge.Default.(bool)
 	// membershipDescID is the schema descriptor for id field.
 	membershipDescID := membershipMixinFields0[0].Descriptor()
 	// membership.DefaultID holds the default value on creation for the id field.
@@ -155,16 +178,22 @@ func init() {
 	message.Hooks[2] = messageHooks[1]
 
 	message.Hooks[3] = messageHooks[2]
+
+	message.Hooks[4] = messageHooks[3]
 	messageMixinFields0 := messageMixin[0].Fields()
 	_ = messageMixinFields0
 	messageFields := schema.Message{}.Fields()
 	_ = messageFields
+	// messageDescSeq is the schema descriptor for seq field.
+	messageDescSeq := messageFields[1].Descriptor()
+	// message.SeqValidator is a validator for the "seq" field. It is called by the builders before save.
+	message.SeqValidator = messageDescSeq.Validators[0].(func(int64) error)
 	// messageDescContent is the schema descriptor for content field.
-	messageDescContent := messageFields[3].Descriptor()
+	messageDescContent := messageFields[4].Descriptor()
 	// message.ContentValidator is a validator for the "content" field. It is called by the builders before save.
 	message.ContentValidator = messageDescContent.Validators[0].(func(string) error)
 	// messageDescCreatedAt is the schema descriptor for created_at field.
-	messageDescCreatedAt := messageFields[6].Descriptor()
+	messageDescCreatedAt := messageFields[7].Descriptor()
 	// message.DefaultCreatedAt holds the default value on creation for the created_at field.
 	message.DefaultCreatedAt = messageDescCreatedAt.Default.(func() time.Time)
 	// messageDescID is the schema descriptor for id field.

@@ -261,8 +261,8 @@ func (p *seedPlan) messages(i int, ids []uuid.UUID, end time.Time, size int, emi
 	}
 	f := gofakeit.NewFaker(rand.NewPCG(p.seed, uint64(i)+1), false)
 	people := append([]int{c.creator}, c.members...)
-	const span = int64(30 * 24 * time.Hour / time.Microsecond)
-	start := end.Add(-30 * 24 * time.Hour)
+	const span = int64(seedHistory / time.Microsecond)
+	start := end.Add(-seedHistory)
 	step := span / int64(c.count)
 	var prev int64 = -1
 	batch := make([]store.NewMessage, 0, min(size, c.count))
@@ -353,7 +353,14 @@ func seed(ctx context.Context, stdout, stderr io.Writer, cfg database.Config, o 
 	}
 
 	plan := newSeedPlan(o.seed, o.users, o.chats, o.messages)
-	s := store.New(db)
+	began := time.Now()
+	end := began.UTC().Truncate(time.Second)
+	// The seeded world begins when its history does: users and chats are
+	// created at the start of the 30 days the messages span, so that each
+	// chat's import appends to its history (store.ImportMessages refuses a
+	// message older than the chat's newest).
+	historyStart := end.Add(-seedHistory)
+	s := store.New(db, store.WithClock(func() time.Time { return historyStart }))
 	sys := viewer.SystemContext(ctx)
 	if len(plan.users) > 0 {
 		_, err := s.UserByEmail(sys, plan.users[0].email)
@@ -376,7 +383,6 @@ func seed(ctx context.Context, stdout, stderr io.Writer, cfg database.Config, o 
 			o.users, o.chats, o.messages, db.URL(), o.seed, workers)
 	}
 	var st seedStats
-	began := time.Now()
 
 	// Users, as the system: signing up is the platform's job.
 	ids := make([]uuid.UUID, len(plan.users))
@@ -442,7 +448,6 @@ func seed(ctx context.Context, stdout, stderr io.Writer, cfg database.Config, o 
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return plan.chats[order[a]].count > plan.chats[order[b]].count })
-	end := began.UTC().Truncate(time.Second)
 	var written atomic.Int64
 	t0 = time.Now()
 	pr = newProgress(stderr, mode, "messages", int64(o.messages))
@@ -473,6 +478,9 @@ func seed(ctx context.Context, stdout, stderr io.Writer, cfg database.Config, o 
 	fmt.Fprintf(stdout, "  all rows     %9d  %s\n", rows, rate(rows, total))
 	return nil
 }
+
+// seedHistory is how far back the seeded messages go.
+const seedHistory = 30 * 24 * time.Hour
 
 // rate prints n rows in d as rows per second.
 func rate(n int, d time.Duration) string {

@@ -138,7 +138,7 @@ func TestDiffFromEmpty(t *testing.T) {
 		got, err := os.ReadFile(filepath.Join(path, file))
 		require.NoError(t, err)
 		require.NoError(t, migrate.Validate(dir))
-		for _, want := range []string{"CONSTRAINT", "_fkey", "_length", "CHECK", "messages_chat_created_id_idx", "users_email_key", "chats_direct_key_key"} {
+		for _, want := range []string{"CONSTRAINT", "_fkey", "_length", "CHECK", "messages_chat_seq_key", "users_email_key", "chats_direct_key_key"} {
 			require.Contains(t, string(got), want)
 		}
 
