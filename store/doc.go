@@ -43,15 +43,23 @@
 //   - A deleted message stays in history, in its place, with DeletedAt set; its
 //     content and metadata are erased from the database, not hidden.
 //   - Archived chats stay readable and in the inbox; nobody appends to them.
-//   - The inbox is ordered by each membership's copy of its chat's
-//     last_message_at (memberships.chat_last_message_at), which appends and
-//     imports keep current, so that a page is read from an index in order
-//     however many chats the user has. A member who joins a chat after its last
-//     message starts at the joining time.
-//   - Messages of a chat get strictly increasing created_at in commit order, so
-//     keyset readers never skip one. Only the store keeps that promise: a raw
-//     ent client may write any created_at, and ImportMessages keeps the times a
-//     backfill gives it.
+//   - Messages of a chat get seq 1, 2, 3, ... in commit order, without gaps:
+//     History is in seq order, a cursor names a chat and a seq, and a client
+//     syncs with "everything after seq n" (Chat.LastSeq says how far the chat
+//     is). created_at never goes back within a chat. An import appends too: it
+//     refuses messages older than the chat's newest.
+//   - Unread counts are the chat's last seq minus the member's read position:
+//     one subtraction, whatever the backlog. The position starts at the chat's
+//     last message when the member joins and moves forward only: MarkRead, and
+//     every message the member sends. A deleted message keeps its place in
+//     history and counts until read, as the tombstone it leaves is shown.
+//   - An append writes the chat, the message and the sender's membership, and
+//     in a chat of at most DefaultFanOutLimit members each member's copy of
+//     the chat's time (the inbox's order); a larger chat is large, and its
+//     appends write no member's row, whatever its size. The inbox reads the
+//     viewer's other chats in order from an index and merges the large ones,
+//     whose times it reads from the chats: a page costs the same with 10 and
+//     with 10,000 chats, plus one probe per large chat the viewer is in.
 //
 // A tour:
 //
