@@ -8,6 +8,8 @@ import (
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
 	"github.com/google/uuid"
+
+	"github.com/chatdb/chatdb/ent/hook"
 )
 
 // Chat holds the schema definition for the Chat entity.
@@ -88,6 +90,11 @@ func (Chat) Indexes() []ent.Index {
 			Unique().
 			StorageKey("chats_direct_key_key"),
 	}
+}
+
+// Hooks of the Chat.
+func (Chat) Hooks() []ent.Hook {
+	return []ent.Hook{hook.On(chatStart, ent.OpCreate)}
 }
 
 // Annotations of the Chat.

@@ -13,6 +13,7 @@ import (
 	"github.com/chatdb/chatdb/ent/hook"
 	"github.com/chatdb/chatdb/ent/privacy"
 	"github.com/chatdb/chatdb/rule"
+	"github.com/chatdb/chatdb/viewer"
 )
 
 // normalizeEmail stores every email address in its normalised form, so that the
@@ -107,6 +108,8 @@ func sequence(next ent.Mutator) ent.Mutator {
 		at, ok := m.CreatedAt()
 		if !ok {
 			at = Now()
+		} else if err := userTime(ctx, "Message.created_at", at); err != nil {
+			return nil, err
 		}
 		var (
 			seq   int64
@@ -188,6 +191,8 @@ func joinState(next ent.Mutator) ent.Mutator {
 			if !ok {
 				joined = Now()
 				m.SetJoinedAt(joined)
+			} else if err := userTime(ctx, "Membership.joined_at", joined); err != nil {
+				return nil, err
 			}
 			if r.LastMessageAt.After(joined) {
 				joined = r.LastMessageAt
@@ -196,4 +201,37 @@ func joinState(next ent.Mutator) ent.Mutator {
 		}
 		return next.Mutate(ctx, m)
 	})
+}
+
+// chatStart starts a new chat as the store's appends expect it, whoever
+// creates it through the ent client: no messages yet (last_seq 0, its time its
+// creation), not large (the store marks it so when members take it over the
+// fan-out limit), and, for a user, not created in the future.
+func chatStart(next ent.Mutator) ent.Mutator {
+	return hook.ChatFunc(func(ctx context.Context, m *gen.ChatMutation) (ent.Value, error) {
+		at, ok := m.CreatedAt()
+		if !ok {
+			at = Now()
+			m.SetCreatedAt(at)
+		} else if err := userTime(ctx, "Chat.created_at", at); err != nil {
+			return nil, err
+		}
+		m.SetLastMessageAt(at)
+		m.SetLastSeq(0)
+		m.SetLarge(false)
+		return next.Mutate(ctx, m)
+	})
+}
+
+// userTime checks a time a user viewer gave for field: not in the future. The
+// system, which imports history and restores backups, is trusted with its
+// clock.
+func userTime(ctx context.Context, field string, t time.Time) error {
+	if v, _ := viewer.FromContext(ctx); v.IsSystem() {
+		return nil
+	}
+	if err := ValidateNotFuture(t); err != nil {
+		return &FieldError{Field: field, Err: err}
+	}
+	return nil
 }

@@ -7,10 +7,24 @@ import (
 	"net/mail"
 	"reflect"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/chatdb/chatdb/schema/schematype"
 )
+
+// MaxClockSkew is how far in the future a time given by a writer may be: the
+// clocks of application servers differ a little, never by more.
+const MaxClockSkew = time.Minute
+
+// ValidateNotFuture checks that t is not later than now by more than
+// MaxClockSkew.
+func ValidateNotFuture(t time.Time) error {
+	if t.After(Now().Add(MaxClockSkew)) {
+		return ErrFutureTime
+	}
+	return nil
+}
 
 // Limits on what the schema accepts. They are checked in Go before any SQL is sent;
 // the database enforces the length limits again with CHECK constraints.
@@ -47,6 +61,10 @@ var (
 	// ErrReplyOutside is returned when a message replies to a message of another
 	// chat.
 	ErrReplyOutside = errors.New("schema: the message replied to is not in this chat")
+	// ErrFutureTime is returned when a time a user gives is later than now by
+	// more than MaxClockSkew: a message or chat dated in the future would stay
+	// at the top of every member's inbox.
+	ErrFutureTime = errors.New("schema: time is in the future")
 )
 
 // FieldError is returned by schema hooks when a field fails a check that ent's

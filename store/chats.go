@@ -32,6 +32,9 @@ import (
 // membership.
 func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ *Chat, created bool, err error) {
 	const op = "create direct chat"
+	if err := ownTx(ctx); err != nil {
+		return nil, false, fail(op, err)
+	}
 	me, err := viewerUser(ctx)
 	if err != nil {
 		return nil, false, fail(op, err)
@@ -105,6 +108,9 @@ func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ 
 // SELECT, a count) and a SELECT of the chat.
 func (s *Store) CreateGroupChat(ctx context.Context, title string, userIDs []uuid.UUID) (*Chat, error) {
 	const op = "create group chat"
+	if err := ownTx(ctx); err != nil {
+		return nil, fail(op, err)
+	}
 	me, err := viewerUser(ctx)
 	if err != nil {
 		return nil, fail(op, err)
@@ -144,6 +150,9 @@ func (s *Store) CreateGroupChat(ctx context.Context, title string, userIDs []uui
 // chat INSERT, the membership rule's SELECT and the owner's INSERT, COMMIT.
 func (s *Store) CreateAssistantChat(ctx context.Context, title string) (*Chat, error) {
 	const op = "create assistant chat"
+	if err := ownTx(ctx); err != nil {
+		return nil, fail(op, err)
+	}
 	me, err := viewerUser(ctx)
 	if err != nil {
 		return nil, fail(op, err)
@@ -182,6 +191,9 @@ func (s *Store) GetChat(ctx context.Context, chatID uuid.UUID) (*Chat, error) {
 // while the chat is not large a count of its members: 7 round trips.
 func (s *Store) AddMember(ctx context.Context, chatID, userID uuid.UUID, role membership.Role) (*Membership, error) {
 	const op = "add member"
+	if err := ownTx(ctx); err != nil {
+		return nil, fail(op, err)
+	}
 	if role == "" {
 		role = membership.RoleMember
 	}
@@ -224,6 +236,9 @@ func (s *Store) AddMember(ctx context.Context, chatID, userID uuid.UUID, role me
 // nothing, a SELECT more to tell ErrForbidden from database.ErrNotFound.
 func (s *Store) RemoveMember(ctx context.Context, chatID, userID uuid.UUID) error {
 	const op = "remove member"
+	if err := ownTx(ctx); err != nil {
+		return fail(op, err)
+	}
 	n, err := s.client.Membership.Delete().
 		Where(membership.ChatID(chatID), membership.UserID(userID)).
 		Exec(ctx)
@@ -240,6 +255,9 @@ func (s *Store) RemoveMember(ctx context.Context, chatID, userID uuid.UUID) erro
 // result; when it updates nothing, a SELECT to say why instead.
 func (s *Store) SetRole(ctx context.Context, chatID, userID uuid.UUID, role membership.Role) (*Membership, error) {
 	const op = "set role"
+	if err := ownTx(ctx); err != nil {
+		return nil, fail(op, err)
+	}
 	if err := membership.RoleValidator(role); err != nil {
 		return nil, fail(op, invalid("Membership.role", err))
 	}
@@ -269,6 +287,9 @@ func (s *Store) SetRole(ctx context.Context, chatID, userID uuid.UUID, role memb
 // result.
 func (s *Store) ArchiveChat(ctx context.Context, chatID uuid.UUID) (*Chat, error) {
 	const op = "archive chat"
+	if err := ownTx(ctx); err != nil {
+		return nil, fail(op, err)
+	}
 	now := s.clock()
 	n, err := s.client.Chat.Update().
 		Where(chat.ID(chatID), chat.ArchivedAtIsNil(), chat.DeletedAtIsNil()).

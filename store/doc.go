@@ -9,10 +9,12 @@
 // classified with the database package's sentinels (database.ErrNotFound,
 // database.ErrConflict, database.ErrInvalid, ...) and this package's own
 // (ErrForbidden, ErrInvalidCursor); match them with errors.Is. Each operation's
-// doc comment says what it costs in queries and round trips. The operations
-// that need a transaction (creating chats, appending, importing) run their own:
-// called with a context that carries one (database.WithTxContext), they return
-// database.ErrNestedTx rather than commit apart from it.
+// doc comment says what it costs in queries and round trips. Every write is a
+// transaction of its own (or one statement): called with a context that
+// carries a transaction (database.WithTxContext), a write returns
+// database.ErrNestedTx on both dialects, rather than commit apart from the
+// caller's transaction (PostgreSQL) or wait for its lock (SQLite). Reads run
+// on the pool, outside it.
 //
 // The operations with a hand-written statement (GetUser, AppendMessage,
 // History, MarkRead, Inbox) run it on the pool without ent's query builder, on

@@ -81,7 +81,7 @@ func TestHistoryLimit(t *testing.T) {
 		for i := range msgs {
 			msgs[i] = store.NewMessage{Content: fmt.Sprint(i)}
 		}
-		_, err := e.s.ImportMessages(e.as(ada), c.ID, msgs)
+		_, err := e.s.ImportMessages(e.sys(), c.ID, msgs)
 		require.NoError(t, err)
 		for _, tc := range []struct{ limit, want int }{{0, 50}, {-1, 50}, {10, 10}, {200, 200}, {1000, 200}} {
 			page, err := e.s.History(e.as(ada), c.ID, store.HistoryQuery{Limit: tc.limit})

@@ -600,7 +600,7 @@ func TestHostileMessages(t *testing.T) {
 						}
 						h.refusedRule(t, wantRule, func() error { _, err := h.s.AppendMessage(as, m); return err })
 						h.refusedRule(t, wantRule, func() error {
-							_, err := h.s.ImportMessages(as, c, []store.NewMessage{{Content: "fine"}, m})
+							_, err := h.s.ImportMessages(h.sys(), c, []store.NewMessage{{Content: "fine"}, m})
 							return err
 						})
 					})
@@ -630,7 +630,7 @@ func TestHostileMessages(t *testing.T) {
 						want = schema.ErrEmpty
 					}
 					h.refusedRule(t, want, func() error { _, err := h.s.AppendMessage(as, m); return err })
-					h.refusedRule(t, want, func() error { _, err := h.s.ImportMessages(as, c, []store.NewMessage{m}); return err })
+					h.refusedRule(t, want, func() error { _, err := h.s.ImportMessages(h.sys(), c, []store.NewMessage{m}); return err })
 				})
 			}
 			h.refusedRule(t, schema.ErrTooLong, func() error { _, err := h.s.EditMessage(as, h.adaMsg.ID, big); return err })
@@ -669,7 +669,7 @@ func TestHostileMessages(t *testing.T) {
 				h.refused(t, wantNotFound, func() error { return h.s.MarkRead(as, id, h.adaMsg.ID) })
 				h.refused(t, wantNotFound, func() error { _, err := h.s.History(as, id, store.HistoryQuery{}); return err })
 				h.refused(t, wantDenied, func() error {
-					_, err := h.s.ImportMessages(as, id, []store.NewMessage{{Content: "x"}})
+					_, err := h.s.ImportMessages(h.sys(), id, []store.NewMessage{{Content: "x"}})
 					return err
 				})
 			}
@@ -687,7 +687,7 @@ func TestHostileMessages(t *testing.T) {
 				return err
 			})
 			h.refused(t, []error{database.ErrConflict, database.ErrInvalid}, func() error {
-				_, err := h.s.ImportMessages(as, c, []store.NewMessage{{ID: h.adaMsg.ID, Content: "rewritten"}})
+				_, err := h.s.ImportMessages(h.sys(), c, []store.NewMessage{{ID: h.adaMsg.ID, Content: "rewritten"}})
 				return err
 			})
 		})
@@ -703,7 +703,7 @@ func TestHostileMessages(t *testing.T) {
 				require.NoError(t, err)
 				sent = append(sent, m)
 			}
-			n, err := h.s.ImportMessages(as, c, []store.NewMessage{{Content: sqlish[0]}, {Content: sqlish[4]}})
+			n, err := h.s.ImportMessages(h.sys(), c, []store.NewMessage{{Content: sqlish[0]}, {Content: sqlish[4]}})
 			require.NoError(t, err)
 			require.Equal(t, 2, n)
 			edited, err := h.s.EditMessage(as, sent[0].ID, sqlish[1]+" edited")

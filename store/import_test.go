@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -26,13 +27,13 @@ func TestImportMessages(t *testing.T) {
 		const n = 5000
 		msgs := make([]store.NewMessage, n)
 		for i := range msgs {
-			msgs[i] = store.NewMessage{Content: fmt.Sprint("imported ", i)}
+			msgs[i] = store.NewMessage{Content: fmt.Sprint("imported ", i), SenderID: ada.ID}
 		}
 		msgs[0].ID = schema.NewID()
 		msgs[1].ReplyTo = msgs[0].ID
 		msgs[2].ReplyTo = first.ID
 		msgs[3].Metadata = schematype.MessageMetadata{Model: "m", Extra: map[string]any{"k": "v"}}
-		got, err := e.s.ImportMessages(e.as(ada), c.ID, msgs)
+		got, err := e.s.ImportMessages(e.sys(), c.ID, msgs)
 		require.NoError(t, err)
 		require.Equal(t, n, got)
 
@@ -155,29 +156,32 @@ func TestImportMessagesAllOrNothing(t *testing.T) {
 			{"stored ID", func(m []store.NewMessage) { m[70].ID = taken.ID }, database.ErrConflict},
 			{"ID stored in another chat", func(m []store.NewMessage) { m[70].ID = elsewhere.ID }, database.ErrConflict},
 			{"reply elsewhere", func(m []store.NewMessage) { m[5].ReplyTo = elsewhere.ID }, database.ErrInvalidReference},
-			{"another sender", func(m []store.NewMessage) { m[5].SenderID = bob.ID }, store.ErrForbidden},
-			{"system message", func(m []store.NewMessage) { m[5].Role = message.RoleSystem }, store.ErrForbidden},
+			{"in the future", func(m []store.NewMessage) { m[5].CreatedAt = time.Now().Add(time.Hour) }, database.ErrInvalid},
+			{"in year 10000", func(m []store.NewMessage) { m[5].CreatedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, database.ErrInvalid},
+			{"in year 0", func(m []store.NewMessage) { m[5].CreatedAt = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC) }, database.ErrInvalid},
+			{"before the chat's newest", func(m []store.NewMessage) { m[5].CreatedAt = taken.CreatedAt.Add(-time.Second) }, database.ErrInvalid},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				msgs := good(100)
 				tc.edit(msgs)
-				n, err := e.s.ImportMessages(e.as(ada), c.ID, msgs)
+				n, err := e.s.ImportMessages(e.sys(), c.ID, msgs)
 				requireKind(t, err, tc.want)
 				require.Zero(t, n)
 				require.Equal(t, 1, e.countMessages(c))
 				require.True(t, before.Equal(e.chat(c).LastMessageAt))
 			})
 		}
-		// Not a member.
-		_, err := e.s.ImportMessages(e.as(eve), c.ID, good(3))
-		requireKind(t, err, database.ErrNotFound)
-		_, err = e.s.ImportMessages(e.t.Context(), c.ID, good(3))
-		requireKind(t, err, store.ErrForbidden)
-		_, err = e.s.ImportMessages(e.as(ada), uuid.New(), good(3))
+		// Only the system imports: not a member, not a member of the chat, not
+		// its owner, and not a context without a viewer.
+		for _, ctx := range []context.Context{e.as(eve), e.as(ada), e.as(bob), e.t.Context()} {
+			_, err := e.s.ImportMessages(ctx, c.ID, good(3))
+			requireKind(t, err, store.ErrForbidden)
+		}
+		_, err := e.s.ImportMessages(e.sys(), uuid.New(), good(3))
 		requireKind(t, err, database.ErrNotFound)
 		require.Equal(t, 1, e.countMessages(c))
-		n, err := e.s.ImportMessages(e.as(ada), c.ID, nil)
+		n, err := e.s.ImportMessages(e.sys(), c.ID, nil)
 		require.NoError(t, err)
 		require.Zero(t, n)
 	})

@@ -84,6 +84,9 @@ func (s *Store) Inbox(ctx context.Context, q InboxQuery) ([]InboxEntry, error) {
 // SELECT of the message and one conditional UPDATE.
 func (s *Store) MarkRead(ctx context.Context, chatID, messageID uuid.UUID) error {
 	const op = "mark read"
+	if err := ownTx(ctx); err != nil {
+		return fail(op, err)
+	}
 	me, err := viewerUser(ctx)
 	if err != nil {
 		return fail(op, err)

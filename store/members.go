@@ -56,6 +56,9 @@ func WithFanOutLimit(n int) Option {
 // the chat crosses the fan-out limit, one UPDATE of its memberships, once.
 func (s *Store) AddMembers(ctx context.Context, chatID uuid.UUID, userIDs []uuid.UUID, role membership.Role) (int, error) {
 	const op = "add members"
+	if err := ownTx(ctx); err != nil {
+		return 0, fail(op, err)
+	}
 	if role == "" {
 		role = membership.RoleMember
 	}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/chatdb/chatdb/database"
 	"github.com/chatdb/chatdb/ent/message"
 	"github.com/chatdb/chatdb/schema"
 	"github.com/chatdb/chatdb/schema/schematype"
@@ -46,9 +45,9 @@ type NewMessage struct {
 // later sees a new one before T, and keyset history never skips.
 //
 // It is idempotent by m.ID: appending an ID that is already stored with the same
-// chat, role, sender, content and reply-to returns the stored message and writes
-// nothing, even when retries race; the same ID with anything else gives
-// database.ErrConflict.
+// chat, role, sender, content, metadata and reply-to (everything the caller
+// sends) returns the stored message and writes nothing, even when retries race;
+// the same ID with anything else gives database.ErrConflict.
 //
 // Who may (rule.MayAppend, schema.AppendRole): an active member of the chat, as
 // sender of user messages; assistant and tool messages (no sender) by any
@@ -74,9 +73,8 @@ func (s *Store) AppendMessage(ctx context.Context, m NewMessage) (*Message, erro
 	if err != nil {
 		return nil, fail(op, err)
 	}
-	if database.InTx(ctx) {
-		// The append is a transaction of its own.
-		return nil, fail(op, database.ErrNestedTx)
+	if err := ownTx(ctx); err != nil {
+		return nil, fail(op, err)
 	}
 	// The part of the rule that depends on the message alone, asked first on
 	// both backends: a role the viewer may not write is refused whatever the
@@ -102,6 +100,9 @@ func (s *Store) AppendMessage(ctx context.Context, m NewMessage) (*Message, erro
 // result; when it updates nothing, a SELECT to say why instead.
 func (s *Store) EditMessage(ctx context.Context, messageID uuid.UUID, content string) (*Message, error) {
 	const op = "edit message"
+	if err := ownTx(ctx); err != nil {
+		return nil, fail(op, err)
+	}
 	if err := schema.ValidateContent(content); err != nil {
 		return nil, fail(op, invalid("Message.content", err))
 	}
@@ -135,6 +136,9 @@ func (s *Store) EditMessage(ctx context.Context, messageID uuid.UUID, content st
 // nothing, a SELECT more to tell ErrForbidden from database.ErrNotFound.
 func (s *Store) DeleteMessage(ctx context.Context, messageID uuid.UUID) error {
 	const op = "delete message"
+	if err := ownTx(ctx); err != nil {
+		return fail(op, err)
+	}
 	n, err := s.client.Message.Update().
 		Where(message.ID(messageID), message.DeletedAtIsNil()).
 		SetDeletedAt(s.clock()).
@@ -172,13 +176,25 @@ func prepareMessage(ctx context.Context, m NewMessage) (NewMessage, error) {
 }
 
 // sameMessage reports whether stored is what appending m would have stored: a
-// retry of the same append.
+// retry of the same append, identical in everything the caller sent.
 func sameMessage(stored *Message, m NewMessage) bool {
 	return stored.ChatID == m.ChatID &&
 		stored.Role == m.Role &&
 		stored.Content == m.Content &&
 		stored.SenderID == m.SenderID &&
-		stored.ReplyTo == m.ReplyTo
+		stored.ReplyTo == m.ReplyTo &&
+		sameMetadata(stored.Metadata, m.Metadata)
+}
+
+// sameMetadata compares metadata as the database keeps it: the same JSON
+// document (a retry's 1 and the stored 1.0 are the same number).
+func sameMetadata(a, b schematype.MessageMetadata) bool {
+	if a.IsZero() || b.IsZero() {
+		return a.IsZero() && b.IsZero()
+	}
+	ja, errA := a.Value()
+	jb, errB := b.Value()
+	return errA == nil && errB == nil && ja == jb
 }
 
 // nextTime returns the created_at of a chat's next message: now, or 1µs after

@@ -108,6 +108,18 @@ func (s *Store) clock() time.Time {
 	return s.now().UTC().Truncate(time.Microsecond)
 }
 
+// ownTx refuses a write called with a context that carries a transaction
+// (database.WithTxContext): every write of the store is a transaction of its
+// own, or one statement, and would otherwise commit apart from the caller's
+// (PostgreSQL) or wait for its lock until the busy timeout (SQLite). The same
+// answer on both dialects: database.ErrNestedTx.
+func ownTx(ctx context.Context) error {
+	if database.InTx(ctx) {
+		return database.ErrNestedTx
+	}
+	return nil
+}
+
 // actor is who a backend acts for: the system, or the user id.
 type actor struct {
 	system bool

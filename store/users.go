@@ -44,6 +44,9 @@ type ProfileUpdate struct {
 // (4 round trips).
 func (s *Store) CreateUser(ctx context.Context, u NewUser) (*User, error) {
 	const op = "create user"
+	if err := ownTx(ctx); err != nil {
+		return nil, fail(op, err)
+	}
 	var created *ent.User
 	create := func(ctx context.Context, client *ent.Client) (err error) {
 		now := s.clock()
@@ -131,6 +134,9 @@ func (s *Store) PasswordHash(ctx context.Context, id uuid.UUID) (string, error) 
 // when the hash changes, and a SELECT of the result.
 func (s *Store) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate) (*User, error) {
 	const op = "update profile"
+	if err := ownTx(ctx); err != nil {
+		return nil, fail(op, err)
+	}
 	if err := actsAs(ctx, id); err != nil {
 		return nil, fail(op, err)
 	}
@@ -183,6 +189,9 @@ func (s *Store) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate
 // Cost: one UPDATE.
 func (s *Store) DeleteUser(ctx context.Context, id uuid.UUID) error {
 	const op = "delete user"
+	if err := ownTx(ctx); err != nil {
+		return fail(op, err)
+	}
 	if err := actsAs(ctx, id); err != nil {
 		return fail(op, err)
 	}

@@ -32,6 +32,9 @@ func init() {
 			return next.Mutate(ctx, m)
 		})
 	}
+	chatHooks := schema.Chat{}.Hooks()
+
+	chat.Hooks[1] = chatHooks[0]
 	chatMixinFields0 := chatMixin[0].Fields()
 	_ = chatMixinFields0
 	chatMixinFields1 := chatMixin[1].Fields()
