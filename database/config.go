@@ -21,6 +21,7 @@ const (
 	DefaultConnectTimeout   = 5 * time.Second
 	DefaultOpenRetryWindow  = 10 * time.Second
 	DefaultSQLiteBusy       = 5 * time.Second
+	DefaultCloseTimeout     = 30 * time.Second
 	DefaultSQLitePath       = "chatdb.db"
 )
 
@@ -94,6 +95,16 @@ type Config struct {
 	// giving up with ErrTimeout. Zero means DefaultSQLiteBusy (5s).
 	SQLiteBusyTimeout time.Duration
 
+	// CloseTimeout bounds how long Close waits for the queries and transactions
+	// in progress to end before it closes the pool. On PostgreSQL the
+	// connections still in use then are closed under their work, which fails
+	// with ErrBadConn (a transaction does not commit; a statement outside one
+	// may have run). On SQLite, whose statements run in this process and
+	// cannot be interrupted from outside them, the work still in progress then
+	// is left to end by itself, and its connection is closed when it does.
+	// Zero means DefaultCloseTimeout (30s); negative means Close does not wait.
+	CloseTimeout time.Duration
+
 	// Logger receives the few events the package logs (connection retries, slow
 	// migrations) and, when LogQueries is set, every statement at debug level with
 	// its arguments left out. Nil means nothing is logged.
@@ -145,6 +156,7 @@ func checkTLS(u *url.URL, cfg Config, logger *slog.Logger) error {
 //	CHATDB_CONNECT_TIMEOUT     Config.ConnectTimeout
 //	CHATDB_OPEN_RETRY_WINDOW   Config.OpenRetryWindow
 //	CHATDB_SQLITE_BUSY_TIMEOUT Config.SQLiteBusyTimeout
+//	CHATDB_CLOSE_TIMEOUT       Config.CloseTimeout
 //	CHATDB_LOG_QUERIES         Config.LogQueries ("1", "true")
 //	CHATDB_REQUIRE_TLS         Config.RequireTLS ("1", "true")
 //
@@ -181,6 +193,7 @@ func ConfigFromEnv() (Config, error) {
 		{"CHATDB_CONNECT_TIMEOUT", &cfg.ConnectTimeout},
 		{"CHATDB_OPEN_RETRY_WINDOW", &cfg.OpenRetryWindow},
 		{"CHATDB_SQLITE_BUSY_TIMEOUT", &cfg.SQLiteBusyTimeout},
+		{"CHATDB_CLOSE_TIMEOUT", &cfg.CloseTimeout},
 	}
 	for _, v := range durations {
 		if s := os.Getenv(v.name); s != "" {
@@ -229,6 +242,7 @@ func (c Config) withDefaults() Config {
 	def(&c.ConnectTimeout, DefaultConnectTimeout)
 	def(&c.OpenRetryWindow, DefaultOpenRetryWindow)
 	def(&c.SQLiteBusyTimeout, DefaultSQLiteBusy)
+	def(&c.CloseTimeout, DefaultCloseTimeout)
 	if c.Driver == "" {
 		c.Driver = DriverPgx
 	}

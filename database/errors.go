@@ -67,6 +67,9 @@ var (
 	// (SQLSTATE 42501, insufficient_privilege): a write with a read-only role, or
 	// DDL with the application role (see RELIABILITY.md, least privilege).
 	ErrPermission = errors.New("database: permission denied")
+	// ErrClosed is returned when a call starts after Close closed the pool
+	// (database/sql's "sql: database is closed", classified).
+	ErrClosed = errors.New("database: closed")
 )
 
 // Error is a classified database error. Kind is one of the sentinels above;
@@ -125,6 +128,8 @@ func mapError(err error) error {
 		return &Error{Kind: ErrTimeout, Err: err}
 	case errors.Is(err, driver.ErrBadConn):
 		return &Error{Kind: ErrBadConn, Err: err}
+	case errors.Is(err, errSQLClosed):
+		return &Error{Kind: ErrClosed, Err: err}
 	}
 	var invalid interface{ InvalidInput() bool }
 	if errors.As(err, &invalid) && invalid.InvalidInput() {
@@ -148,6 +153,21 @@ func mapError(err error) error {
 	}
 	return err
 }
+
+// errSQLClosed is database/sql's error for a call on a closed *sql.DB. The
+// package does not export it: provoking it once gives the value itself, to
+// match with errors.Is rather than by its text.
+var errSQLClosed = func() error {
+	db := sql.OpenDB(noConnector{})
+	db.Close()
+	return db.Ping()
+}()
+
+// noConnector is the connector of a pool that is closed before it connects.
+type noConnector struct{}
+
+func (noConnector) Connect(context.Context) (driver.Conn, error) { return nil, driver.ErrBadConn }
+func (noConnector) Driver() driver.Driver                        { return nil }
 
 // networkKind classifies an error that did not come from the server: the
 // connection could not be made, broke, or timed out. Each driver reports these

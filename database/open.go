@@ -55,8 +55,10 @@ type DB struct {
 	// secrets are the URL's password(s) and TLS key passphrase, likewise.
 	secrets []string
 
-	closeOnce sync.Once
-	closeErr  error
+	// closeTimeout is Config.CloseTimeout.
+	closeTimeout time.Duration
+	closeOnce    sync.Once
+	closeErr     error
 }
 
 // Open opens the database that cfg names, applies the pool settings, and pings it,
@@ -74,7 +76,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{dialect: t.dialect, logger: logger, logQueries: cfg.LogQueries}
+	db := &DB{dialect: t.dialect, logger: logger, logQueries: cfg.LogQueries, closeTimeout: cfg.CloseTimeout}
 	switch t.dialect {
 	case Postgres:
 		db.redacted = redactURL(t.pgURL)
@@ -308,14 +310,38 @@ func (db *DB) URL() string { return db.redacted }
 // often and how long callers waited for one.
 func (db *DB) Stats() sql.DBStats { return db.sql.Stats() }
 
-// Close closes the ent client and the pool, waiting for queries in progress to
-// finish. It is safe to call more than once; later calls return the first result.
+// Close closes the ent client and the pool. It first waits until no connection
+// is in use, that is until the queries and transactions in progress have
+// ended, for at most Config.CloseTimeout (30s by default); see that field for
+// what happens to the work still in progress then. Calls that start while
+// Close waits run as usual, and Close waits for them too, within the same
+// bound: stop sending work before closing (as http.Server.Shutdown does) so
+// that Close does not wait for its bound. Calls that start after Close has
+// closed the pool fail with ErrClosed. It is safe to call more than once;
+// later calls return the first result at once.
+//
+// Cost: it checks the pool every 10ms while it waits; a pool with no
+// connection in use closes at once.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
+		db.waitIdle(db.closeTimeout)
 		// The ent client's Close closes the *sql.DB it was opened with.
 		db.closeErr = db.client.Close()
 	})
 	return db.closeErr
+}
+
+// waitIdle waits until no connection of the pool is in use, or bound has
+// passed.
+func (db *DB) waitIdle(bound time.Duration) {
+	deadline := time.Now().Add(bound)
+	for db.sql.Stats().InUse > 0 {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return
+		}
+		time.Sleep(min(left, 10*time.Millisecond))
+	}
 }
 
 // sqlState extracts a PostgreSQL SQLSTATE from either driver's error type.
