@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -309,6 +310,9 @@ func (c *pingConn) PrepareContext(ctx context.Context, query string) (driver.Stm
 func (c *pingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	c.begin()
 	defer c.touch()
+	if err := checkParams(args); err != nil {
+		return nil, err
+	}
 	if !c.pqConn.IsValid() {
 		return nil, driver.ErrBadConn // nothing sent: database/sql may retry
 	}
@@ -324,6 +328,9 @@ func (c *pingConn) ExecContext(ctx context.Context, query string, args []driver.
 func (c *pingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	c.begin()
 	defer c.touch()
+	if err := checkParams(args); err != nil {
+		return nil, err
+	}
 	if !c.pqConn.IsValid() {
 		return nil, driver.ErrBadConn
 	}
@@ -354,6 +361,20 @@ func (c *pingConn) Close() error {
 		c.live.remove(c.nc)
 	}
 	return c.pqConn.Close()
+}
+
+// maxParams is the most parameters the protocol's 16-bit count can carry.
+const maxParams = 65535
+
+// checkParams refuses more parameters than the protocol carries before lib/pq
+// sees them: lib/pq refuses them too, but leaves the connection believing a
+// query is in progress, and every later call on it fails ("there is already a
+// query being processed on this connection").
+func checkParams(args []driver.NamedValue) error {
+	if len(args) > maxParams {
+		return fmt.Errorf("got %d parameters but PostgreSQL supports at most %d", len(args), maxParams)
+	}
+	return nil
 }
 
 // pqTx disarms the transaction's watcher when it ends, and reports the
