@@ -86,8 +86,9 @@ type Config struct {
 	ConnectTimeout time.Duration
 
 	// OpenRetryWindow bounds how long Open keeps retrying its first ping while the
-	// server cannot be reached (a server that answers with an error, such as a bad
-	// password, is not retried). Zero means DefaultOpenRetryWindow (10s); negative
+	// server cannot be reached, is starting up, or has too many connections (a
+	// server that answers with another error, such as a bad password, is not
+	// retried). Zero means DefaultOpenRetryWindow (10s); negative
 	// means a single attempt.
 	OpenRetryWindow time.Duration
 

@@ -256,12 +256,14 @@ func (db *DB) pingWithRetry(ctx context.Context, window time.Duration) error {
 }
 
 // retryableConnectError reports whether a failed ping may succeed later: the
-// server could not be reached or is starting up. A server that answered with an
-// error (bad password, unknown database) will answer the same again.
+// server could not be reached, is starting up, or has no connection slot free
+// yet. A server that answered with another error (bad password, unknown
+// database) will answer the same again.
 func retryableConnectError(err error) bool {
 	if code, ok := sqlState(err); ok {
 		// 57P03 cannot_connect_now: starting up, shutting down or in recovery.
-		return code == "57P03"
+		// 53300 too_many_connections: slots free up as other sessions end.
+		return code == "57P03" || code == "53300"
 	}
 	// A certificate that does not verify (wrong name, unknown authority,
 	// expired) will not verify on the next attempt either.
