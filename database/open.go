@@ -76,18 +76,16 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{dialect: t.dialect, logger: logger, logQueries: cfg.LogQueries, closeTimeout: cfg.CloseTimeout}
+	db := &DB{dialect: t.dialect, logger: logger, logQueries: cfg.LogQueries, closeTimeout: cfg.CloseTimeout, redacted: t.redacted}
 	switch t.dialect {
 	case Postgres:
-		db.redacted = redactURL(t.pgURL)
 		db.secrets = urlSecrets(t.pgURL)
-		if err := checkTLS(t.pgURL, cfg, logger); err != nil {
+		if err := checkTLS(t, cfg, logger); err != nil {
 			return nil, err
 		}
 		db.driver = cfg.Driver
 		db.sql, err = openPostgres(t.pgURL, cfg)
 	case SQLite:
-		db.redacted = "sqlite://" + t.sqlitePath
 		db.driver = "sqlite"
 		db.sql, err = openSQLite(t.sqlitePath, cfg)
 	}
