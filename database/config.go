@@ -3,6 +3,7 @@ package database
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -145,6 +146,32 @@ func checkTLS(t target, cfg Config, logger *slog.Logger) error {
 	return nil
 }
 
+// tlsFiles are the parameters that name a file the drivers read to set up TLS.
+var tlsFiles = []string{"sslrootcert", "sslcert", "sslkey"}
+
+// checkTLSFiles reads the TLS files a PostgreSQL URL names, so that one missing
+// or unreadable is a configuration error on both drivers, naming the file:
+// pgx refused it without saying which; lib/pq retried a missing sslrootcert
+// for the whole OpenRetryWindow, and ignored a missing sslcert or sslkey. A
+// path is not a secret; with sslinline (lib/pq), the values are the files'
+// contents, and are not checked.
+func checkTLSFiles(u *url.URL) error {
+	q := u.Query()
+	if q.Get("sslmode") == "disable" || isTrue(q.Get("sslinline")) {
+		return nil
+	}
+	for _, p := range tlsFiles {
+		path := q.Get(p)
+		if path == "" || (p == "sslrootcert" && path == "system") {
+			continue
+		}
+		if _, err := os.ReadFile(path); err != nil {
+			return &ConfigError{Reason: fmt.Sprintf("%s: %v", p, err), Err: err}
+		}
+	}
+	return nil
+}
+
 // ConfigFromEnv returns a Config read from the environment:
 //
 //	DATABASE_URL               Config.URL
@@ -254,6 +281,12 @@ func (c Config) withDefaults() Config {
 // the URL.
 type ConfigError struct {
 	Reason string
+	// Err is the error behind Reason, when there is one that holds no secret:
+	// the file system's for a TLS file that cannot be read.
+	Err error
 }
 
 func (e *ConfigError) Error() string { return "database: invalid config: " + e.Reason }
+
+// Unwrap returns Err.
+func (e *ConfigError) Unwrap() error { return e.Err }

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
@@ -81,6 +82,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	case Postgres:
 		db.secrets = urlSecrets(t.pgURL)
 		if err := checkTLS(t, cfg, logger); err != nil {
+			return nil, err
+		}
+		if err := checkTLSFiles(t.pgURL); err != nil {
 			return nil, err
 		}
 		db.driver = cfg.Driver
@@ -264,15 +268,18 @@ func retryableConnectError(err error) bool {
 		return code == "57P03" || code == "53300"
 	}
 	// A certificate that does not verify (wrong name, unknown authority,
-	// expired) will not verify on the next attempt either.
+	// expired) will not verify on the next attempt either, nor will a local
+	// file the driver could not read (a TLS file; Open checks those it knows
+	// first, and this catches the rest).
 	var (
 		ce   *ConfigError
 		cve  *tls.CertificateVerificationError
 		host x509.HostnameError
 		ca   x509.UnknownAuthorityError
 		inv  x509.CertificateInvalidError
+		path *fs.PathError
 	)
-	return !errors.As(err, &ce) && !errors.As(err, &cve) && !errors.As(err, &host) && !errors.As(err, &ca) && !errors.As(err, &inv)
+	return !errors.As(err, &ce) && !errors.As(err, &cve) && !errors.As(err, &host) && !errors.As(err, &ca) && !errors.As(err, &inv) && !errors.As(err, &path)
 }
 
 // ConnectError is returned by Open when the database cannot be reached. URL has
