@@ -2,6 +2,8 @@ package database
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -99,10 +101,17 @@ type Error struct {
 	Constraint string
 	// Err is the error as the driver or ent returned it.
 	Err error
+	// label, when set, is said in place of Kind's text: a connection refused
+	// or a certificate that did not verify is ErrBadConn (could not be made),
+	// but not "connection lost".
+	label string
 }
 
 func (e *Error) Error() string {
 	msg := e.Kind.Error()
+	if e.label != "" {
+		msg = e.label
+	}
 	if e.Constraint != "" {
 		msg += " (" + e.Constraint + ")"
 	}
@@ -174,6 +183,12 @@ func mapError(err error) error {
 			return &Error{Kind: kind, Code: fmt.Sprint(se.Code()), Err: err}
 		}
 		return err
+	}
+	switch {
+	case tlsVerifyError(err):
+		return &Error{Kind: ErrBadConn, Err: err, label: "database: TLS certificate did not verify"}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return &Error{Kind: ErrBadConn, Err: err, label: "database: connection refused"}
 	}
 	if kind := networkKind(err); kind != nil {
 		return &Error{Kind: kind, Err: err}
@@ -371,3 +386,85 @@ type scrubbed struct {
 
 func (e *scrubbed) Error() string { return e.msg }
 func (e *scrubbed) Unwrap() error { return e.err }
+
+// Cause says why a connection could not be made or broke, as ConnectCause
+// tells it. The empty Cause means none of these (or no error).
+type Cause string
+
+// Causes, the values of ConnectCause.
+const (
+	// CauseRefused: nothing accepted the connection at that address
+	// (ECONNREFUSED): the server is down, or the host or port is wrong.
+	CauseRefused Cause = "refused"
+	// CauseTimeout: the server did not answer in time (ConnectTimeout, or the
+	// context's deadline).
+	CauseTimeout Cause = "timeout"
+	// CauseTLS: the server's certificate did not verify (unknown authority,
+	// another name, expired).
+	CauseTLS Cause = "tls"
+	// CauseAuth: the server refused the role or its password (SQLSTATE 28000,
+	// 28P01), or pg_hba.conf has no entry for it.
+	CauseAuth Cause = "auth"
+	// CauseNoDatabase: the database does not exist (3D000).
+	CauseNoDatabase Cause = "no database"
+	// CauseTooManyConnections: the server or the role has no connection slot
+	// free (53300).
+	CauseTooManyConnections Cause = "too many connections"
+	// CauseStarting: the server is starting up, shutting down or in recovery
+	// (57P03).
+	CauseStarting Cause = "starting"
+	// CauseLost: a connection that was made broke (reset, closed by the
+	// server, ended by an administrator or a restart).
+	CauseLost Cause = "lost"
+)
+
+// ConnectCause returns why err, an error of Open (a *ConnectError) or of any
+// call (ErrBadConn), says a connection could not be made or broke, for a
+// message to a person or a decision: CauseRefused and CauseTimeout may pass by
+// themselves, CauseAuth, CauseNoDatabase and CauseTLS need the configuration
+// fixed. It decides on SQLSTATEs and error types, never on text.
+func ConnectCause(err error) Cause {
+	if err == nil {
+		return ""
+	}
+	if code, ok := sqlState(err); ok {
+		switch code {
+		case "28000", "28P01": // invalid_authorization_specification, invalid_password
+			return CauseAuth
+		case "3D000": // invalid_catalog_name
+			return CauseNoDatabase
+		case "53300":
+			return CauseTooManyConnections
+		case "57P03":
+			return CauseStarting
+		}
+		if pgKind(code) == ErrBadConn { // shutdown, connection exceptions
+			return CauseLost
+		}
+	}
+	var netErr net.Error
+	switch {
+	case tlsVerifyError(err):
+		return CauseTLS
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return CauseRefused
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return CauseTimeout
+	case errors.Is(err, ErrBadConn), networkKind(err) == ErrBadConn:
+		return CauseLost
+	}
+	return ""
+}
+
+// tlsVerifyError reports whether err is a certificate that did not verify
+// (wrong name, unknown authority, expired): it will not verify on the next
+// attempt either.
+func tlsVerifyError(err error) bool {
+	var (
+		cve  *tls.CertificateVerificationError
+		host x509.HostnameError
+		ca   x509.UnknownAuthorityError
+		inv  x509.CertificateInvalidError
+	)
+	return errors.As(err, &cve) || errors.As(err, &host) || errors.As(err, &ca) || errors.As(err, &inv)
+}

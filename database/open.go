@@ -2,8 +2,6 @@ package database
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -273,13 +271,9 @@ func retryableConnectError(err error) bool {
 	// first, and this catches the rest).
 	var (
 		ce   *ConfigError
-		cve  *tls.CertificateVerificationError
-		host x509.HostnameError
-		ca   x509.UnknownAuthorityError
-		inv  x509.CertificateInvalidError
 		path *fs.PathError
 	)
-	return !errors.As(err, &ce) && !errors.As(err, &cve) && !errors.As(err, &host) && !errors.As(err, &ca) && !errors.As(err, &inv) && !errors.As(err, &path)
+	return !errors.As(err, &ce) && !tlsVerifyError(err) && !errors.As(err, &path)
 }
 
 // ConnectError is returned by Open when the database cannot be reached. URL has
