@@ -76,15 +76,6 @@ func TestErrServerClasses(t *testing.T) {
 				return err
 			})
 		}},
-		{"statement_timeout", "57014", database.ErrTimeout, func(ctx context.Context, db *database.DB) error {
-			return db.WithTx(ctx, func(tx *ent.Tx) error {
-				if _, err := tx.ExecContext(ctx, "SET LOCAL statement_timeout = '50ms'"); err != nil {
-					return err
-				}
-				_, err := tx.ExecContext(ctx, "SELECT pg_sleep(5)")
-				return err
-			})
-		}},
 	}
 	dbtest.RunPostgres(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
@@ -134,7 +125,7 @@ func TestErrTxAbortedAtCommit(t *testing.T) {
 // A statement the caller cancelled reports 57014 on lib/pq (its cancel
 // request) and no SQLSTATE on pgx; either way it is the caller's own
 // cancellation: it matches context.Canceled, and is not ErrTimeout. A
-// statement_timeout is ErrTimeout (TestErrServerClasses).
+// statement_timeout is ErrTimeout (TestErrTimeoutStatement).
 func TestErrCancelIsNotTimeout(t *testing.T) {
 	t.Parallel()
 	dbtest.RunPostgres(t, func(t *testing.T, target dbtest.Target) {

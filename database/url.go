@@ -140,8 +140,7 @@ func parsePostgresURL(raw, rest string) (target, error) {
 	// With no '@' before the first '/', '?' or '#', an '@' further on means a
 	// user name or password holding one of them: what precedes it is not a
 	// host and port, and would be printed as such.
-	misplacedAt := at < 0 && strings.Contains(after, "@")
-	if misplacedAt {
+	if at < 0 && strings.Contains(after, "@") {
 		return target{}, configErr("'@' after the host: percent-encode '/', '?', '#' and '@' in the user name and password (%%2F, %%3F, %%23, %%40)")
 	}
 	if at >= 0 {
