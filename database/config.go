@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -21,6 +20,7 @@ const (
 	DefaultConnectTimeout   = 5 * time.Second
 	DefaultOpenRetryWindow  = 10 * time.Second
 	DefaultSQLiteBusy       = 5 * time.Second
+	DefaultCloseTimeout     = 30 * time.Second
 	DefaultSQLitePath       = "chatdb.db"
 )
 
@@ -44,13 +44,15 @@ const (
 // Config configures Open. The zero value opens the embedded SQLite file
 // DefaultSQLitePath in the working directory with the default pool settings.
 type Config struct {
-	// URL names the database: "postgres://" or "postgresql://" for PostgreSQL;
-	// "sqlite://PATH", "sqlite:PATH", "file:PATH" or a bare path for SQLite, where
-	// PATH ":memory:" is a private in-memory database. Empty means the SQLite file
-	// DefaultSQLitePath. For PostgreSQL, say sslmode explicitly; Open keeps the
-	// driver's own default (prefer for pgx, require for lib/pq) when it is absent,
-	// and logs a warning, or refuses the URL with RequireTLS. libpq's
-	// keyword=value strings are refused: use the URL form.
+	// URL names the database: "postgres://" or "postgresql://" (in any case), or
+	// a libpq key/value string ("host=db user=app dbname=chat sslmode=require"),
+	// for PostgreSQL; "sqlite://PATH", "sqlite:PATH", "file:PATH" or a bare path
+	// for SQLite, where PATH ":memory:" is a private in-memory database. Empty
+	// means the SQLite file DefaultSQLitePath. ParseURL says what is accepted,
+	// and which mistyped PostgreSQL URLs are refused rather than taken for a
+	// file. For PostgreSQL, say sslmode explicitly; Open keeps the driver's own
+	// default (prefer for pgx, require for lib/pq) when it is absent, and logs a
+	// warning, or refuses the URL with RequireTLS.
 	URL string
 
 	// Driver chooses the PostgreSQL driver: DriverPgx or DriverPQ. Empty means
@@ -85,14 +87,25 @@ type Config struct {
 	ConnectTimeout time.Duration
 
 	// OpenRetryWindow bounds how long Open keeps retrying its first ping while the
-	// server cannot be reached (a server that answers with an error, such as a bad
-	// password, is not retried). Zero means DefaultOpenRetryWindow (10s); negative
+	// server cannot be reached, is starting up, or has too many connections (a
+	// server that answers with another error, such as a bad password, is not
+	// retried). Zero means DefaultOpenRetryWindow (10s); negative
 	// means a single attempt.
 	OpenRetryWindow time.Duration
 
 	// SQLiteBusyTimeout is how long an SQLite writer waits for the file lock before
 	// giving up with ErrTimeout. Zero means DefaultSQLiteBusy (5s).
 	SQLiteBusyTimeout time.Duration
+
+	// CloseTimeout bounds how long Close waits for the queries and transactions
+	// in progress to end before it closes the pool. On PostgreSQL the
+	// connections still in use then are closed under their work, which fails
+	// with ErrBadConn (a transaction does not commit; a statement outside one
+	// may have run). On SQLite, whose statements run in this process and
+	// cannot be interrupted from outside them, the work still in progress then
+	// is left to end by itself, and its connection is closed when it does.
+	// Zero means DefaultCloseTimeout (30s); negative means Close does not wait.
+	CloseTimeout time.Duration
 
 	// Logger receives the few events the package logs (connection retries, slow
 	// migrations) and, when LogQueries is set, every statement at debug level with
@@ -118,8 +131,8 @@ type Config struct {
 var tlsModes = map[string]bool{"require": true, "verify-ca": true, "verify-full": true}
 
 // checkTLS applies RequireTLS to a PostgreSQL URL.
-func checkTLS(u *url.URL, cfg Config, logger *slog.Logger) error {
-	mode := u.Query().Get("sslmode")
+func checkTLS(t target, cfg Config, logger *slog.Logger) error {
+	mode := t.pgURL.Query().Get("sslmode")
 	switch {
 	case cfg.RequireTLS && mode == "":
 		return &ConfigError{Reason: "RequireTLS: the PostgreSQL URL must say sslmode (require, verify-ca or verify-full)"}
@@ -128,7 +141,33 @@ func checkTLS(u *url.URL, cfg Config, logger *slog.Logger) error {
 		return &ConfigError{Reason: fmt.Sprintf("RequireTLS: sslmode=%.20q may send traffic in clear; use require, verify-ca or verify-full", mode)}
 	case mode == "":
 		logger.Warn("database: the PostgreSQL URL does not say sslmode; pgx then uses TLS if the server offers it, unverified, and lib/pq requires it: say it explicitly",
-			slog.String("url", redactURL(u)))
+			slog.String("url", t.redacted))
+	}
+	return nil
+}
+
+// tlsFiles are the parameters that name a file the drivers read to set up TLS.
+var tlsFiles = []string{"sslrootcert", "sslcert", "sslkey"}
+
+// checkTLSFiles reads the TLS files a PostgreSQL URL names, so that one missing
+// or unreadable is a configuration error on both drivers, naming the file:
+// pgx refused it without saying which; lib/pq retried a missing sslrootcert
+// for the whole OpenRetryWindow, and ignored a missing sslcert or sslkey. A
+// path is not a secret; with sslinline (lib/pq), the values are the files'
+// contents, and are not checked.
+func checkTLSFiles(u *url.URL) error {
+	q := u.Query()
+	if q.Get("sslmode") == "disable" || isTrue(q.Get("sslinline")) {
+		return nil
+	}
+	for _, p := range tlsFiles {
+		path := q.Get(p)
+		if path == "" || (p == "sslrootcert" && path == "system") {
+			continue
+		}
+		if _, err := os.ReadFile(path); err != nil {
+			return &ConfigError{Reason: fmt.Sprintf("%s: %v", p, err), Err: err}
+		}
 	}
 	return nil
 }
@@ -145,6 +184,7 @@ func checkTLS(u *url.URL, cfg Config, logger *slog.Logger) error {
 //	CHATDB_CONNECT_TIMEOUT     Config.ConnectTimeout
 //	CHATDB_OPEN_RETRY_WINDOW   Config.OpenRetryWindow
 //	CHATDB_SQLITE_BUSY_TIMEOUT Config.SQLiteBusyTimeout
+//	CHATDB_CLOSE_TIMEOUT       Config.CloseTimeout
 //	CHATDB_LOG_QUERIES         Config.LogQueries ("1", "true")
 //	CHATDB_REQUIRE_TLS         Config.RequireTLS ("1", "true")
 //
@@ -181,6 +221,7 @@ func ConfigFromEnv() (Config, error) {
 		{"CHATDB_CONNECT_TIMEOUT", &cfg.ConnectTimeout},
 		{"CHATDB_OPEN_RETRY_WINDOW", &cfg.OpenRetryWindow},
 		{"CHATDB_SQLITE_BUSY_TIMEOUT", &cfg.SQLiteBusyTimeout},
+		{"CHATDB_CLOSE_TIMEOUT", &cfg.CloseTimeout},
 	}
 	for _, v := range durations {
 		if s := os.Getenv(v.name); s != "" {
@@ -229,160 +270,23 @@ func (c Config) withDefaults() Config {
 	def(&c.ConnectTimeout, DefaultConnectTimeout)
 	def(&c.OpenRetryWindow, DefaultOpenRetryWindow)
 	def(&c.SQLiteBusyTimeout, DefaultSQLiteBusy)
+	def(&c.CloseTimeout, DefaultCloseTimeout)
 	if c.Driver == "" {
 		c.Driver = DriverPgx
 	}
 	return c
 }
 
-// target is a parsed Config.URL.
-type target struct {
-	dialect string
-	// pgURL is the PostgreSQL URL, with the password; never print it.
-	pgURL *url.URL
-	// sqlitePath is the SQLite file path, or ":memory:".
-	sqlitePath string
-}
-
-// parseURL parses a Config.URL without ever putting the URL in an error: net/url's
-// errors quote the whole input, password included.
-func parseURL(raw string) (target, error) {
-	lower := strings.ToLower(raw)
-	switch {
-	case raw == "":
-		return target{dialect: SQLite, sqlitePath: DefaultSQLitePath}, nil
-	case strings.HasPrefix(lower, "postgres://"), strings.HasPrefix(lower, "postgresql://"):
-		u, err := url.Parse(raw)
-		if err != nil {
-			return target{}, &ConfigError{Reason: "malformed PostgreSQL URL (check the host, port and percent-escapes)"}
-		}
-		if u.Host == "" && u.Query().Get("host") == "" {
-			return target{}, &ConfigError{Reason: "PostgreSQL URL has no host"}
-		}
-		return target{dialect: Postgres, pgURL: u}, nil
-	case strings.HasPrefix(lower, "sqlite://"):
-		return sqliteTarget(raw[len("sqlite://"):])
-	case strings.HasPrefix(lower, "sqlite:"):
-		return sqliteTarget(raw[len("sqlite:"):])
-	case strings.HasPrefix(lower, "file:"):
-		return sqliteTarget(raw[len("file:"):])
-	case strings.Contains(raw, "://"):
-		return target{}, &ConfigError{Reason: "unsupported URL scheme (use postgres://, sqlite:// or a file path)"}
-	case keywordDSN(raw):
-		// Taken for an SQLite path, it would be printed, password and all.
-		return target{}, &ConfigError{Reason: "keyword=value connection strings are not supported; use a postgres:// URL"}
-	default:
-		return sqliteTarget(raw)
-	}
-}
-
-// keywordDSN reports whether s looks like a libpq keyword=value connection
-// string ("host=db user=app password=..."), which is not a file path.
-func keywordDSN(s string) bool {
-	for _, f := range strings.Fields(s) {
-		k, _, ok := strings.Cut(f, "=")
-		if !ok {
-			continue
-		}
-		switch strings.ToLower(k) {
-		case "host", "hostaddr", "port", "dbname", "user", "password", "sslmode", "passfile", "sslpassword":
-			return true
-		}
-	}
-	return false
-}
-
-func sqliteTarget(p string) (target, error) {
-	// Options come from Config, not from the path; a query string would be
-	// silently ignored, so refuse it.
-	if strings.ContainsAny(p, "?#") {
-		return target{}, &ConfigError{Reason: "SQLite path must not carry options; use Config fields"}
-	}
-	if p == "" {
-		return target{}, &ConfigError{Reason: "SQLite URL has no path"}
-	}
-	return target{dialect: SQLite, sqlitePath: p}, nil
-}
-
-// Redact returns u with its password replaced by "xxxxx", for printing. A URL that
-// does not parse is replaced entirely, since the parser cannot say where the
-// password is.
-func Redact(u string) string {
-	t, err := parseURL(u)
-	if err != nil {
-		return "(malformed URL)"
-	}
-	if t.dialect == SQLite {
-		return "sqlite://" + t.sqlitePath
-	}
-	return redactURL(t.pgURL)
-}
-
-// secretParams are the URL query parameters that hold secrets: the password,
-// and the passphrase of the client's TLS key.
-var secretParams = []string{"password", "sslpassword"}
-
-// publicParams are the URL query parameters whose values redactURL prints: the
-// common libpq, pgx and lib/pq ones, none of which holds a secret. Any other
-// value is printed as "xxxxx", so that a password put in a misspelt parameter
-// ("pasword=") is not printed either.
-var publicParams = map[string]bool{
-	"host": true, "hostaddr": true, "port": true, "dbname": true, "user": true,
-	"sslmode": true, "sslrootcert": true, "sslcert": true, "sslkey": true, "sslcrl": true,
-	"sslsni": true, "sslnegotiation": true, "sslinline": true, "sslcertmode": true,
-	"ssl_min_protocol_version": true, "ssl_max_protocol_version": true,
-	"gssencmode": true, "channel_binding": true, "krbsrvname": true, "krbspn": true,
-	"connect_timeout": true, "application_name": true, "fallback_application_name": true,
-	"target_session_attrs": true, "load_balance_hosts": true,
-	"min_protocol_version": true, "max_protocol_version": true,
-	"binary_parameters": true, "disable_prepared_binary_result": true,
-	"search_path": true, "timezone": true, "client_encoding": true, "datestyle": true,
-	"statement_timeout": true, "lock_timeout": true, "idle_in_transaction_session_timeout": true,
-	"default_query_exec_mode": true, "statement_cache_capacity": true, "description_cache_capacity": true,
-}
-
-// redactURL prints u without its secrets: the password in the user information,
-// and the value of every query parameter not known to be public. With
-// sslinline=true, lib/pq takes sslkey to be the private key itself.
-func redactURL(u *url.URL) string {
-	c := *u
-	q := c.Query()
-	inline := strings.EqualFold(q.Get("sslinline"), "true") || q.Get("sslinline") == "1"
-	changed := false
-	for k, vs := range q {
-		if publicParams[k] && !(inline && k == "sslkey") {
-			continue
-		}
-		for i := range vs {
-			vs[i] = "xxxxx"
-		}
-		changed = true
-	}
-	if changed {
-		c.RawQuery = q.Encode()
-	}
-	return c.Redacted()
-}
-
-// urlSecrets returns the secrets in u, to scrub from driver errors.
-func urlSecrets(u *url.URL) []string {
-	var s []string
-	if p, ok := u.User.Password(); ok && p != "" {
-		s = append(s, p)
-	}
-	q := u.Query()
-	for _, p := range secretParams {
-		if v := q.Get(p); v != "" {
-			s = append(s, v)
-		}
-	}
-	return s
-}
-
 // ConfigError is returned by Open and Redact when Config is invalid. It never holds
 // the URL.
 type ConfigError struct {
 	Reason string
+	// Err is the error behind Reason, when there is one that holds no secret:
+	// the file system's for a TLS file that cannot be read.
+	Err error
 }
 
 func (e *ConfigError) Error() string { return "database: invalid config: " + e.Reason }
+
+// Unwrap returns Err.
+func (e *ConfigError) Unwrap() error { return e.Err }

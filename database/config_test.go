@@ -24,6 +24,7 @@ var envVars = []string{
 	"CHATDB_CONNECT_TIMEOUT",
 	"CHATDB_OPEN_RETRY_WINDOW",
 	"CHATDB_SQLITE_BUSY_TIMEOUT",
+	"CHATDB_CLOSE_TIMEOUT",
 	"CHATDB_LOG_QUERIES",
 	"CHATDB_REQUIRE_TLS",
 }
@@ -55,6 +56,7 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("CHATDB_CONNECT_TIMEOUT", "3s")
 	t.Setenv("CHATDB_OPEN_RETRY_WINDOW", "-1s")
 	t.Setenv("CHATDB_SQLITE_BUSY_TIMEOUT", "2s")
+	t.Setenv("CHATDB_CLOSE_TIMEOUT", "45s")
 	t.Setenv("CHATDB_LOG_QUERIES", "true")
 	t.Setenv("CHATDB_REQUIRE_TLS", "1")
 	cfg, err := database.ConfigFromEnv()
@@ -70,6 +72,7 @@ func TestConfigFromEnv(t *testing.T) {
 		ConnectTimeout:    3 * time.Second,
 		OpenRetryWindow:   -time.Second,
 		SQLiteBusyTimeout: 2 * time.Second,
+		CloseTimeout:      45 * time.Second,
 		LogQueries:        true,
 		RequireTLS:        true,
 	}, cfg)
@@ -97,6 +100,7 @@ func TestConfigFromEnvMalformed(t *testing.T) {
 		{"CHATDB_CONNECT_TIMEOUT", secret},
 		{"CHATDB_OPEN_RETRY_WINDOW", secret},
 		{"CHATDB_SQLITE_BUSY_TIMEOUT", secret},
+		{"CHATDB_CLOSE_TIMEOUT", secret},
 		{"CHATDB_LOG_QUERIES", "yes-" + secret},
 		{"CHATDB_REQUIRE_TLS", "yes-" + secret},
 	}

@@ -2,6 +2,8 @@ package database
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -67,6 +69,25 @@ var (
 	// (SQLSTATE 42501, insufficient_privilege): a write with a read-only role, or
 	// DDL with the application role (see RELIABILITY.md, least privilege).
 	ErrPermission = errors.New("database: permission denied")
+	// ErrClosed is returned when a call starts after Close closed the pool
+	// (database/sql's "sql: database is closed", classified).
+	ErrClosed = errors.New("database: closed")
+	// ErrReadOnly is returned when a write is sent where the server accepts
+	// none (SQLSTATE 25006, read_only_sql_transaction): inside a ReadOnly
+	// transaction, or on a standby, which is also what a demoted primary
+	// answers during a failover. Retry on the new primary, not on the same
+	// connection.
+	ErrReadOnly = errors.New("database: read-only transaction")
+	// ErrSchema is returned when a statement names a table or column the
+	// database does not have (SQLSTATE 42P01, 42703): the schema is behind the
+	// code. Apply the migrations (chatdb migrate apply, or Migrate).
+	ErrSchema = errors.New("database: table or column missing: the schema is behind the code; apply the migrations")
+	// ErrTxAborted is returned when a statement or the COMMIT of a transaction
+	// comes after one of its statements failed (SQLSTATE 25P02,
+	// in_failed_sql_transaction): the server rolled the transaction back at
+	// that error, which a function passed to WithTx dropped. Nothing of the
+	// transaction is stored.
+	ErrTxAborted = errors.New("database: transaction aborted by an earlier error")
 )
 
 // Error is a classified database error. Kind is one of the sentinels above;
@@ -80,10 +101,17 @@ type Error struct {
 	Constraint string
 	// Err is the error as the driver or ent returned it.
 	Err error
+	// label, when set, is said in place of Kind's text: a connection refused
+	// or a certificate that did not verify is ErrBadConn (could not be made),
+	// but not "connection lost".
+	label string
 }
 
 func (e *Error) Error() string {
 	msg := e.Kind.Error()
+	if e.label != "" {
+		msg = e.label
+	}
 	if e.Constraint != "" {
 		msg += " (" + e.Constraint + ")"
 	}
@@ -125,12 +153,25 @@ func mapError(err error) error {
 		return &Error{Kind: ErrTimeout, Err: err}
 	case errors.Is(err, driver.ErrBadConn):
 		return &Error{Kind: ErrBadConn, Err: err}
+	case errors.Is(err, errSQLClosed):
+		return &Error{Kind: ErrClosed, Err: err}
+	case errors.Is(err, pgx.ErrTxCommitRollback), errors.Is(err, pq.ErrInFailedTransaction):
+		// The drivers' own words, at COMMIT, for 25P02: the server answered
+		// the COMMIT of a failed transaction with ROLLBACK (pgx), or the
+		// driver rolled back instead of sending it (lib/pq).
+		return &Error{Kind: ErrTxAborted, Err: err}
 	}
 	var invalid interface{ InvalidInput() bool }
 	if errors.As(err, &invalid) && invalid.InvalidInput() {
 		return &Error{Kind: ErrInvalid, Err: err}
 	}
 	if code, ok := sqlState(err); ok {
+		if code == "57014" && errors.Is(err, context.Canceled) {
+			// lib/pq reports the cancel request it sent for a cancelled
+			// context as query_canceled; pgx reports none. The caller's own
+			// cancellation is not a timeout.
+			return err
+		}
 		if kind := pgKind(code); kind != nil {
 			return &Error{Kind: kind, Code: code, Constraint: pgConstraint(err), Err: err}
 		}
@@ -143,11 +184,32 @@ func mapError(err error) error {
 		}
 		return err
 	}
+	switch {
+	case tlsVerifyError(err):
+		return &Error{Kind: ErrBadConn, Err: err, label: "database: TLS certificate did not verify"}
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return &Error{Kind: ErrBadConn, Err: err, label: "database: connection refused"}
+	}
 	if kind := networkKind(err); kind != nil {
 		return &Error{Kind: kind, Err: err}
 	}
 	return err
 }
+
+// errSQLClosed is database/sql's error for a call on a closed *sql.DB. The
+// package does not export it: provoking it once gives the value itself, to
+// match with errors.Is rather than by its text.
+var errSQLClosed = func() error {
+	db := sql.OpenDB(noConnector{})
+	db.Close()
+	return db.Ping()
+}()
+
+// noConnector is the connector of a pool that is closed before it connects.
+type noConnector struct{}
+
+func (noConnector) Connect(context.Context) (driver.Conn, error) { return nil, driver.ErrBadConn }
+func (noConnector) Driver() driver.Driver                        { return nil }
 
 // networkKind classifies an error that did not come from the server: the
 // connection could not be made, broke, or timed out. Each driver reports these
@@ -212,7 +274,12 @@ func fatalServerError(code, severity string) bool {
 	return false
 }
 
-// pgKind classifies a SQLSTATE (PostgreSQL documentation, appendix A).
+// pgKind classifies a SQLSTATE (PostgreSQL documentation, appendix A). It is
+// the one table of server errors; a code not here stays unclassified. Of those
+// chatdb can provoke, left out on purpose: 42601 and other syntax errors (a bug
+// in a statement, to fix, not to handle) and 08P01 protocol_violation (both
+// drivers refuse what would provoke it, more than 65535 parameters, before
+// sending; a pooler such as PgBouncer sends it for failures of its own).
 func pgKind(code string) error {
 	switch code {
 	case "23505": // unique_violation
@@ -221,16 +288,27 @@ func pgKind(code string) error {
 		return ErrInvalidReference
 	case "23514", "23502": // check_violation, not_null_violation
 		return ErrCheck
-	case "22021", "22P05", "22008": // character_not_in_repertoire, untranslatable_character, datetime_field_overflow
+	case "22021", "22P05", "22008", // character_not_in_repertoire, untranslatable_character, datetime_field_overflow
+		"22P02", "22003", "22007", "22001": // invalid_text_representation, numeric_value_out_of_range, invalid_datetime_format, string_data_right_truncation
 		// Input the validators should have refused; still bad input, not a fault.
 		return ErrInvalid
 	case "40001", "40P01": // serialization_failure, deadlock_detected
 		return ErrSerialization
 	case "57014", "55P03", "25P03": // query_canceled (statement_timeout), lock_not_available, idle_in_transaction_session_timeout
+		// 57014 is also an operator's pg_cancel_backend, which PostgreSQL
+		// reports with the same code (only the text differs). A cancelled
+		// context is not: see mapError.
 		return ErrTimeout
 	case "42501": // insufficient_privilege
 		return ErrPermission
-	case "57P01", "57P02", "57P03", "08000", "08003", "08006": // admin/crash shutdown, cannot connect now, connection exceptions
+	case "25006": // read_only_sql_transaction: a ReadOnly transaction, a standby, a demoted primary
+		return ErrReadOnly
+	case "42P01", "42703": // undefined_table, undefined_column
+		return ErrSchema
+	case "25P02": // in_failed_sql_transaction
+		return ErrTxAborted
+	case "57P01", "57P02", "57P03", "08000", "08003", "08006", // admin/crash shutdown, cannot connect now, connection exceptions
+		"53300": // too_many_connections: the server refused a new connection; nothing ran
 		return ErrBadConn
 	}
 	return nil
@@ -308,3 +386,85 @@ type scrubbed struct {
 
 func (e *scrubbed) Error() string { return e.msg }
 func (e *scrubbed) Unwrap() error { return e.err }
+
+// Cause says why a connection could not be made or broke, as ConnectCause
+// tells it. The empty Cause means none of these (or no error).
+type Cause string
+
+// Causes, the values of ConnectCause.
+const (
+	// CauseRefused: nothing accepted the connection at that address
+	// (ECONNREFUSED): the server is down, or the host or port is wrong.
+	CauseRefused Cause = "refused"
+	// CauseTimeout: the server did not answer in time (ConnectTimeout, or the
+	// context's deadline).
+	CauseTimeout Cause = "timeout"
+	// CauseTLS: the server's certificate did not verify (unknown authority,
+	// another name, expired).
+	CauseTLS Cause = "tls"
+	// CauseAuth: the server refused the role or its password (SQLSTATE 28000,
+	// 28P01), or pg_hba.conf has no entry for it.
+	CauseAuth Cause = "auth"
+	// CauseNoDatabase: the database does not exist (3D000).
+	CauseNoDatabase Cause = "no database"
+	// CauseTooManyConnections: the server or the role has no connection slot
+	// free (53300).
+	CauseTooManyConnections Cause = "too many connections"
+	// CauseStarting: the server is starting up, shutting down or in recovery
+	// (57P03).
+	CauseStarting Cause = "starting"
+	// CauseLost: a connection that was made broke (reset, closed by the
+	// server, ended by an administrator or a restart).
+	CauseLost Cause = "lost"
+)
+
+// ConnectCause returns why err, an error of Open (a *ConnectError) or of any
+// call (ErrBadConn), says a connection could not be made or broke, for a
+// message to a person or a decision: CauseRefused and CauseTimeout may pass by
+// themselves, CauseAuth, CauseNoDatabase and CauseTLS need the configuration
+// fixed. It decides on SQLSTATEs and error types, never on text.
+func ConnectCause(err error) Cause {
+	if err == nil {
+		return ""
+	}
+	if code, ok := sqlState(err); ok {
+		switch code {
+		case "28000", "28P01": // invalid_authorization_specification, invalid_password
+			return CauseAuth
+		case "3D000": // invalid_catalog_name
+			return CauseNoDatabase
+		case "53300":
+			return CauseTooManyConnections
+		case "57P03":
+			return CauseStarting
+		}
+		if pgKind(code) == ErrBadConn { // shutdown, connection exceptions
+			return CauseLost
+		}
+	}
+	var netErr net.Error
+	switch {
+	case tlsVerifyError(err):
+		return CauseTLS
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return CauseRefused
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return CauseTimeout
+	case errors.Is(err, ErrBadConn), networkKind(err) == ErrBadConn:
+		return CauseLost
+	}
+	return ""
+}
+
+// tlsVerifyError reports whether err is a certificate that did not verify
+// (wrong name, unknown authority, expired): it will not verify on the next
+// attempt either.
+func tlsVerifyError(err error) bool {
+	var (
+		cve  *tls.CertificateVerificationError
+		host x509.HostnameError
+		ca   x509.UnknownAuthorityError
+		inv  x509.CertificateInvalidError
+	)
+	return errors.As(err, &cve) || errors.As(err, &host) || errors.As(err, &ca) || errors.As(err, &inv)
+}

@@ -13,7 +13,7 @@ func (c Config) WithDefaults() Config { return c.withDefaults() }
 
 // SQLitePath returns the file that url names when it names an SQLite database
 // (":memory:" for a private in-memory one), and ok false for PostgreSQL or a
-// malformed URL. A tool uses it to tell "no database yet" from "empty database"
+// malformed URL (ParseURL's SQLitePath). A tool uses it to tell "no database yet" from "empty database"
 // without opening, and so creating, the file.
 func SQLitePath(url string) (path string, ok bool) {
 	t, err := parseURL(url)

@@ -131,5 +131,6 @@ func TestWithDefaults(t *testing.T) {
 	require.Equal(t, 5, c.MaxOpenConns)
 	require.Equal(t, database.DefaultMaxIdleConns, c.MaxIdleConns)
 	require.Equal(t, database.DefaultConnMaxLifetime, c.ConnMaxLifetime)
+	require.Equal(t, database.DefaultCloseTimeout, c.CloseTimeout)
 	require.Equal(t, database.DriverPgx, c.Driver)
 }

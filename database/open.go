@@ -2,11 +2,10 @@ package database
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
@@ -55,8 +54,10 @@ type DB struct {
 	// secrets are the URL's password(s) and TLS key passphrase, likewise.
 	secrets []string
 
-	closeOnce sync.Once
-	closeErr  error
+	// closeTimeout is Config.CloseTimeout.
+	closeTimeout time.Duration
+	closeOnce    sync.Once
+	closeErr     error
 }
 
 // Open opens the database that cfg names, applies the pool settings, and pings it,
@@ -74,18 +75,19 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{dialect: t.dialect, logger: logger, logQueries: cfg.LogQueries}
+	db := &DB{dialect: t.dialect, logger: logger, logQueries: cfg.LogQueries, closeTimeout: cfg.CloseTimeout, redacted: t.redacted}
 	switch t.dialect {
 	case Postgres:
-		db.redacted = redactURL(t.pgURL)
 		db.secrets = urlSecrets(t.pgURL)
-		if err := checkTLS(t.pgURL, cfg, logger); err != nil {
+		if err := checkTLS(t, cfg, logger); err != nil {
+			return nil, err
+		}
+		if err := checkTLSFiles(t.pgURL); err != nil {
 			return nil, err
 		}
 		db.driver = cfg.Driver
 		db.sql, err = openPostgres(t.pgURL, cfg)
 	case SQLite:
-		db.redacted = "sqlite://" + t.sqlitePath
 		db.driver = "sqlite"
 		db.sql, err = openSQLite(t.sqlitePath, cfg)
 	}
@@ -254,23 +256,24 @@ func (db *DB) pingWithRetry(ctx context.Context, window time.Duration) error {
 }
 
 // retryableConnectError reports whether a failed ping may succeed later: the
-// server could not be reached or is starting up. A server that answered with an
-// error (bad password, unknown database) will answer the same again.
+// server could not be reached, is starting up, or has no connection slot free
+// yet. A server that answered with another error (bad password, unknown
+// database) will answer the same again.
 func retryableConnectError(err error) bool {
 	if code, ok := sqlState(err); ok {
 		// 57P03 cannot_connect_now: starting up, shutting down or in recovery.
-		return code == "57P03"
+		// 53300 too_many_connections: slots free up as other sessions end.
+		return code == "57P03" || code == "53300"
 	}
 	// A certificate that does not verify (wrong name, unknown authority,
-	// expired) will not verify on the next attempt either.
+	// expired) will not verify on the next attempt either, nor will a local
+	// file the driver could not read (a TLS file; Open checks those it knows
+	// first, and this catches the rest).
 	var (
 		ce   *ConfigError
-		cve  *tls.CertificateVerificationError
-		host x509.HostnameError
-		ca   x509.UnknownAuthorityError
-		inv  x509.CertificateInvalidError
+		path *fs.PathError
 	)
-	return !errors.As(err, &ce) && !errors.As(err, &cve) && !errors.As(err, &host) && !errors.As(err, &ca) && !errors.As(err, &inv)
+	return !errors.As(err, &ce) && !tlsVerifyError(err) && !errors.As(err, &path)
 }
 
 // ConnectError is returned by Open when the database cannot be reached. URL has
@@ -308,14 +311,38 @@ func (db *DB) URL() string { return db.redacted }
 // often and how long callers waited for one.
 func (db *DB) Stats() sql.DBStats { return db.sql.Stats() }
 
-// Close closes the ent client and the pool, waiting for queries in progress to
-// finish. It is safe to call more than once; later calls return the first result.
+// Close closes the ent client and the pool. It first waits until no connection
+// is in use, that is until the queries and transactions in progress have
+// ended, for at most Config.CloseTimeout (30s by default); see that field for
+// what happens to the work still in progress then. Calls that start while
+// Close waits run as usual, and Close waits for them too, within the same
+// bound: stop sending work before closing (as http.Server.Shutdown does) so
+// that Close does not wait for its bound. Calls that start after Close has
+// closed the pool fail with ErrClosed. It is safe to call more than once;
+// later calls return the first result at once.
+//
+// Cost: it checks the pool every 10ms while it waits; a pool with no
+// connection in use closes at once.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
+		db.waitIdle(db.closeTimeout)
 		// The ent client's Close closes the *sql.DB it was opened with.
 		db.closeErr = db.client.Close()
 	})
 	return db.closeErr
+}
+
+// waitIdle waits until no connection of the pool is in use, or bound has
+// passed.
+func (db *DB) waitIdle(bound time.Duration) {
+	deadline := time.Now().Add(bound)
+	for db.sql.Stats().InUse > 0 {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return
+		}
+		time.Sleep(min(left, 10*time.Millisecond))
+	}
 }
 
 // sqlState extracts a PostgreSQL SQLSTATE from either driver's error type.

@@ -182,6 +182,8 @@ func TestTLSVerifyFull(t *testing.T) {
 				require.Equal(t, 1, ce.Attempts, "a certificate that does not verify is not retried")
 				require.Less(t, time.Since(start), 5*time.Second)
 				require.True(t, errors.As(err, want), "%s: %v", u, err)
+				require.Equal(t, database.CauseTLS, database.ConnectCause(err), "%v", err)
+				require.NotContains(t, err.Error(), "connection lost")
 			}
 
 			accept(urlFor("localhost", "verify-full", "ca.crt"))

@@ -299,7 +299,7 @@ func findServer() (*pgServer, string) {
 	var tried []string
 	for _, env := range []string{"CHATDB_TEST_DATABASE_URL", "DATABASE_URL"} {
 		u := os.Getenv(env)
-		if u == "" || !strings.HasPrefix(u, "postgres") {
+		if !database.IsPostgresURL(u) {
 			continue
 		}
 		if srv, err := probe(u); err == nil {

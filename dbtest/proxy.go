@@ -8,7 +8,6 @@ package dbtest
 import (
 	"net"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -61,7 +60,7 @@ func StartProxy(t testing.TB, addr string) *Proxy {
 func ProxyFor(t testing.TB, cfg database.Config) (*Proxy, database.Config) {
 	t.Helper()
 	u, err := url.Parse(cfg.URL)
-	if err != nil || !strings.HasPrefix(u.Scheme, "postgres") || u.Host == "" {
+	if err != nil || !database.IsPostgresURL(cfg.URL) || u.Host == "" {
 		t.Fatalf("dbtest: proxy: not a PostgreSQL URL with a host: %s", database.Redact(cfg.URL))
 	}
 	addr := u.Host

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -144,11 +143,8 @@ func subcommand(c *cobra.Command, args []string) error {
 	return nil
 }
 
-// isPostgresURL reports whether u names a PostgreSQL server.
-func isPostgresURL(u string) bool {
-	l := strings.ToLower(u)
-	return strings.HasPrefix(l, "postgres://") || strings.HasPrefix(l, "postgresql://")
-}
+// isPostgresURL reports whether u is a postgres:// URL (database.IsPostgresURL).
+func isPostgresURL(u string) bool { return database.IsPostgresURL(u) }
 
 // devURL picks the server for temporary dev databases: the flag, else
 // DATABASE_URL when it is PostgreSQL (only a new database is created there; the

@@ -133,7 +133,7 @@ func doctor(ctx context.Context, w io.Writer, cfg database.Config) error {
 	if isSQLite {
 		dialect, driver = database.SQLite, "sqlite"
 	}
-	if shown == "(malformed URL)" || (!isSQLite && !isPostgresURL(cfg.URL)) {
+	if _, err := database.ParseURL(cfg.URL); err != nil {
 		r.fail("database", shown+": not a URL chatdb can open", "set --url or DATABASE_URL to postgres://user:pass@host:5432/db?sslmode=disable, sqlite://path or a file path")
 		r.skipRest("database", "no database to check")
 		return result()

@@ -250,7 +250,7 @@ func openDev(ctx context.Context, dialect, devURL string) (*dev, error) {
 // fails.
 func openPostgresDev(ctx context.Context, devURL string) (*dev, error) {
 	u, err := url.Parse(devURL)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+	if err != nil || !database.IsPostgresURL(devURL) {
 		// The parse error quotes the URL, password included: leave it out.
 		return nil, ErrDevURL
 	}

@@ -20,6 +20,11 @@ import (
 // it may have run"), and says what happened without naming this package.
 var ErrConnLost = errors.New("connection lost after the statement was sent; it may have run")
 
+// errConnectorClosed is returned by a connector's Connect that finished after
+// the connector was closed: database/sql does not ask a closed pool for
+// connections, so only a connection being made while the pool closed sees it.
+var errConnectorClosed = errors.New("connection closed with its pool")
+
 // callErr is what a statement that failed returns: ErrConnLost when the
 // driver said driver.ErrBadConn, since the statement may have been sent (the
 // calls return driver.ErrBadConn themselves when the connection was known bad

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"io"
+	"net"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,7 +20,7 @@ func Pgx(cfg pgx.ConnConfig, healthCheckAfter time.Duration) driver.Connector {
 	c := stdlib.GetConnector(cfg, stdlib.OptionShouldPing(func(_ context.Context, p stdlib.ShouldPingParams) bool {
 		return healthCheckAfter < 0 || p.IdleDuration > healthCheckAfter
 	}))
-	return pgxConnector{c}
+	return &pgxConnector{Connector: c}
 }
 
 // PgxConn returns the pgx connection under dc, a driver connection (as
@@ -43,21 +45,47 @@ func PgxConn(dc any) (*pgx.Conn, bool) {
 // to a statement without arguments (sent with the simple protocol) is reported
 // as "conn closed", which it deems so although the statement reached the
 // server; database/sql then runs it again on another connection.
-type pgxConnector struct{ driver.Connector }
+//
+// Closing it (database/sql does, in DB.Close) closes the sockets of the
+// connections still in use, so that their statements stop.
+type pgxConnector struct {
+	driver.Connector
+	live liveSockets
+}
 
-func (c pgxConnector) Connect(ctx context.Context) (driver.Conn, error) {
+var _ io.Closer = (*pgxConnector)(nil)
+
+func (c *pgxConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := c.Connector.Connect(ctx)
 	if err != nil {
 		return nil, err
 	}
 	// Pgx made the connector from stdlib: its connections are pgx's.
-	return &pgxConn{Conn: conn.(*stdlib.Conn)}, nil
+	pc := &pgxConn{Conn: conn.(*stdlib.Conn), live: &c.live}
+	pc.sock = pc.Conn.Conn().PgConn().Conn()
+	if !c.live.add(pc.sock) {
+		pc.Conn.Close()
+		return nil, errConnectorClosed
+	}
+	return pc, nil
 }
+
+// Close closes the sockets of the connections still open.
+func (c *pgxConnector) Close() error { return c.live.Close() }
 
 // pgxConn is pgx's connection with ExecContext and QueryContext returning
 // driver.ErrBadConn only when nothing was sent, and with IsValid. The rest, Conn
 // (which PgxConn unwraps, for COPY) included, is pgx's own.
-type pgxConn struct{ *stdlib.Conn }
+type pgxConn struct {
+	*stdlib.Conn
+	live *liveSockets
+	sock net.Conn
+}
+
+func (c *pgxConn) Close() error {
+	c.live.remove(c.sock)
+	return c.Conn.Close()
+}
 
 var _ driver.Validator = (*pgxConn)(nil)
 

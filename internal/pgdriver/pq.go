@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql/driver"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -44,10 +46,19 @@ func PQ(c *pq.Connector, healthCheckAfter time.Duration) driver.Connector {
 //     socket's read cancelGrace after the context ended. Connecting, lib/pq
 //     waits for the server's start-up answer up to connect_timeout whatever the
 //     context says; the wrapper breaks that wait when the context ends.
+//
+// Closing it (database/sql does, in DB.Close) closes the sockets of the
+// connections still in use, so that their statements stop.
 type pingConnector struct {
 	driver.Connector
 	threshold time.Duration
+	live      liveSockets
 }
+
+var _ io.Closer = (*pingConnector)(nil)
+
+// Close closes the sockets of the connections still open.
+func (c *pingConnector) Close() error { return c.live.Close() }
 
 // cancelGrace is how long a lib/pq call whose context ended may wait for the
 // server to answer lib/pq's cancel request before its socket is broken. The
@@ -133,7 +144,11 @@ func (c *pingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	slot.mu.Lock()
 	nc := slot.nc
 	slot.mu.Unlock()
-	pc := &pingConn{pqConn: conn.(pqConn), threshold: c.threshold, nc: nc}
+	if !c.live.add(nc) {
+		conn.Close()
+		return nil, errConnectorClosed
+	}
+	pc := &pingConn{pqConn: conn.(pqConn), threshold: c.threshold, nc: nc, live: &c.live}
 	pc.touch()
 	return pc, nil
 }
@@ -160,6 +175,8 @@ type pingConn struct {
 	lastUsed atomic.Int64
 	// nc is the connection's socket, nil if the dialer did not see it.
 	nc net.Conn
+	// live is the connector's record of open sockets.
+	live *liveSockets
 
 	mu sync.Mutex
 	// rows watches the context of the last QueryContext, whose rows are read
@@ -293,6 +310,9 @@ func (c *pingConn) PrepareContext(ctx context.Context, query string) (driver.Stm
 func (c *pingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	c.begin()
 	defer c.touch()
+	if err := checkParams(args); err != nil {
+		return nil, err
+	}
 	if !c.pqConn.IsValid() {
 		return nil, driver.ErrBadConn // nothing sent: database/sql may retry
 	}
@@ -308,6 +328,9 @@ func (c *pingConn) ExecContext(ctx context.Context, query string, args []driver.
 func (c *pingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	c.begin()
 	defer c.touch()
+	if err := checkParams(args); err != nil {
+		return nil, err
+	}
 	if !c.pqConn.IsValid() {
 		return nil, driver.ErrBadConn
 	}
@@ -334,7 +357,24 @@ func (c *pingConn) Ping(ctx context.Context) error {
 
 func (c *pingConn) Close() error {
 	c.begin()
+	if c.nc != nil {
+		c.live.remove(c.nc)
+	}
 	return c.pqConn.Close()
+}
+
+// maxParams is the most parameters the protocol's 16-bit count can carry.
+const maxParams = 65535
+
+// checkParams refuses more parameters than the protocol carries before lib/pq
+// sees them: lib/pq refuses them too, but leaves the connection believing a
+// query is in progress, and every later call on it fails ("there is already a
+// query being processed on this connection").
+func checkParams(args []driver.NamedValue) error {
+	if len(args) > maxParams {
+		return fmt.Errorf("got %d parameters but PostgreSQL supports at most %d", len(args), maxParams)
+	}
+	return nil
 }
 
 // pqTx disarms the transaction's watcher when it ends, and reports the
