@@ -160,7 +160,8 @@ func Lint(ctx context.Context, dialect string, dir migrate.Dir, n int, devURL st
 	return report, nil
 }
 
-// analyzers returns Atlas's analyzers for dialect, configured by LintRules.
+// analyzers returns Atlas's analyzers for dialect, configured by LintRules, and
+// on PostgreSQL chatdb's shard-readiness analyzer (a warning, see ShardAnalyzer).
 func analyzers(dialect string) ([]sqlcheck.Analyzer, error) {
 	cfg := &schemahcl.Resource{}
 	for name, isError := range LintRules {
@@ -175,6 +176,9 @@ func analyzers(dialect string) ([]sqlcheck.Analyzer, error) {
 	}
 	if len(azs) == 0 {
 		return nil, fmt.Errorf("migration: lint: no analyzers registered for %s", name)
+	}
+	if dialect == database.Postgres {
+		azs = append(azs, shardReadiness{})
 	}
 	return azs, nil
 }
