@@ -48,14 +48,6 @@ func benchSlices() int {
 	return n
 }
 
-// texts are the contents of appended messages, cycled through.
-var texts = []string{
-	"hello, how is the migration going?",
-	"Fine: the index is built, the backfill runs in batches of ten thousand rows.",
-	"ok",
-	"Can you send me the link to the dashboard once the numbers are in? I want to compare with last week.",
-}
-
 func BenchmarkGetUser(b *testing.B) {
 	d := dataset(b)
 	ctx := context.Background()
@@ -78,7 +70,7 @@ func BenchmarkAppendMessage(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			m.ID = uuid.Must(uuid.NewV7())
-			m.Content = texts[i%len(texts)]
+			m.Content = bench.Texts[i%len(bench.Texts)]
 			if err := s.AppendMessage(ctx, &m); err != nil {
 				b.Fatal(err)
 			}
@@ -221,7 +213,7 @@ func BenchmarkMixed(b *testing.B) {
 					var err error
 					if i%5 == 4 {
 						m.ID = uuid.Must(uuid.NewV7())
-						m.Content = texts[i%int64(len(texts))]
+						m.Content = bench.Texts[i%int64(len(bench.Texts))]
 						err = s.AppendMessage(ctx, &m)
 					} else {
 						err = s.HistoryPage(ctx, d.Reader, d.Cursors[i%int64(len(d.Cursors))], bench.HistoryLimit, nil)
@@ -244,43 +236,4 @@ func BenchmarkMixed(b *testing.B) {
 			b.Fatal(err)
 		}
 	})
-}
-
-// growthStacks are the stacks of the cost-growth benchmarks: chatdb's, and pgx for
-// reference.
-func growthStacks() []string {
-	var names []string
-	for _, n := range stackNames() {
-		if n == "pgx" || n == "chatdb" {
-			names = append(names, n)
-		}
-	}
-	return names
-}
-
-// BenchmarkHistoryGrowth reads a history page from the middle of chats of 10k,
-// 100k and 1M messages. With keyset pagination on seq over the (chat_id, seq)
-// index the time should not grow with the chat. Needs BENCH_GROWTH=1.
-func BenchmarkHistoryGrowth(b *testing.B) {
-	d := dataset(b)
-	if !d.Size.Growth {
-		b.Skip("cost-growth data not loaded (BENCH_GROWTH=1 loads it)")
-	}
-	ctx := context.Background()
-	for _, st := range bench.HistoryGrowth {
-		b.Run("msgs="+st.Name, func(b *testing.B) {
-			for _, name := range growthStacks() {
-				b.Run(name, func(b *testing.B) {
-					s := stack(b, name, "HistoryPage")
-					b.ReportAllocs()
-					cur := d.GrowthCursors[st.Name]
-					for b.Loop() {
-						if err := s.HistoryPage(ctx, d.Users[0], cur, bench.HistoryLimit, nil); err != nil {
-							b.Fatal(err)
-						}
-					}
-				})
-			}
-		})
-	}
 }
