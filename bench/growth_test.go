@@ -185,19 +185,9 @@ func BenchmarkAppendByMembers(b *testing.B) {
 // last_seq − read_seq and the last message one probe at last_seq: its time
 // should not grow with the backlog (target: 100k ≤ 1.5× 0).
 func BenchmarkInboxByBacklog(b *testing.B) {
-	ctx := context.Background()
-	for _, st := range bench.BacklogGrowth {
-		b.Run("unread="+st.Name, func(b *testing.B) {
-			forEachGrowth(b, func(b *testing.B, g *bench.Growth) {
-				as := viewer.NewContext(ctx, g.BacklogUsers[st.Name])
-				checkInboxPage(b, g, as, bench.BacklogChats, func(e store.InboxEntry) bool { return e.Unread == st.N })
-				timeOps(b, nil, func(int) error {
-					_, err := g.Store.Inbox(as, store.InboxQuery{Limit: bench.InboxLimit})
-					return err
-				})
-			})
-		})
-	}
+	benchInbox(b, "unread", bench.BacklogGrowth, func(g *bench.Growth) map[string]uuid.UUID { return g.BacklogUsers },
+		func(bench.GrowthStep) int { return bench.BacklogChats },
+		func(st bench.GrowthStep, e store.InboxEntry) bool { return e.Unread == st.N })
 }
 
 // BenchmarkInboxByChats reads the first inbox page of users with 10, 1,000 and
@@ -205,12 +195,22 @@ func BenchmarkInboxByBacklog(b *testing.B) {
 // partial index memberships_user_inbox_idx: its time should not grow with the
 // chats (target: 10k ≤ 1.5× 10).
 func BenchmarkInboxByChats(b *testing.B) {
+	benchInbox(b, "chats", bench.ChatsGrowth, func(g *bench.Growth) map[string]uuid.UUID { return g.ChatsUsers },
+		func(st bench.GrowthStep) int { return min(st.N, bench.InboxLimit) },
+		func(_ bench.GrowthStep, e store.InboxEntry) bool { return e.LastMessage != nil })
+}
+
+// benchInbox times, for each step (a sub-benchmark param=step per backend),
+// the first inbox page of the step's user in users, after checking that it
+// has entries(step) entries, each meeting ok.
+func benchInbox(b *testing.B, param string, steps []bench.GrowthStep, users func(*bench.Growth) map[string]uuid.UUID,
+	entries func(bench.GrowthStep) int, ok func(bench.GrowthStep, store.InboxEntry) bool) {
 	ctx := context.Background()
-	for _, st := range bench.ChatsGrowth {
-		b.Run("chats="+st.Name, func(b *testing.B) {
+	for _, st := range steps {
+		b.Run(param+"="+st.Name, func(b *testing.B) {
 			forEachGrowth(b, func(b *testing.B, g *bench.Growth) {
-				as := viewer.NewContext(ctx, g.ChatsUsers[st.Name])
-				checkInboxPage(b, g, as, min(st.N, bench.InboxLimit), func(e store.InboxEntry) bool { return e.LastMessage != nil })
+				as := viewer.NewContext(ctx, users(g)[st.Name])
+				checkInboxPage(b, g, as, entries(st), func(e store.InboxEntry) bool { return ok(st, e) })
 				timeOps(b, nil, func(int) error {
 					_, err := g.Store.Inbox(as, store.InboxQuery{Limit: bench.InboxLimit})
 					return err
