@@ -75,7 +75,7 @@ func (s *chatdbStack) AppendMessage(ctx context.Context, m *Message) error {
 	if err != nil {
 		return err
 	}
-	m.CreatedAt = out.CreatedAt
+	m.Seq, m.CreatedAt = out.Seq, out.CreatedAt
 	return nil
 }
 
@@ -87,24 +87,24 @@ func (s *chatdbStack) cursor(c Cursor) store.Cursor {
 	if ok {
 		return sc
 	}
-	sc = store.CursorOf(&store.Message{ID: c.ID, CreatedAt: c.CreatedAt})
+	sc = store.CursorOf(&store.Message{ChatID: c.ChatID, Seq: c.Seq})
 	s.mu.Lock()
 	s.cursors[c] = sc
 	s.mu.Unlock()
 	return sc
 }
 
-func (s *chatdbStack) HistoryPage(ctx context.Context, as, chatID uuid.UUID, before Cursor, limit int, got *[]uuid.UUID) error {
-	page, err := s.store.History(viewer.NewContext(ctx, as), chatID, store.HistoryQuery{Before: s.cursor(before), Limit: limit})
+func (s *chatdbStack) HistoryPage(ctx context.Context, as uuid.UUID, before Cursor, limit int, got *[]HistoryRow) error {
+	page, err := s.store.History(viewer.NewContext(ctx, as), before.ChatID, store.HistoryQuery{Before: s.cursor(before), Limit: limit})
 	if err != nil {
 		return err
 	}
 	if got != nil {
-		ids := make([]uuid.UUID, len(page.Messages))
+		rows := make([]HistoryRow, len(page.Messages))
 		for i, m := range page.Messages {
-			ids[i] = m.ID
+			rows[i] = HistoryRow{ID: m.ID, Seq: m.Seq}
 		}
-		*got = ids
+		*got = rows
 	}
 	return nil
 }
@@ -119,7 +119,7 @@ func (s *chatdbStack) Inbox(ctx context.Context, user uuid.UUID, limit int, got 
 		for i, e := range entries {
 			out[i] = InboxRow{ChatID: e.Chat.ID, Unread: e.Unread}
 			if e.LastMessage != nil {
-				out[i].LastMessageID = e.LastMessage.ID
+				out[i].LastMessageID, out[i].LastSeq = e.LastMessage.ID, e.LastMessage.Seq
 			}
 		}
 		*got = out

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/chatdb/chatdb/store"
 )
 
 // The result sizes of the benchmarks.
@@ -16,11 +18,16 @@ const (
 	InboxLimit   = 20
 )
 
-// NewChat creates an empty chat owned by the Sender, for Import to fill.
+// NewChat creates an empty chat for Import to fill, with the Sender as its
+// owner and only member. Its time is the data set's start, before the
+// messages ImportMessages makes: an import appends after a chat's history.
 func (ds *Dataset) NewChat(ctx context.Context) (uuid.UUID, error) {
 	id := uuid.Must(uuid.NewV7())
-	_, err := ds.pool.Exec(ctx, `INSERT INTO chats (id, created_at, updated_at, kind, title, last_message_at, created_by)
-VALUES ($1, $2, $2, 'group', 'Import', $2, $3)`, id, Now(), ds.Sender)
+	_, err := ds.pool.Exec(ctx, `WITH c AS (
+  INSERT INTO chats (id, created_at, updated_at, kind, title, last_message_at, last_seq, large, created_by)
+  VALUES ($1, $2, $2, 'group', 'Import', $2, 0, false, $3) RETURNING id)
+INSERT INTO memberships (id, role, joined_at, read_seq, muted, chat_last_message_at, large, user_id, chat_id)
+SELECT $4, 'owner', $2, 0, false, $2, false, $3, c.id FROM c`, id, base, ds.Sender, uuid.Must(uuid.NewV7()))
 	return id, err
 }
 
@@ -30,9 +37,8 @@ func (ds *Dataset) DeleteChat(ctx context.Context, id uuid.UUID) error {
 }
 
 // deleteMessages deletes the messages of chats, then runs then with args, in one
-// transaction. The foreign key messages.reply_to_id has no index, so each
-// deleted message would cost a scan of messages to find its replies; the
-// harness's messages have none, and it skips the foreign key triggers where it
+// transaction. The harness's messages reply to none, so it skips the foreign
+// key triggers (a probe of messages_reply_to_idx per deleted message) where it
 // may (as a superuser).
 func (ds *Dataset) deleteMessages(ctx context.Context, chats []uuid.UUID, then string, args ...any) error {
 	tx, err := ds.pool.Begin(ctx)
@@ -67,57 +73,78 @@ func (ds *Dataset) Vacuum(ctx context.Context) error {
 }
 
 // ClearAppends removes the messages appended to AppendChat and MixedChats, and
-// moves those chats' last_message_at (and their memberships' copy of it) back
-// to the data set's start.
+// moves those chats (last_seq, last_message_at) and their memberships (read
+// position, inbox time) back to the data set's start.
 func (ds *Dataset) ClearAppends(ctx context.Context) error {
 	ids := append([]uuid.UUID{ds.AppendChat}, ds.MixedChats...)
-	return ds.deleteMessages(ctx, ids, `WITH c AS (UPDATE chats SET last_message_at = $2 WHERE id = ANY($1))
-UPDATE memberships SET chat_last_message_at = $2 WHERE chat_id = ANY($1)`, ids, base)
+	return ds.deleteMessages(ctx, ids, `WITH c AS (UPDATE chats SET last_seq = 0, last_message_at = $2, updated_at = $2 WHERE id = ANY($1))
+UPDATE memberships SET chat_last_message_at = $2, read_seq = 0, last_read_message_id = NULL WHERE chat_id = ANY($1)`, ids, base)
 }
 
 // ResetRead clears the Reader's read position in the big chat.
 func (ds *Dataset) ResetRead(ctx context.Context) error {
-	_, err := ds.pool.Exec(ctx, `UPDATE memberships SET last_read_at = NULL, last_read_message_id = NULL
+	_, err := ds.pool.Exec(ctx, `UPDATE memberships SET read_seq = 0, last_read_message_id = NULL
 WHERE user_id = $1 AND chat_id = $2`, ds.Reader, ds.BigChat)
 	return err
 }
 
-// HistoryPageIDs returns the IDs HistoryPage must return for the big chat before
-// cursor c, from the generated data.
-func (ds *Dataset) HistoryPageIDs(c Cursor, limit int) []uuid.UUID {
-	at := slices.IndexFunc(ds.BigChatMessages, func(p Cursor) bool { return p.ID == c.ID })
-	var ids []uuid.UUID
-	for i := at - 1; i >= 0 && len(ids) < limit; i-- {
-		ids = append(ids, ds.BigChatMessages[i].ID)
+// HistoryPageRows returns the messages HistoryPage must return for the big
+// chat before cursor c, from the generated data.
+func (ds *Dataset) HistoryPageRows(c Cursor, limit int) []HistoryRow {
+	var rows []HistoryRow
+	// Seq n is BigChatMessages[n-1].
+	for i := int(c.Seq) - 2; i >= 0 && len(rows) < limit; i-- {
+		p := ds.BigChatMessages[i]
+		rows = append(rows, HistoryRow{ID: p.ID, Seq: p.Seq})
 	}
-	return ids
+	return rows
 }
 
-// ReferenceInbox returns the inbox of user as the pgx stack's statement computes
-// it, on the harness's own connection.
+// sqlReferenceInbox is the inbox computed the slow, plain way, from the
+// messages themselves rather than the counters the stacks read (chats.last_seq,
+// memberships.large and the inbox times), so that a wrong counter shows: the
+// chat's last message is its highest seq, the unread count is the number of
+// its messages after the read position, and a chat is large when it has more
+// than $3 members. The order is chatdb's (see Stack.Inbox).
+const sqlReferenceInbox = `SELECT c.id, lm.id, lm.seq,
+  (SELECT count(*) FROM messages m WHERE m.chat_id = c.id AND m.seq > mb.read_seq)
+FROM memberships mb
+JOIN chats c ON c.id = mb.chat_id AND c.deleted_at IS NULL
+LEFT JOIN LATERAL (SELECT id, seq FROM messages m WHERE m.chat_id = c.id ORDER BY seq DESC LIMIT 1) lm ON true
+WHERE mb.user_id = $1
+ORDER BY CASE WHEN (SELECT count(*) FROM memberships o WHERE o.chat_id = c.id) > $3
+  THEN GREATEST(c.last_message_at, mb.chat_last_message_at) ELSE mb.chat_last_message_at END DESC, c.id DESC
+LIMIT $2`
+
+// ReferenceInbox returns the inbox of user by sqlReferenceInbox, on the
+// harness's own connection.
 func (ds *Dataset) ReferenceInbox(ctx context.Context, user uuid.UUID, limit int) ([]InboxRow, error) {
-	rows, err := ds.pool.Query(ctx, sqlInbox, user, limit)
+	rows, err := ds.pool.Query(ctx, sqlReferenceInbox, user, limit, store.DefaultFanOutLimit)
 	if err != nil {
 		return nil, err
 	}
-	entries, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (inboxEntry, error) {
-		var e inboxEntry
-		err := r.Scan(e.dest()...)
-		return e, err
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (InboxRow, error) {
+		var row InboxRow
+		var last *uuid.UUID
+		var seq *int64
+		err := r.Scan(&row.ChatID, &last, &seq, &row.Unread)
+		if last != nil {
+			row.LastMessageID, row.LastSeq = *last, *seq
+		}
+		return row, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return inboxRows(entries), nil
 }
 
 // Operations are the operations a Stack implements, as Check names them.
 var Operations = []string{"GetUser", "AppendMessage", "HistoryPage", "Inbox", "MarkRead", "Import"}
 
 // Check runs each operation once on s and compares what it read and wrote with
-// the data set: the same user, the same 50 message IDs, the same inbox (chats,
-// last messages, unread counts) as the reference statement, an appended message
-// and its chat bump, a read position, importRows imported rows. It returns an
+// the data set: the same user; the same 50 messages (IDs and seqs, in order);
+// the same inbox as the reference statement (chats in order, last messages and
+// their seqs, unread counts); an appended message at the chat's next seq with
+// its bumps (chat, sender's read position, the other member's inbox time); a
+// read position that moves forward and not back; importRows imported rows at
+// the seqs after the chat's, with their bumps. It returns an
 // error per operation (nil when it passed), keyed by its name in Operations, and
 // leaves the data set as it found it.
 func Check(ctx context.Context, s Stack, ds *Dataset, importRows int) map[string]error {
@@ -155,12 +182,12 @@ func checkGetUser(ctx context.Context, s Stack, ds *Dataset) error {
 
 func checkHistoryPage(ctx context.Context, s Stack, ds *Dataset) error {
 	for _, c := range []Cursor{ds.Cursors[0], ds.Cursors[len(ds.Cursors)-1]} {
-		var ids []uuid.UUID
-		if err := s.HistoryPage(ctx, ds.Reader, ds.BigChat, c, HistoryLimit, &ids); err != nil {
+		var rows []HistoryRow
+		if err := s.HistoryPage(ctx, ds.Reader, c, HistoryLimit, &rows); err != nil {
 			return err
 		}
-		if want := ds.HistoryPageIDs(c, HistoryLimit); len(want) != HistoryLimit || !slices.Equal(ids, want) {
-			return fmt.Errorf("got %d IDs %v, want %d %v", len(ids), ids, len(want), want)
+		if want := ds.HistoryPageRows(c, HistoryLimit); len(want) != HistoryLimit || !slices.Equal(rows, want) {
+			return fmt.Errorf("got %d messages %v, want %d %v", len(rows), rows, len(want), want)
 		}
 	}
 	return nil
@@ -184,23 +211,93 @@ func checkInbox(ctx context.Context, s Stack, ds *Dataset) error {
 	return nil
 }
 
-func checkAppend(ctx context.Context, s Stack, ds *Dataset) error {
-	defer ds.ClearAppends(context.WithoutCancel(ctx))
-	m := Message{ID: uuid.Must(uuid.NewV7()), ChatID: ds.AppendChat, SenderID: &ds.Sender, Role: "user", Content: "check"}
-	if err := s.AppendMessage(ctx, &m); err != nil {
-		return err
+// chatState is what an append or an import leaves in a chat and its
+// memberships, as the checks read it back.
+type chatState struct {
+	lastSeq int64
+	last    time.Time
+	// readSeq, readID and inbox are each member's read position and inbox
+	// time.
+	readSeq map[uuid.UUID]int64
+	readID  map[uuid.UUID]*uuid.UUID
+	inbox   map[uuid.UUID]*time.Time
+}
+
+func (ds *Dataset) chatState(ctx context.Context, chatID uuid.UUID) (chatState, error) {
+	st := chatState{readSeq: map[uuid.UUID]int64{}, readID: map[uuid.UUID]*uuid.UUID{}, inbox: map[uuid.UUID]*time.Time{}}
+	if err := ds.pool.QueryRow(ctx, `SELECT last_seq, last_message_at FROM chats WHERE id = $1`, chatID).Scan(&st.lastSeq, &st.last); err != nil {
+		return st, err
 	}
-	var content string
-	var sender uuid.UUID
-	var createdAt, last time.Time
-	err := ds.pool.QueryRow(ctx, `SELECT m.content, m.sender_id, m.created_at, c.last_message_at
-FROM messages m JOIN chats c ON c.id = m.chat_id WHERE m.id = $1`, m.ID).Scan(&content, &sender, &createdAt, &last)
+	rows, err := ds.pool.Query(ctx, `SELECT user_id, read_seq, last_read_message_id, chat_last_message_at FROM memberships WHERE chat_id = $1`, chatID)
+	if err != nil {
+		return st, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u uuid.UUID
+		var seq int64
+		var id *uuid.UUID
+		var at *time.Time
+		if err := rows.Scan(&u, &seq, &id, &at); err != nil {
+			return st, err
+		}
+		st.readSeq[u], st.readID[u], st.inbox[u] = seq, id, at
+	}
+	return st, rows.Err()
+}
+
+// checkBumps checks the state an append or an import of messages up to seq
+// (the last at time at) leaves in chatID: the chat's sequence and time, the
+// sender's read position at their newest message (seq sent, ID sentID), and
+// every member's inbox time (the chat is not large).
+func (ds *Dataset) checkBumps(ctx context.Context, chatID uuid.UUID, seq int64, at time.Time, sender uuid.UUID, sent int64, sentID uuid.UUID) error {
+	st, err := ds.chatState(ctx, chatID)
 	if err != nil {
 		return fmt.Errorf("read back: %w", err)
 	}
-	if content != "check" || sender != ds.Sender || !createdAt.Equal(last) || !createdAt.Equal(m.CreatedAt) {
-		return fmt.Errorf("content %q from %v, created_at %v (reported %v), chat last_message_at %v",
-			content, sender, createdAt, m.CreatedAt, last)
+	if st.lastSeq != seq || !st.last.Equal(at) {
+		return fmt.Errorf("chat at seq %d, %v; want %d, %v", st.lastSeq, st.last, seq, at)
+	}
+	if id := st.readID[sender]; st.readSeq[sender] != sent || id == nil || *id != sentID {
+		return fmt.Errorf("sender's read position %d (%v), want %d (%v)", st.readSeq[sender], st.readID[sender], sent, sentID)
+	}
+	for u, t := range st.inbox {
+		if t == nil || !t.Equal(at) {
+			return fmt.Errorf("member %v's inbox time %v, want %v", u, t, at)
+		}
+	}
+	return nil
+}
+
+func checkAppend(ctx context.Context, s Stack, ds *Dataset) error {
+	defer ds.ClearAppends(context.WithoutCancel(ctx))
+	if err := ds.ClearAppends(ctx); err != nil {
+		return err
+	}
+	var prev Message
+	for i, content := range []string{"check", "check again"} {
+		m := Message{ID: uuid.Must(uuid.NewV7()), ChatID: ds.AppendChat, SenderID: &ds.Sender, Role: "user", Content: content}
+		if err := s.AppendMessage(ctx, &m); err != nil {
+			return err
+		}
+		var got Message
+		err := ds.pool.QueryRow(ctx, `SELECT seq, content, sender_id, created_at FROM messages WHERE id = $1`, m.ID).
+			Scan(&got.Seq, &got.Content, &got.SenderID, &got.CreatedAt)
+		if err != nil {
+			return fmt.Errorf("read back: %w", err)
+		}
+		switch {
+		case got.Seq != int64(i)+1 || got.Seq != m.Seq:
+			return fmt.Errorf("seq %d (reported %d), want %d", got.Seq, m.Seq, i+1)
+		case got.Content != content || got.SenderID == nil || *got.SenderID != ds.Sender:
+			return fmt.Errorf("content %q from %v", got.Content, got.SenderID)
+		case !got.CreatedAt.Equal(m.CreatedAt) || got.CreatedAt.Before(prev.CreatedAt):
+			return fmt.Errorf("created_at %v (reported %v), the one before at %v", got.CreatedAt, m.CreatedAt, prev.CreatedAt)
+		}
+		if err := ds.checkBumps(ctx, ds.AppendChat, m.Seq, m.CreatedAt, ds.Sender, m.Seq, m.ID); err != nil {
+			return err
+		}
+		prev = m
 	}
 	return nil
 }
@@ -210,19 +307,22 @@ func checkMarkRead(ctx context.Context, s Stack, ds *Dataset) error {
 	if err := ds.ResetRead(ctx); err != nil {
 		return err
 	}
+	// Forward to the target; then an older message moves nothing back.
 	target := ds.BigChatMessages[len(ds.BigChatMessages)/3]
-	if err := s.MarkRead(ctx, ds.Reader, ds.BigChat, target.ID); err != nil {
-		return err
-	}
-	var readAt *time.Time
-	var readID *uuid.UUID
-	err := ds.pool.QueryRow(ctx, `SELECT last_read_at, last_read_message_id FROM memberships
-WHERE user_id = $1 AND chat_id = $2`, ds.Reader, ds.BigChat).Scan(&readAt, &readID)
-	if err != nil {
-		return fmt.Errorf("read back: %w", err)
-	}
-	if readAt == nil || readID == nil || !readAt.Equal(target.CreatedAt) || *readID != target.ID {
-		return fmt.Errorf("position %v %v, want %v %v", readAt, readID, target.CreatedAt, target.ID)
+	for _, p := range []Position{target, ds.BigChatMessages[len(ds.BigChatMessages)/4]} {
+		if err := s.MarkRead(ctx, ds.Reader, ds.BigChat, p.ID); err != nil {
+			return err
+		}
+		var seq int64
+		var id *uuid.UUID
+		err := ds.pool.QueryRow(ctx, `SELECT read_seq, last_read_message_id FROM memberships
+WHERE user_id = $1 AND chat_id = $2`, ds.Reader, ds.BigChat).Scan(&seq, &id)
+		if err != nil {
+			return fmt.Errorf("read back: %w", err)
+		}
+		if seq != target.Seq || id == nil || *id != target.ID {
+			return fmt.Errorf("after marking seq %d: position %d %v, want %d %v", p.Seq, seq, id, target.Seq, target.ID)
+		}
 	}
 	return nil
 }
@@ -238,7 +338,9 @@ func checkImport(ctx context.Context, s Stack, ds *Dataset, rows int) error {
 		return err
 	}
 	var n, withMetadata int
-	err = ds.pool.QueryRow(ctx, `SELECT count(*), count(metadata) FROM messages WHERE chat_id = $1`, chat).Scan(&n, &withMetadata)
+	var minSeq, maxSeq int64
+	err = ds.pool.QueryRow(ctx, `SELECT count(*), count(metadata), min(seq), max(seq) FROM messages WHERE chat_id = $1`, chat).
+		Scan(&n, &withMetadata, &minSeq, &maxSeq)
 	if err != nil {
 		return fmt.Errorf("read back: %w", err)
 	}
@@ -248,17 +350,27 @@ func checkImport(ctx context.Context, s Stack, ds *Dataset, rows int) error {
 			wantMD++
 		}
 	}
-	if n != rows || withMetadata != wantMD {
-		return fmt.Errorf("%d rows (%d with metadata), want %d (%d)", n, withMetadata, rows, wantMD)
+	if n != rows || withMetadata != wantMD || minSeq != 1 || maxSeq != int64(rows) {
+		return fmt.Errorf("%d rows (%d with metadata) at seqs %d to %d, want %d (%d) at 1 to %d",
+			n, withMetadata, minSeq, maxSeq, rows, wantMD, rows)
 	}
-	last := msgs[len(msgs)-1]
-	var content string
-	var created time.Time
-	if err := ds.pool.QueryRow(ctx, `SELECT content, created_at FROM messages WHERE id = $1`, last.ID).Scan(&content, &created); err != nil {
-		return fmt.Errorf("read back: %w", err)
+	// Seqs follow the slice, which is in time order.
+	for _, i := range []int{0, rows / 2, rows - 1} {
+		m := msgs[i]
+		var content string
+		var seq int64
+		var created time.Time
+		if err := ds.pool.QueryRow(ctx, `SELECT content, seq, created_at FROM messages WHERE id = $1`, m.ID).Scan(&content, &seq, &created); err != nil {
+			return fmt.Errorf("read back: %w", err)
+		}
+		if content != m.Content || seq != int64(i)+1 || !created.Equal(m.CreatedAt) {
+			return fmt.Errorf("row %d: %q at seq %d, %v; want %q at %d, %v", i, content, seq, created, m.Content, i+1, m.CreatedAt)
+		}
 	}
-	if content != last.Content || !created.Equal(last.CreatedAt) {
-		return fmt.Errorf("last row %q at %v, want %q at %v", content, created, last.Content, last.CreatedAt)
+	// The Sender's newest message is the one they have read up to.
+	sent := len(msgs) - 1
+	for msgs[sent].SenderID == nil {
+		sent--
 	}
-	return nil
+	return ds.checkBumps(ctx, chat, int64(rows), msgs[rows-1].CreatedAt, ds.Sender, int64(sent)+1, msgs[sent].ID)
 }

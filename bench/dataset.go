@@ -17,6 +17,7 @@ import (
 
 	"github.com/chatdb/chatdb/database"
 	"github.com/chatdb/chatdb/schema/schematype"
+	"github.com/chatdb/chatdb/store"
 )
 
 // DefaultServerURL is the server the data set is created on when
@@ -35,8 +36,8 @@ type Size struct {
 	InboxMessages int
 	// MixedChats is the number of chats Mixed appends to, one per goroutine.
 	MixedChats int
-	// Growth adds the chats and users of the cost-growth benchmarks: chats of 10k,
-	// 100k and 1M messages, users with 10, 100, 1k and 10k chats.
+	// Growth adds the chats of BenchmarkHistoryGrowth: chats of 10k, 100k and
+	// 1M messages.
 	Growth bool
 }
 
@@ -46,12 +47,9 @@ var DefaultSize = Size{Users: 10_000, BigChat: 200_000, InboxChats: 50, InboxMes
 // TestSize is a smaller data set of the same shape, for tests.
 var TestSize = Size{Users: 1_000, BigChat: 5_000, InboxChats: 50, InboxMessages: 100, MixedChats: 16}
 
-// HistoryGrowth and InboxGrowth are the sizes of the cost-growth data: messages in
-// a chat, chats of a user.
-var (
-	HistoryGrowth = []GrowthStep{{"10k", 10_000}, {"100k", 100_000}, {"1M", 1_000_000}}
-	InboxGrowth   = []GrowthStep{{"10", 10}, {"100", 100}, {"1k", 1_000}, {"10k", 10_000}}
-)
+// HistoryGrowth are the sizes of the history-depth growth data: messages in a
+// chat.
+var HistoryGrowth = []GrowthStep{{"10k", 10_000}, {"100k", 100_000}, {"1M", 1_000_000}}
 
 // GrowthStep is one size of the cost-growth data.
 type GrowthStep struct {
@@ -61,7 +59,7 @@ type GrowthStep struct {
 
 // dataVersion changes whenever generation changes, so that a kept database of an
 // older generation is not reused.
-const dataVersion = 2
+const dataVersion = 3
 
 // seed makes the data set the same on every run: same IDs, same texts.
 const seed = 20261125
@@ -83,26 +81,27 @@ type Dataset struct {
 
 	// Users are all users, in creation order.
 	Users []uuid.UUID
-	// BigChat is the chat of Size.BigChat messages; BigChatMessages are their
-	// positions in history order, oldest first.
+	// BigChat is the chat of Size.BigChat messages; BigChatMessages are those
+	// messages in history order, oldest first (seq 1 first).
 	BigChat         uuid.UUID
-	BigChatMessages []Cursor
+	BigChatMessages []Position
 	// Cursors are the positions HistoryPage pages back from.
 	Cursors []Cursor
 	// InboxUser is the user with Size.InboxChats chats.
 	InboxUser uuid.UUID
 	// Reader is a member of BigChat whose read position MarkRead moves.
 	Reader uuid.UUID
-	// Sender sends the appended messages; AppendChat and MixedChats receive them.
+	// Sender sends the appended messages; AppendChat and MixedChats receive
+	// them. Each of those chats has the Sender and one other member, so that
+	// an append writes the other's inbox time (the fan-out).
 	Sender     uuid.UUID
 	AppendChat uuid.UUID
 	MixedChats []uuid.UUID
 
 	// GrowthChats are the chats of HistoryGrowth, by step name, each with the
-	// cursor in its middle; GrowthUsers the users of InboxGrowth.
+	// cursor in its middle.
 	GrowthChats   map[string]uuid.UUID
 	GrowthCursors map[string]Cursor
-	GrowthUsers   map[string]uuid.UUID
 
 	pool *pgxpool.Pool
 }
@@ -285,32 +284,44 @@ func (g *gen) content() string {
 	return b.String()
 }
 
+// Position is a generated message: its ID, its seq in its chat and its
+// creation time.
+type Position struct {
+	ID        uuid.UUID
+	Seq       int64
+	CreatedAt time.Time
+}
+
 // positions returns n message positions from start, one a second, where every
-// tenth message shares its second with the one before (so that ties on
-// created_at are broken by id), sorted in history order.
-func (g *gen) positions(start time.Time, n int) []Cursor {
-	out := make([]Cursor, n)
+// tenth message shares its second with the one before, in history order: by
+// creation time, then ID (the order chatdb's migration gave seqs in), with
+// seqs 1 to n.
+func (g *gen) positions(start time.Time, n int) []Position {
+	out := make([]Position, n)
 	sec := 0
 	for i := range out {
 		if i%10 != 9 {
 			sec++
 		}
 		t := start.Add(time.Duration(sec) * time.Second)
-		out[i] = Cursor{CreatedAt: t, ID: g.id(t)}
+		out[i] = Position{CreatedAt: t, ID: g.id(t)}
 	}
-	slices.SortFunc(out, func(a, b Cursor) int {
+	slices.SortFunc(out, func(a, b Position) int {
 		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
 			return c
 		}
 		return bytes.Compare(a.ID[:], b.ID[:])
 	})
+	for i := range out {
+		out[i].Seq = int64(i) + 1
+	}
 	return out
 }
 
 // message returns the i-th message of a chat at position p: three in four from
 // one of senders, the fourth an assistant reply with metadata and no sender.
-func (g *gen) message(chatID uuid.UUID, p Cursor, i int, senders []uuid.UUID) Message {
-	m := Message{ID: p.ID, ChatID: chatID, CreatedAt: p.CreatedAt, Content: g.content()}
+func (g *gen) message(chatID uuid.UUID, p Position, i int, senders []uuid.UUID) Message {
+	m := Message{ID: p.ID, ChatID: chatID, Seq: p.Seq, CreatedAt: p.CreatedAt, Content: g.content()}
 	if i%4 == 3 {
 		m.Role = "assistant"
 		m.Metadata = &schematype.MessageMetadata{Model: "bench-model", PromptTokens: 100 + i%900, CompletionTokens: 20 + i%200}
@@ -322,16 +333,24 @@ func (g *gen) message(chatID uuid.UUID, p Cursor, i int, senders []uuid.UUID) Me
 	return m
 }
 
-// ImportMessages returns n messages for chatID, as Import receives them.
+// ImportMessages returns n messages for chatID, in time order, as Import
+// receives them: three in four from sender, the others assistant replies.
+// They start 90 days after the data set's history, so that a chat whose last
+// message is no later than that takes them after its history. Their Seq is
+// left zero: an import gives seqs.
 func ImportMessages(chatID, sender uuid.UUID, n int) []Message {
 	g := newGen(99)
-	ps := g.positions(base.Add(90*24*time.Hour), n)
+	ps := g.positions(importStart, n)
 	out := make([]Message, n)
 	for i, p := range ps {
 		out[i] = g.message(chatID, p, i, []uuid.UUID{sender})
+		out[i].Seq = 0
 	}
 	return out
 }
+
+// importStart is the time of the first message ImportMessages makes.
+var importStart = base.Add(90 * 24 * time.Hour)
 
 // bigChatMembers are the members of the big chat: its owner, the reader, and
 // eight senders.
@@ -341,7 +360,7 @@ func (ds *Dataset) bigChatMembers() []uuid.UUID {
 
 // growthPositions returns the message positions of the i-th HistoryGrowth chat,
 // from a stream of its own so that generate can find its middle without loading.
-func growthPositions(i, n int) []Cursor {
+func growthPositions(i, n int) []Position {
 	return newGen(uint64(100+i)).positions(base, n)
 }
 
@@ -364,7 +383,7 @@ func generate(size Size) *Dataset {
 	// reach into the middle of the index, not only its end.
 	for i := range HistoryCursors {
 		at := size.BigChat/2 + i*(size.BigChat/2)/HistoryCursors
-		ds.Cursors = append(ds.Cursors, ds.BigChatMessages[at])
+		ds.Cursors = append(ds.Cursors, Cursor{ChatID: ds.BigChat, Seq: ds.BigChatMessages[at].Seq})
 	}
 	// Users 0 to 99 have roles; partners in chats are drawn from the others, so
 	// that no role user is in a chat by accident.
@@ -376,13 +395,11 @@ func generate(size Size) *Dataset {
 	if size.Growth {
 		ds.GrowthChats = map[string]uuid.UUID{}
 		ds.GrowthCursors = map[string]Cursor{}
-		ds.GrowthUsers = map[string]uuid.UUID{}
-		for i, st := range HistoryGrowth {
-			ds.GrowthChats[st.Name] = g.id(base)
-			ds.GrowthCursors[st.Name] = growthPositions(i, st.N)[st.N/2]
-		}
-		for i, st := range InboxGrowth {
-			ds.GrowthUsers[st.Name] = ds.Users[10+i]
+		for _, st := range HistoryGrowth {
+			id := g.id(base)
+			ds.GrowthChats[st.Name] = id
+			// The positions are seqs 1 to N: the middle is seq N/2+1.
+			ds.GrowthCursors[st.Name] = Cursor{ChatID: id, Seq: int64(st.N/2) + 1}
 		}
 	}
 	return ds
@@ -421,12 +438,6 @@ func (ds *Dataset) fill(ctx context.Context, fingerprint string) error {
 	if l.err != nil {
 		return l.err
 	}
-	// chatdb's memberships keep a copy of their chat's last_message_at for the
-	// inbox's order; the store maintains it, the COPY above does not.
-	if _, err := tx.Exec(ctx, `UPDATE memberships SET chat_last_message_at = chats.last_message_at
-FROM chats WHERE chats.id = memberships.chat_id`); err != nil {
-		return err
-	}
 	if _, err := tx.Exec(ctx, `CREATE TABLE bench_meta (key text PRIMARY KEY, value text NOT NULL)`); err != nil {
 		return err
 	}
@@ -463,20 +474,52 @@ func (l *loader) copy(table string, cols []string, src pgx.CopyFromSource) {
 var (
 	userCols       = []string{"id", "created_at", "updated_at", "email", "display_name", "status"}
 	credentialCols = []string{"id", "created_at", "updated_at", "user_id", "password_hash"}
-	chatCols       = []string{"id", "created_at", "updated_at", "kind", "title", "last_message_at", "created_by"}
-	membershipCols = []string{"id", "role", "joined_at", "last_read_at", "last_read_message_id", "muted", "user_id", "chat_id"}
+	chatCols       = []string{"id", "created_at", "updated_at", "kind", "title", "last_message_at", "last_seq", "large", "created_by"}
+	membershipCols = []string{"id", "role", "joined_at", "read_seq", "last_read_message_id", "muted",
+		"chat_last_message_at", "large", "user_id", "chat_id"}
 )
 
+// chatRow is a chat as the loader writes it: the time and seq of its last
+// message (base and 0 when it has none), and whether it is large.
 type chatRow struct {
 	id, creator uuid.UUID
 	title       string
 	last        time.Time
+	lastSeq     int64
+	large       bool
 }
 
+// membershipRow is a membership as the loader writes it; read is the message
+// read up to (nil: nothing read).
 type membershipRow struct {
 	user, chat uuid.UUID
 	role       string
-	read       *Cursor
+	read       *Position
+	large      bool
+	chatLast   time.Time
+}
+
+// chatWith returns a chat ending with message last (nil: none) and the
+// memberships of users in it, the first its owner, as chatdb keeps them: the
+// chat is large when it has more than store.DefaultFanOutLimit members, and
+// so are its memberships; each membership's inbox time is the chat's last
+// message's; read gives a user's read position (nil: nothing read).
+func chatWith(id, creator uuid.UUID, title string, last *Position, users []uuid.UUID, read func(u uuid.UUID) *Position) (chatRow, []membershipRow) {
+	c := chatRow{id: id, creator: creator, title: title, last: base, large: len(users) > store.DefaultFanOutLimit}
+	if last != nil {
+		c.last, c.lastSeq = last.CreatedAt, last.Seq
+	}
+	mbs := make([]membershipRow, len(users))
+	for i, u := range users {
+		mbs[i] = membershipRow{user: u, chat: id, role: "member", large: c.large, chatLast: c.last}
+		if i == 0 {
+			mbs[i].role = "owner"
+		}
+		if read != nil {
+			mbs[i].read = read(u)
+		}
+	}
+	return c, mbs
 }
 
 func (l *loader) users() {
@@ -496,7 +539,7 @@ func (l *loader) users() {
 func (l *loader) chats(rows []chatRow) {
 	l.copy("chats", chatCols, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 		r := rows[i]
-		return []any{r.id, base, r.last, "group", r.title, r.last, r.creator}, nil
+		return []any{r.id, base, r.last, "group", r.title, r.last, r.lastSeq, r.large, r.creator}, nil
 	}))
 }
 
@@ -504,17 +547,18 @@ func (l *loader) memberships(rows []membershipRow) {
 	g := l.ids
 	l.copy("memberships", membershipCols, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 		r := rows[i]
-		var readAt, readID any
+		var readSeq int64
+		var readID any
 		if r.read != nil {
-			readAt, readID = r.read.CreatedAt, r.read.ID
+			readSeq, readID = r.read.Seq, r.read.ID
 		}
-		return []any{g.id(base), r.role, base, readAt, readID, false, r.user, r.chat}, nil
+		return []any{g.id(base), r.role, base, readSeq, readID, false, r.chatLast, r.large, r.user, r.chat}, nil
 	}))
 }
 
 // messages copies a chat's messages at positions ps, generating rows as COPY
 // consumes them.
-func (l *loader) messages(g *gen, chatID uuid.UUID, ps []Cursor, senders []uuid.UUID) {
+func (l *loader) messages(g *gen, chatID uuid.UUID, ps []Position, senders []uuid.UUID) {
 	i := 0
 	l.copy("messages", importColumns, pgx.CopyFromFunc(func() ([]any, error) {
 		if i == len(ps) {
@@ -522,34 +566,37 @@ func (l *loader) messages(g *gen, chatID uuid.UUID, ps []Cursor, senders []uuid.
 		}
 		m := g.message(chatID, ps[i], i, senders)
 		i++
-		return []any{m.ID, m.ChatID, m.SenderID, m.Role, m.Content, metadataArg(m.Metadata), m.CreatedAt}, nil
+		return messageRow(&m), nil
 	}))
+}
+
+// messageRow returns m as a row of importColumns.
+func messageRow(m *Message) []any {
+	return []any{m.ID, m.ChatID, m.Seq, m.SenderID, m.Role, m.Content, metadataArg(m.Metadata), m.CreatedAt}
+}
+
+// last returns the last of ps, or nil when there is none.
+func last(ps []Position) *Position {
+	if len(ps) == 0 {
+		return nil
+	}
+	return &ps[len(ps)-1]
 }
 
 func (l *loader) bigChat() {
 	ds := l.ds
-	ps := ds.BigChatMessages
-	last := base
-	if len(ps) > 0 {
-		last = ps[len(ps)-1].CreatedAt
-	}
-	l.chats([]chatRow{{id: ds.BigChat, creator: ds.Users[0], title: "Big chat", last: last}})
 	members := ds.bigChatMembers()
-	var rows []membershipRow
-	for i, u := range members {
-		role := "member"
-		if i == 0 {
-			role = "owner"
-		}
-		rows = append(rows, membershipRow{user: u, chat: ds.BigChat, role: role})
-	}
-	l.memberships(rows)
-	l.messages(newGen(4), ds.BigChat, ps, members)
+	c, mbs := chatWith(ds.BigChat, ds.Users[0], "Big chat", last(ds.BigChatMessages), members, nil)
+	l.chats([]chatRow{c})
+	l.memberships(mbs)
+	l.messages(newGen(4), ds.BigChat, ds.BigChatMessages, members)
 }
 
-// inbox gives InboxUser InboxChats chats with a partner each. Chats end at
+// inbox gives InboxUser InboxChats chats with a partner each, and 38 more
+// members in every tenth (k mod 10 = 5), which makes it large. Chats end at
 // different times, in an order unrelated to their creation; the user has read
-// all but (7k mod 40) messages of chat k, and nothing of every tenth chat.
+// all but (7k mod 40) messages of chat k, and nothing of every tenth chat
+// (k mod 10 = 0).
 func (l *loader) inbox() {
 	ds := l.ds
 	n, per := ds.Size.InboxChats, ds.Size.InboxMessages
@@ -558,32 +605,45 @@ func (l *loader) inbox() {
 			return -1
 		}
 		return (k * 7) % 40
+	}, func(k int) int {
+		if k%10 == 5 {
+			return store.DefaultFanOutLimit + 8
+		}
+		return 2
 	})
 }
 
-// userChats writes n chats of user, each with per messages and a partner from
-// ds.partner(offset, k), and the user's read positions: unread(k) messages of chat k
-// are unread, all of them when it is negative.
-func (l *loader) userChats(g *gen, user uuid.UUID, n, per, offset int, unread func(k int) int) {
+// userChats writes n chats of user, each with per messages, members(k)
+// members (the user and from ds.partner(offset, k) on), and the user's read
+// positions: unread(k) messages of chat k are unread, all of them when it is
+// negative. The user and the first partner send the messages.
+func (l *loader) userChats(g *gen, user uuid.UUID, n, per, offset int, unread, members func(k int) int) {
 	ds := l.ds
 	perm := g.r.Perm(n)
 	chats := make([]chatRow, n)
-	positions := make([][]Cursor, n)
+	positions := make([][]Position, n)
 	var mbs []membershipRow
 	for k := range n {
 		// Chat k's messages end perm[k] hours after the inbox's start.
 		start := base.Add(time.Duration(perm[k])*time.Hour - time.Duration(per)*time.Second)
 		ps := g.positions(start, per)
 		positions[k] = ps
-		chats[k] = chatRow{id: g.id(base), creator: user, title: fmt.Sprintf("Chat %d", k), last: ps[len(ps)-1].CreatedAt}
-		partner := ds.partner(offset, k)
-		var read *Cursor
+		users := []uuid.UUID{user}
+		for j := range members(k) - 1 {
+			users = append(users, ds.partner(offset, k+j))
+		}
+		var read *Position
 		if u := unread(k); u >= 0 && u < per {
 			read = &ps[per-1-u]
 		}
-		mbs = append(mbs,
-			membershipRow{user: user, chat: chats[k].id, role: "owner", read: read},
-			membershipRow{user: partner, chat: chats[k].id, role: "member"})
+		var chatMbs []membershipRow
+		chats[k], chatMbs = chatWith(g.id(base), user, fmt.Sprintf("Chat %d", k), last(ps), users, func(u uuid.UUID) *Position {
+			if u == user {
+				return read
+			}
+			return nil
+		})
+		mbs = append(mbs, chatMbs...)
 	}
 	l.chats(chats)
 	l.memberships(mbs)
@@ -599,18 +659,20 @@ func (l *loader) userChats(g *gen, user uuid.UUID, n, per, offset int, unread fu
 		partner := ds.partner(offset, k)
 		m := g.message(chats[k].id, positions[k][i], i, []uuid.UUID{user, partner})
 		i++
-		return []any{m.ID, m.ChatID, m.SenderID, m.Role, m.Content, metadataArg(m.Metadata), m.CreatedAt}, nil
+		return messageRow(&m), nil
 	}))
 }
 
+// appendChats writes AppendChat and MixedChats: empty, with the Sender as
+// owner and one partner each.
 func (l *loader) appendChats() {
 	ds := l.ds
 	ids := append([]uuid.UUID{ds.AppendChat}, ds.MixedChats...)
 	var chats []chatRow
 	var mbs []membershipRow
 	for i, id := range ids {
-		chats = append(chats, chatRow{id: id, creator: ds.Sender, title: fmt.Sprintf("Append %d", i), last: base})
-		mbs = append(mbs, membershipRow{user: ds.Sender, chat: id, role: "owner"})
+		c, m := chatWith(id, ds.Sender, fmt.Sprintf("Append %d", i), nil, []uuid.UUID{ds.Sender, ds.partner(7000, i)}, nil)
+		chats, mbs = append(chats, c), append(mbs, m...)
 	}
 	l.chats(chats)
 	l.memberships(mbs)
@@ -621,11 +683,9 @@ func (l *loader) growth() {
 	for i, st := range HistoryGrowth {
 		id := ds.GrowthChats[st.Name]
 		ps := growthPositions(i, st.N)
-		l.chats([]chatRow{{id: id, creator: ds.Users[0], title: "Growth " + st.Name, last: ps[len(ps)-1].CreatedAt}})
-		l.memberships([]membershipRow{{user: ds.Users[0], chat: id, role: "owner"}})
+		c, mbs := chatWith(id, ds.Users[0], "Growth "+st.Name, last(ps), []uuid.UUID{ds.Users[0]}, nil)
+		l.chats([]chatRow{c})
+		l.memberships(mbs)
 		l.messages(newGen(uint64(200+i)), id, ps, ds.bigChatMembers())
-	}
-	for i, st := range InboxGrowth {
-		l.userChats(newGen(uint64(300+i)), ds.GrowthUsers[st.Name], st.N, 3, 1000*i, func(k int) int { return k % 3 })
 	}
 }

@@ -24,7 +24,12 @@ import (
 //	BENCH_DB_NAME       the benchmarks' database (default chatdb_bench)
 //	BENCH_REUSE=1       keep a database of the same data set from an earlier run
 //	BENCH_KEEP=1        do not drop the database at the end
-//	BENCH_GROWTH=1      load the cost-growth data and run its benchmarks
+//	BENCH_GROWTH=1      load the cost-growth data and run its benchmarks: the
+//	                    main data set's deep chats (BenchmarkHistoryGrowth),
+//	                    and the growth data of each backend (PostgreSQL
+//	                    database BENCH_DB_NAME_growth, SQLite file in
+//	                    $TMPDIR/BENCH_DB_NAME_growth), kept and dropped as
+//	                    the main data set is
 //	BENCH_IMPORT_ROWS   rows per Import operation (default 100000)
 //
 // Tests alone (no -bench) load bench.TestSize into a database of their own and
@@ -49,6 +54,7 @@ func TestMain(m *testing.M) {
 	for _, s := range stacks {
 		s.Close()
 	}
+	closeGrowth(os.Getenv("BENCH_KEEP") == "1")
 	if ds != nil {
 		if os.Getenv("BENCH_KEEP") == "1" && benchmarking() {
 			ds.Close()
@@ -89,7 +95,8 @@ func importRows() int {
 }
 
 // checkImportRows is the size of the correctness check's Import: past 65,535
-// parameters at ten columns a row, so chunking is exercised, and quick.
+// parameters at eight columns a row, so chunking is exercised, and quick; the
+// ent stack's is bench.EntImportLimit (see there).
 const checkImportRows = 10_000
 
 // dataset returns the loaded data set, loading it on first use.
@@ -145,7 +152,11 @@ func stack(tb testing.TB, name string, ops ...string) bench.Stack {
 			tb.Fatalf("bench: open %s: %v", name, err)
 		}
 		stacks[name] = s
-		checked[name] = bench.Check(ctx, s, d, checkImportRows)
+		rows := checkImportRows
+		if name == "ent" {
+			rows = bench.EntImportLimit
+		}
+		checked[name] = bench.Check(ctx, s, d, rows)
 	}
 	failed := false
 	for _, o := range bench.Operations {

@@ -63,11 +63,11 @@ func (s *pgxStack) GetUser(ctx context.Context, as, id uuid.UUID, got *User) err
 
 func (s *pgxStack) AppendMessage(ctx context.Context, m *Message) error {
 	return s.pool.QueryRow(ctx, sqlAppend, [16]byte(m.ID), [16]byte(m.ChatID), pgUUID(m.SenderID), m.Role, m.Content,
-		metadataArg(m.Metadata), Now()).Scan(&m.CreatedAt)
+		metadataArg(m.Metadata), Now()).Scan(&m.Seq, &m.CreatedAt)
 }
 
-func (s *pgxStack) HistoryPage(ctx context.Context, as, chatID uuid.UUID, before Cursor, limit int, got *[]uuid.UUID) error {
-	rows, err := s.pool.Query(ctx, sqlHistory, [16]byte(chatID), before.CreatedAt, [16]byte(before.ID), [16]byte(as), limit+1)
+func (s *pgxStack) HistoryPage(ctx context.Context, as uuid.UUID, before Cursor, limit int, got *[]HistoryRow) error {
+	rows, err := s.pool.Query(ctx, sqlHistory, [16]byte(before.ChatID), before.Seq, [16]byte(as), limit+1)
 	if err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func (s *pgxStack) HistoryPage(ctx context.Context, as, chatID uuid.UUID, before
 	for rows.Next() {
 		page = append(page, Message{})
 		m := &page[len(page)-1]
-		if err := rows.Scan((*[16]byte)(&m.ID), (*[16]byte)(&m.ChatID), &sender, &m.Role, &m.Content, &m.Metadata,
+		if err := rows.Scan((*[16]byte)(&m.ID), (*[16]byte)(&m.ChatID), &m.Seq, &sender, &m.Role, &m.Content, &m.Metadata,
 			&replyTo, &m.CreatedAt, &m.EditedAt, &m.DeletedAt); err != nil {
 			rows.Close()
 			return err
@@ -88,7 +88,7 @@ func (s *pgxStack) HistoryPage(ctx context.Context, as, chatID uuid.UUID, before
 	}
 	page = page[:min(limit, len(page))]
 	if got != nil {
-		*got = messageIDs(page)
+		*got = historyRows(page)
 	}
 	return nil
 }
@@ -104,6 +104,7 @@ type inboxEntry struct {
 		Title         *string
 		CreatedBy     uuid.UUID
 		LastMessageAt time.Time
+		LastSeq       int64
 		ArchivedAt    *time.Time
 		DirectKey     *string
 	}
@@ -111,13 +112,14 @@ type inboxEntry struct {
 		ID                uuid.UUID
 		Role              string
 		JoinedAt          time.Time
-		LastReadAt        *time.Time
+		ReadSeq           int64
 		LastReadMessageID *uuid.UUID
 		Muted             bool
 	}
 	// Last is the chat's newest message; its ID is nil when the chat has none.
 	Last struct {
 		ID        *uuid.UUID
+		Seq       *int64
 		SenderID  *uuid.UUID
 		Role      *string
 		Content   *string
@@ -135,9 +137,9 @@ type inboxEntry struct {
 func (e *inboxEntry) dest() []any {
 	c, mb, m := &e.Chat, &e.Membership, &e.Last
 	return []any{&c.ID, &c.CreatedAt, &c.UpdatedAt, &c.DeletedAt, &c.Kind, &c.Title, &c.CreatedBy,
-		&c.LastMessageAt, &c.ArchivedAt, &c.DirectKey,
-		&mb.ID, &mb.Role, &mb.JoinedAt, &mb.LastReadAt, &mb.LastReadMessageID, &mb.Muted,
-		&m.ID, &m.SenderID, &m.Role, &m.Content, &m.Metadata, &m.ReplyToID, &m.CreatedAt, &m.EditedAt, &m.DeletedAt,
+		&c.LastMessageAt, &c.LastSeq, &c.ArchivedAt, &c.DirectKey,
+		&mb.ID, &mb.Role, &mb.JoinedAt, &mb.ReadSeq, &mb.LastReadMessageID, &mb.Muted,
+		&m.ID, &m.Seq, &m.SenderID, &m.Role, &m.Content, &m.Metadata, &m.ReplyToID, &m.CreatedAt, &m.EditedAt, &m.DeletedAt,
 		&e.Unread}
 }
 
@@ -153,9 +155,9 @@ func (s *pgxStack) Inbox(ctx context.Context, user uuid.UUID, limit int, got *[]
 		e := &entries[len(entries)-1]
 		c, mb, m := &e.Chat, &e.Membership, &e.Last
 		if err := rows.Scan((*[16]byte)(&c.ID), &c.CreatedAt, &c.UpdatedAt, &c.DeletedAt, &c.Kind, &c.Title,
-			(*[16]byte)(&c.CreatedBy), &c.LastMessageAt, &c.ArchivedAt, &c.DirectKey,
-			(*[16]byte)(&mb.ID), &mb.Role, &mb.JoinedAt, &mb.LastReadAt, &readID, &mb.Muted,
-			&lastID, &sender, &m.Role, &m.Content, &m.Metadata, &replyTo, &m.CreatedAt, &m.EditedAt, &m.DeletedAt,
+			(*[16]byte)(&c.CreatedBy), &c.LastMessageAt, &c.LastSeq, &c.ArchivedAt, &c.DirectKey,
+			(*[16]byte)(&mb.ID), &mb.Role, &mb.JoinedAt, &mb.ReadSeq, &readID, &mb.Muted,
+			&lastID, &m.Seq, &sender, &m.Role, &m.Content, &m.Metadata, &replyTo, &m.CreatedAt, &m.EditedAt, &m.DeletedAt,
 			&e.Unread); err != nil {
 			rows.Close()
 			return err
@@ -176,18 +178,40 @@ func (s *pgxStack) MarkRead(ctx context.Context, user, chatID, messageID uuid.UU
 	return err
 }
 
+// Import is a transaction of four round trips and the COPY's two: BEGIN, the
+// chat's lock and last seq, the COPY of the rows at the seqs after it, the
+// bumps, COMMIT.
 func (s *pgxStack) Import(ctx context.Context, msgs []Message) error {
-	n, err := s.pool.CopyFrom(ctx, pgx.Identifier{"messages"}, importColumns, pgx.CopyFromSlice(len(msgs), func(i int) ([]any, error) {
-		m := &msgs[i]
-		return []any{[16]byte(m.ID), [16]byte(m.ChatID), pgUUID(m.SenderID), m.Role, m.Content, metadataArg(m.Metadata), m.CreatedAt}, nil
-	}))
-	if err != nil {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var last int64
+		if err := tx.QueryRow(ctx, sqlImportLock, [16]byte(msgs[0].ChatID)).Scan(&last); err != nil {
+			return err
+		}
+		n, err := tx.CopyFrom(ctx, pgx.Identifier{"messages"}, importColumns, pgx.CopyFromSlice(len(msgs), func(i int) ([]any, error) {
+			m := &msgs[i]
+			return []any{[16]byte(m.ID), [16]byte(m.ChatID), last + int64(i) + 1, pgUUID(m.SenderID), m.Role, m.Content,
+				metadataArg(m.Metadata), m.CreatedAt}, nil
+		}))
+		if err != nil {
+			return err
+		}
+		if n != int64(len(msgs)) {
+			return fmt.Errorf("bench: pgx: import: %d of %d rows", n, len(msgs))
+		}
+		p := planImport(msgs, last)
+		_, err = tx.Exec(ctx, sqlImportBumps, [16]byte(msgs[0].ChatID), p.lastSeq, p.lastAt,
+			byteIDs(p.senders), p.seqs, byteIDs(p.ids))
 		return err
+	})
+}
+
+// byteIDs returns ids as pgx encodes a uuid[] natively.
+func byteIDs(ids []uuid.UUID) [][16]byte {
+	out := make([][16]byte, len(ids))
+	for i, id := range ids {
+		out[i] = id
 	}
-	if n != int64(len(msgs)) {
-		return fmt.Errorf("bench: pgx: import: %d of %d rows", n, len(msgs))
-	}
-	return nil
+	return out
 }
 
 // pgUUID returns id as pgx encodes it natively: NULL for nil.
@@ -207,12 +231,12 @@ func uuidPtr(u pgtype.UUID) *uuid.UUID {
 	return &id
 }
 
-func messageIDs(page []Message) []uuid.UUID {
-	ids := make([]uuid.UUID, len(page))
+func historyRows(page []Message) []HistoryRow {
+	out := make([]HistoryRow, len(page))
 	for i := range page {
-		ids[i] = page[i].ID
+		out[i] = HistoryRow{ID: page[i].ID, Seq: page[i].Seq}
 	}
-	return ids
+	return out
 }
 
 func inboxRows(entries []inboxEntry) []InboxRow {
@@ -220,7 +244,7 @@ func inboxRows(entries []inboxEntry) []InboxRow {
 	for i, e := range entries {
 		out[i] = InboxRow{ChatID: e.Chat.ID, Unread: int(e.Unread)}
 		if e.Last.ID != nil {
-			out[i].LastMessageID = *e.Last.ID
+			out[i].LastMessageID, out[i].LastSeq = *e.Last.ID, *e.Last.Seq
 		}
 	}
 	return out

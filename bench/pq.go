@@ -74,11 +74,11 @@ func (s *pqStack) GetUser(ctx context.Context, as, id uuid.UUID, got *User) erro
 
 func (s *pqStack) AppendMessage(ctx context.Context, m *Message) error {
 	return s.db.QueryRowContext(ctx, sqlAppend, m.ID, m.ChatID, m.SenderID, m.Role, m.Content, metadataArg(m.Metadata), Now()).
-		Scan(&m.CreatedAt)
+		Scan(&m.Seq, &m.CreatedAt)
 }
 
-func (s *pqStack) HistoryPage(ctx context.Context, as, chatID uuid.UUID, before Cursor, limit int, got *[]uuid.UUID) error {
-	rows, err := s.db.QueryContext(ctx, sqlHistory, chatID, before.CreatedAt, before.ID, as, limit+1)
+func (s *pqStack) HistoryPage(ctx context.Context, as uuid.UUID, before Cursor, limit int, got *[]HistoryRow) error {
+	rows, err := s.db.QueryContext(ctx, sqlHistory, before.ChatID, before.Seq, as, limit+1)
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func (s *pqStack) HistoryPage(ctx context.Context, as, chatID uuid.UUID, before 
 	for rows.Next() {
 		page = append(page, Message{})
 		m := &page[len(page)-1]
-		if err := rows.Scan(&m.ID, &m.ChatID, &m.SenderID, &m.Role, &m.Content, &m.Metadata,
+		if err := rows.Scan(&m.ID, &m.ChatID, &m.Seq, &m.SenderID, &m.Role, &m.Content, &m.Metadata,
 			&m.ReplyToID, &m.CreatedAt, &m.EditedAt, &m.DeletedAt); err != nil {
 			return err
 		}
@@ -97,7 +97,7 @@ func (s *pqStack) HistoryPage(ctx context.Context, as, chatID uuid.UUID, before 
 	}
 	page = page[:min(limit, len(page))]
 	if got != nil {
-		*got = messageIDs(page)
+		*got = historyRows(page)
 	}
 	return nil
 }
@@ -129,9 +129,9 @@ func (s *pqStack) MarkRead(ctx context.Context, user, chatID, messageID uuid.UUI
 	return err
 }
 
-// Import runs COPY in a transaction (lib/pq allows COPY only there): prepare the
-// COPY statement, one Exec per row (buffered, sent in 64 KiB chunks), an empty
-// Exec to finish, commit.
+// Import is a transaction (lib/pq allows COPY only in one): BEGIN, the chat's
+// lock and last seq, the COPY statement prepared, one Exec per row (buffered,
+// sent in 64 KiB chunks) and an empty one to finish, the bumps, COMMIT.
 func (s *pqStack) Import(ctx context.Context, msgs []Message) (err error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -142,13 +142,18 @@ func (s *pqStack) Import(ctx context.Context, msgs []Message) (err error) {
 			tx.Rollback()
 		}
 	}()
+	var last int64
+	if err := tx.QueryRowContext(ctx, sqlImportLock, msgs[0].ChatID).Scan(&last); err != nil {
+		return err
+	}
 	stmt, err := tx.PrepareContext(ctx, sqlCopyMessages)
 	if err != nil {
 		return err
 	}
 	for i := range msgs {
 		m := &msgs[i]
-		if _, err := stmt.ExecContext(ctx, m.ID, m.ChatID, m.SenderID, m.Role, m.Content, metadataArg(m.Metadata), m.CreatedAt); err != nil {
+		if _, err := stmt.ExecContext(ctx, m.ID, m.ChatID, last+int64(i)+1, m.SenderID, m.Role, m.Content,
+			metadataArg(m.Metadata), m.CreatedAt); err != nil {
 			stmt.Close()
 			return err
 		}
@@ -158,6 +163,11 @@ func (s *pqStack) Import(ctx context.Context, msgs []Message) (err error) {
 		return err
 	}
 	if err := stmt.Close(); err != nil {
+		return err
+	}
+	p := planImport(msgs, last)
+	if _, err := tx.ExecContext(ctx, sqlImportBumps, msgs[0].ChatID, p.lastSeq, p.lastAt,
+		pq.Array(p.senders), pq.Array(p.seqs), pq.Array(p.ids)); err != nil {
 		return err
 	}
 	return tx.Commit()

@@ -16,6 +16,14 @@ import (
 // chatdb also check that the acting user may do it (a member reads a chat's
 // history and appends to it); stock ent and GORM, used the obvious way, do not.
 //
+// The work is chatdb's, as its schema defines it: a message has a seq, its
+// place in its chat (1, 2, 3, ... in commit order); a chat keeps the seq and
+// time of its newest message (last_seq, last_message_at) and whether it is
+// large (more than store.DefaultFanOutLimit members); a membership keeps its
+// read position as a seq (read_seq), and, while its chat is not large, a copy
+// of the chat's time (chat_last_message_at), the inbox's order. An unread
+// count is last_seq − read_seq.
+//
 // Results are built as the stack naturally builds them (pgx scans into structs,
 // ent returns *ent.Message, GORM fills its models). Methods that read take a
 // digest pointer that is nil while timing; when it is not nil, the stack also
@@ -31,25 +39,35 @@ type Stack interface {
 	GetUser(ctx context.Context, as, id uuid.UUID, got *User) error
 
 	// AppendMessage appends m (ID, chat, sender, role, content and metadata are
-	// set) as its sender, and moves the chat's last_message_at to the message's
-	// creation time, atomically. The stack chooses the creation time and sets
-	// m.CreatedAt to it.
+	// set) as its sender, atomically: under the chat's row lock, at the chat's
+	// next seq, created no earlier than the chat's last message; the chat's
+	// last_seq and last_message_at move to it, the sender's read position
+	// moves to it, and in a chat that is not large every other member's
+	// chat_last_message_at does (in a large chat no other membership is
+	// written). The stack sets m.Seq and m.CreatedAt to what it stored.
 	AppendMessage(ctx context.Context, m *Message) error
 
-	// HistoryPage reads the limit messages of a chat that come just before the
-	// cursor in (created_at, id) order, newest first, every column, as user as.
-	HistoryPage(ctx context.Context, as, chatID uuid.UUID, before Cursor, limit int, got *[]uuid.UUID) error
+	// HistoryPage reads the limit messages of the cursor's chat that come just
+	// before it in seq order, newest first, every column, as user as.
+	HistoryPage(ctx context.Context, as uuid.UUID, before Cursor, limit int, got *[]HistoryRow) error
 
-	// Inbox reads user's limit chats with the newest last_message_at, each with
-	// its last message and the number of messages after the user's read
-	// position that are not deleted and not the user's own.
+	// Inbox reads user's limit chats of the newest activity (the membership's
+	// chat_last_message_at, or for a large chat the later of it and the chat's
+	// last_message_at; then the chat's ID, both descending), each with its
+	// last message (the one at the chat's last_seq) and its unread count
+	// (last_seq − read_seq).
 	Inbox(ctx context.Context, user uuid.UUID, limit int, got *[]InboxRow) error
 
-	// MarkRead moves user's read position in the chat forward to the message.
+	// MarkRead moves user's read position in the chat forward to the message's
+	// seq; never backwards.
 	MarkRead(ctx context.Context, user, chatID, messageID uuid.UUID) error
 
-	// Import inserts msgs, all in one chat that already exists, all or nothing,
-	// by the stack's bulk path, as the system (an administrative import).
+	// Import appends msgs, all in one chat that already exists and in time
+	// order, after the chat's history, all or nothing, by the stack's bulk path,
+	// as the system (an administrative import): they take the seqs after the
+	// chat's last_seq, the chat's last_seq and last_message_at move to the
+	// last of them, each sender's read position to their newest one, and in a
+	// chat that is not large the members' chat_last_message_at to its time.
 	Import(ctx context.Context, msgs []Message) error
 
 	// Close releases the stack's connections.
@@ -72,6 +90,7 @@ type User struct {
 type Message struct {
 	ID        uuid.UUID
 	ChatID    uuid.UUID
+	Seq       int64
 	SenderID  *uuid.UUID
 	Role      string
 	Content   string
@@ -82,16 +101,27 @@ type Message struct {
 	DeletedAt *time.Time
 }
 
-// Cursor is a position in a chat's history: the (created_at, id) of a message.
+// Cursor is a position in a chat's history: a chat and the seq of one of its
+// messages, as chatdb's history cursors name them.
 type Cursor struct {
-	CreatedAt time.Time
-	ID        uuid.UUID
+	ChatID uuid.UUID
+	Seq    int64
 }
 
-// InboxRow is one chat of an inbox as the correctness check compares it.
+// HistoryRow is one message of a history page as the correctness check
+// compares it.
+type HistoryRow struct {
+	ID  uuid.UUID
+	Seq int64
+}
+
+// InboxRow is one chat of an inbox as the correctness check compares it: the
+// chat, its last message and that message's seq (zero when it has none), and
+// the unread count. A page's rows are compared in order.
 type InboxRow struct {
 	ChatID        uuid.UUID
 	LastMessageID uuid.UUID
+	LastSeq       int64
 	Unread        int
 }
 
