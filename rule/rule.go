@@ -92,7 +92,7 @@ func viewerRow(v any, active bool) *sql.Predicate {
 //	AND Live(v)
 //
 // With c and v parameters, each EXISTS is evaluated once per statement: three
-// probes of unique indexes (memberships_user_chat_key, and the chats and users
+// probes of unique indexes (memberships_chat_user_key, and the chats and users
 // primary keys), whatever the size of the chat.
 func Member(c, v any, roles ...membership.Role) *sql.Predicate {
 	return sql.And(hasMembership(c, v, roles...), chatLive(c), Live(v))

@@ -96,7 +96,10 @@ var ErrNotInTx = errors.New("schema: a message is appended in a transaction (sto
 // It refuses a message created outside a transaction: the seq and the bumps
 // must commit or roll back with the row. Cost: three statements more than the
 // INSERT, whatever the size of the chat (the copies are written only in chats
-// of a bounded size).
+// of a bounded size). CreateBulk gets the same answers, but each of its
+// messages updates the chat's row again, and PostgreSQL walks that row's chain
+// of versions in one transaction, so its cost grows faster than its size:
+// bulk loads go through store.ImportMessages (COPY).
 func sequence(next ent.Mutator) ent.Mutator {
 	return hook.MessageFunc(func(ctx context.Context, m *gen.MessageMutation) (ent.Value, error) {
 		tx, err := m.Tx()
@@ -150,9 +153,11 @@ WHERE chat_id = $1 AND user_id = $2 AND read_seq < $3`, chatID, sender, seq, id)
 				return nil, err
 			}
 		}
+		// Forward only, as the sender's read position above: CreateBulk runs
+		// these steps from its last message back to its first.
 		if !large {
 			if _, err := c.ExecContext(ctx, `UPDATE memberships SET chat_last_message_at = $2
-WHERE chat_id = $1 AND NOT large`, chatID, last.UTC()); err != nil {
+WHERE chat_id = $1 AND NOT large AND chat_last_message_at < $2`, chatID, last.UTC()); err != nil {
 				return nil, err
 			}
 		}

@@ -87,11 +87,15 @@ func (Membership) Edges() []ent.Edge {
 // Indexes of the Membership.
 func (Membership) Indexes() []ent.Index {
 	return []ent.Index{
-		// A user is a member of a chat at most once; the index also serves
-		// "a user's chats" (the inbox) by its leading column.
-		index.Fields("user_id", "chat_id").
+		// A user is a member of a chat at most once. The chat comes first: the
+		// index serves "members of a chat", the foreign key to chats and the
+		// rules' membership probes (chat and user known), and it gives a user's
+		// memberships no full-width index: the inbox's two parts below are the
+		// only ways to a user's chats, so that no plan, generic or custom, can
+		// read all of a user's memberships to find the few large ones.
+		index.Fields("chat_id", "user_id").
 			Unique().
-			StorageKey("memberships_user_chat_key"),
+			StorageKey("memberships_chat_user_key"),
 		// A user's inbox, newest chat first, by a backward scan: no sort, however
 		// many chats the user has. Chats that are not large only: their
 		// memberships' copy of the chat's time is current.
@@ -102,9 +106,6 @@ func (Membership) Indexes() []ent.Index {
 		index.Fields("user_id").
 			Annotations(entsql.IndexWhere("large")).
 			StorageKey("memberships_user_large_idx"),
-		// Serves "members of a chat" and the foreign key to chats.
-		index.Fields("chat_id").
-			StorageKey("memberships_chat_idx"),
 	}
 }
 

@@ -220,7 +220,7 @@ func (s *Store) AddMember(ctx context.Context, chatID, userID uuid.UUID, role me
 		if err != nil || m.Large {
 			return err
 		}
-		return s.turnLarge(ctx, tx.Client(), chatID)
+		return s.largeAfterAdd(ctx, tx.Client(), chatID)
 	})
 	if err != nil {
 		return nil, fail(op, err)

@@ -202,3 +202,46 @@ func (e *env) countRows() [5]int {
 	}
 	return out
 }
+
+// TestClientCreateBulk: messages created together through the client get
+// consecutive seqs in the order given, and leave the chat and its members
+// where the last of them leaves them: the sequence hook's after-steps run from
+// the last message back to the first, and must not move anything backward.
+func TestClientCreateBulk(t *testing.T) {
+	eachTarget(t, func(t *testing.T, e *env) {
+		ada, bob := e.user("ada"), e.user("bob")
+		g := e.group(ada, bob)
+		e.say(ada, g, "before")
+		var made []*ent.Message
+		err := e.db.WithTxContext(e.as(ada), func(ctx context.Context, tx *ent.Tx) error {
+			builders := make([]*ent.MessageCreate, 3)
+			for i := range builders {
+				builders[i] = tx.Message.Create().SetChatID(g.ID).SetRole(message.RoleUser).SetSenderID(ada.ID).SetContent("bulk")
+			}
+			var err error
+			made, err = tx.Message.CreateBulk(builders...).Save(ctx)
+			return err
+		})
+		require.NoError(t, err)
+		require.Len(t, made, 3)
+		for i, m := range made {
+			require.Equal(t, int64(2+i), m.Seq)
+		}
+		last := made[2]
+		c := e.chat(g)
+		require.Equal(t, last.Seq, c.LastSeq)
+		require.True(t, c.LastMessageAt.Equal(last.CreatedAt))
+		ms, err := e.db.Client().Membership.Query().Where(membership.ChatID(g.ID)).All(e.sys())
+		require.NoError(t, err)
+		for _, m := range ms {
+			require.True(t, m.ChatLastMessageAt.Equal(last.CreatedAt), "member %s: inbox time %s, last message %s", m.UserID, m.ChatLastMessageAt, last.CreatedAt)
+			if m.UserID == ada.ID {
+				require.Equal(t, last.Seq, m.ReadSeq)
+			}
+		}
+		page, err := e.s.History(e.as(bob), g.ID, store.HistoryQuery{Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, page.Messages, 4)
+		require.Equal(t, last.ID, page.Messages[0].ID)
+	})
+}

@@ -34,8 +34,10 @@ type InboxEntry struct {
 	// LastMessage is the chat's newest message, or nil when it has none. A deleted
 	// one is empty, as in History.
 	LastMessage *Message
-	// Unread counts the messages after the viewer's read position that the viewer
-	// did not send and that are not deleted.
+	// Unread counts the messages after the viewer's read position: the chat's
+	// last seq minus the position (see the package doc). The viewer's own
+	// messages never count, since sending one moves the position to it; deleted
+	// ones count until read, as they keep their place in history.
 	Unread int
 	// Activity is the entry's place in the inbox: the chat's last_message_at, or
 	// the time the viewer joined when they joined after the last message.
@@ -48,9 +50,12 @@ type InboxEntry struct {
 // message, the viewer's membership and unread count. Deleted chats are left
 // out; archived ones are included. The viewer must be a user.
 //
-// Cost: one query whatever the number of chats (LATERAL joins on PostgreSQL,
-// correlated subqueries on SQLite), reading the page in order from the index
-// memberships_user_inbox_idx: its time does not grow with the number of chats.
+// Cost: one statement, on both dialects, whose time grows neither with the
+// number of the viewer's chats nor with their backlogs: the page is read in
+// order from memberships_user_inbox_idx (chats that are not large) merged with
+// the viewer's large chats (memberships_user_large_idx, a few per user), and
+// only the page's rows get a last message and an unread count (see inboxSQL
+// in sqlbackend.go).
 func (s *Store) Inbox(ctx context.Context, q InboxQuery) ([]InboxEntry, error) {
 	const op = "inbox"
 	me, err := viewerUser(ctx)

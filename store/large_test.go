@@ -118,3 +118,53 @@ func (e *env) membershipStamps(chatID uuid.UUID) map[string]string {
 	require.NoError(e.t, rows.Err())
 	return out
 }
+
+// TestTurnsLargeAtTheLimit: a chat turns large when its members pass the
+// fan-out limit, counted exactly (users who are members already do not
+// count twice), whether they come one by one or in bulk, and then every
+// membership, old and new, is large.
+func TestTurnsLargeAtTheLimit(t *testing.T) {
+	eachTargetOpts(t, []store.Option{store.WithFanOutLimit(4)}, func(t *testing.T, e *env) {
+		owner, a, b := e.user("owner"), e.user("a"), e.user("b")
+		c := e.group(owner, a, b) // 3 members
+		largeFlags := func() (chatLarge bool, members map[bool]int) {
+			members = map[bool]int{}
+			ms, err := e.db.Client().Membership.Query().Where(membership.ChatID(c.ID)).All(e.sys())
+			require.NoError(t, err)
+			for _, m := range ms {
+				members[m.Large]++
+			}
+			return e.chat(c).Large, members
+		}
+
+		// a and b again, and one new user: 4 members, at the limit.
+		d := e.user("d")
+		n, err := e.s.AddMembers(e.as(owner), c.ID, []uuid.UUID{a.ID, b.ID, d.ID, d.ID}, "")
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		large, members := largeFlags()
+		require.False(t, large, "4 members, limit 4")
+		require.Equal(t, map[bool]int{false: 4}, members)
+
+		// Bulk, over the limit: every membership large, the new ones as written.
+		x, y := e.user("x"), e.user("y")
+		n, err = e.s.AddMembers(e.as(owner), c.ID, []uuid.UUID{x.ID, a.ID, y.ID}, "")
+		require.NoError(t, err)
+		require.Equal(t, 2, n)
+		large, members = largeFlags()
+		require.True(t, large)
+		require.Equal(t, map[bool]int{true: 6}, members)
+
+		// One by one: the fifth member turns it.
+		c2 := e.group(owner, a, b)
+		_, err = e.s.AddMember(e.as(owner), c2.ID, d.ID, "")
+		require.NoError(t, err)
+		require.False(t, e.chat(c2).Large, "4 members, limit 4")
+		_, err = e.s.AddMember(e.as(owner), c2.ID, x.ID, "")
+		require.NoError(t, err)
+		require.True(t, e.chat(c2).Large)
+		n2, err := e.db.Client().Membership.Query().Where(membership.ChatID(c2.ID), membership.Large(false)).Count(e.sys())
+		require.NoError(t, err)
+		require.Zero(t, n2)
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -52,8 +53,9 @@ func WithFanOutLimit(n int) Option {
 // Cost, whatever the number of users: a temporary table filled by COPY on
 // PostgreSQL (multi-row INSERTs of at most database.MaxParamsSQLite values on
 // SQLite), one SELECT that finds unknown users, one INSERT ... SELECT of the
-// memberships, and a count of the chat's members while it is not large; when
-// the chat crosses the fan-out limit, one UPDATE of its memberships, once.
+// memberships; while the chat is not large, a read of its members (at most the
+// fan-out limit) and, when the new members take it over the limit, one UPDATE
+// of the chat and of those members, once in its life.
 func (s *Store) AddMembers(ctx context.Context, chatID uuid.UUID, userIDs []uuid.UUID, role membership.Role) (int, error) {
 	const op = "add members"
 	if err := ownTx(ctx); err != nil {
@@ -150,6 +152,20 @@ WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = t.user_id AND u.deleted_at 
 	if unknown > 0 {
 		return 0, fmt.Errorf("%w: %d of the users do not exist or are deleted", database.ErrNotFound, unknown)
 	}
+	// A chat that the new members take over the fan-out limit turns large
+	// before they are inserted, so that they are written once, already large,
+	// and the update touches only the members it had (at most the limit).
+	large := c.Large
+	if !large {
+		if large, err = s.willBeLarge(ctx, client, chatID, ids); err != nil {
+			return 0, err
+		}
+		if large {
+			if err := turnLarge(ctx, client, id(chatID)); err != nil {
+				return 0, err
+			}
+		}
+	}
 	// As schema's joinState starts a membership: read up to the chat's last
 	// message, with the chat's large flag, and an inbox time no earlier than
 	// its last message.
@@ -157,7 +173,7 @@ WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.id = t.user_id AND u.deleted_at 
 	res, err := client.ExecContext(ctx, `INSERT INTO memberships (id, user_id, chat_id, role, joined_at, read_seq, muted, chat_last_message_at, large)
 SELECT t.id, t.user_id, $1, $2, $3, $4, false, $5, $6 FROM chatdb_new_members t
 WHERE true -- SQLite parses an upsert after a SELECT only past a WHERE
-ON CONFLICT (user_id, chat_id) DO NOTHING`, id(chatID), string(role), now, c.LastSeq, joined, c.Large)
+ON CONFLICT (chat_id, user_id) DO NOTHING`, id(chatID), string(role), now, c.LastSeq, joined, large)
 	if err != nil {
 		return 0, err
 	}
@@ -170,23 +186,48 @@ ON CONFLICT (user_id, chat_id) DO NOTHING`, id(chatID), string(role), now, c.Las
 			return 0, err
 		}
 	}
-	if !c.Large {
-		if err := s.turnLarge(ctx, client, chatID); err != nil {
-			return 0, err
-		}
-	}
 	return int(added), nil
 }
 
-// turnLarge marks chatID large when it has more members than the fan-out
-// limit: its appends stop writing each member's copy of its time, and the
-// inbox reads the chat's own. Called with the chat's row locked (or, on
-// SQLite, the database's write lock held) after members were added.
+// willBeLarge reports whether adding ids to chatID, which is not large, takes
+// it over the fan-out limit. A chat that is not large has at most the limit's
+// members (it would have turned large), so their IDs are read, not counted.
+func (s *Store) willBeLarge(ctx context.Context, client *ent.Client, chatID uuid.UUID, ids []uuid.UUID) (bool, error) {
+	if len(ids) > s.fanOut {
+		return true, nil
+	}
+	rows, err := client.QueryContext(ctx, `SELECT user_id FROM memberships WHERE chat_id = $1`, idValue(s.db.Driver() == database.DriverPgx, chatID))
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	var current []uuid.UUID
+	for rows.Next() {
+		var u uuid.UUID
+		if err := rows.Scan(&u); err != nil {
+			return false, err
+		}
+		current = append(current, u)
+	}
+	if err := rows.Err(); err != nil {
+		return false, err
+	}
+	n := len(current)
+	for _, id := range ids {
+		if !slices.Contains(current, id) {
+			n++
+		}
+	}
+	return n > s.fanOut, nil
+}
+
+// largeAfterAdd marks chatID large when it has more members than the fan-out
+// limit, after one member was added. Called with the chat's row locked (or, on
+// SQLite, the database's write lock held).
 //
-// Cost: a count of the chat's members (at most the fan-out limit plus those
-// just added), and once in the chat's life an UPDATE of the chat and of its
-// memberships.
-func (s *Store) turnLarge(ctx context.Context, client *ent.Client, chatID uuid.UUID) error {
+// Cost: a count of the chat's members (at most the fan-out limit plus one),
+// and once in the chat's life turnLarge.
+func (s *Store) largeAfterAdd(ctx context.Context, client *ent.Client, chatID uuid.UUID) error {
 	id := idValue(s.db.Driver() == database.DriverPgx, chatID)
 	var n int
 	if err := queryRow(ctx, client, `SELECT count(*) FROM memberships WHERE chat_id = $1`, []any{id}, &n); err != nil {
@@ -195,9 +236,16 @@ func (s *Store) turnLarge(ctx context.Context, client *ent.Client, chatID uuid.U
 	if n <= s.fanOut {
 		return nil
 	}
-	if _, err := client.ExecContext(ctx, `UPDATE chats SET large = true WHERE id = $1`, id); err != nil {
+	return turnLarge(ctx, client, id)
+}
+
+// turnLarge marks the chat large, and its memberships (at most the fan-out
+// limit and one): its appends stop writing each member's copy of its time, and
+// the inbox reads the chat's own. It happens once in a chat's life.
+func turnLarge(ctx context.Context, client *ent.Client, chatID any) error {
+	if _, err := client.ExecContext(ctx, `UPDATE chats SET large = true WHERE id = $1`, chatID); err != nil {
 		return err
 	}
-	_, err := client.ExecContext(ctx, `UPDATE memberships SET large = true WHERE chat_id = $1`, id)
+	_, err := client.ExecContext(ctx, `UPDATE memberships SET large = true WHERE chat_id = $1`, chatID)
 	return err
 }

@@ -38,11 +38,11 @@ type NewMessage struct {
 // AppendMessage appends m to its chat and returns the stored message.
 //
 // It locks the chat's row (SELECT ... FOR UPDATE on PostgreSQL; a SQLite
-// transaction holds the database's write lock), bumps the chat's
-// last_message_at and inserts the message with created_at = max(now, previous
-// last_message_at + 1µs): messages of a chat are created in commit order with
-// strictly increasing times, so a reader that has seen a message at T never
-// later sees a new one before T, and keyset history never skips.
+// transaction holds the database's write lock) and inserts the message at the
+// chat's next seq (last_seq + 1: seqs follow commit order, without gaps), with
+// created_at = max(now, the chat's last message time): times never go back
+// within a chat, though two messages may share one; history and its cursors
+// are ordered by seq, so a reader never skips a message.
 //
 // It is idempotent by m.ID: appending an ID that is already stored with the same
 // chat, role, sender, content, metadata and reply-to (everything the caller
@@ -195,16 +195,6 @@ func sameMetadata(a, b schematype.MessageMetadata) bool {
 	ja, errA := a.Value()
 	jb, errB := b.Value()
 	return errA == nil && errB == nil && ja == jb
-}
-
-// nextTime returns the created_at of a chat's next message: now, or 1µs after
-// the chat's last message when the clock has not moved past it (same
-// microsecond, or a clock that stepped back).
-func nextTime(now, last time.Time) time.Time {
-	if next := last.Add(time.Microsecond); now.Before(next) {
-		now = next
-	}
-	return now.UTC().Truncate(time.Microsecond)
 }
 
 // whyNoMessage explains an update of a live message that matched no row:

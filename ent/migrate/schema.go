@@ -91,9 +91,9 @@ var (
 		},
 		Indexes: []*schema.Index{
 			{
-				Name:    "memberships_user_chat_key",
+				Name:    "memberships_chat_user_key",
 				Unique:  true,
-				Columns: []*schema.Column{MembershipsColumns[1], MembershipsColumns[9]},
+				Columns: []*schema.Column{MembershipsColumns[9], MembershipsColumns[1]},
 			},
 			{
 				Name:    "memberships_user_inbox_idx",
@@ -110,11 +110,6 @@ var (
 				Annotation: &entsql.IndexAnnotation{
 					Where: "large",
 				},
-			},
-			{
-				Name:    "memberships_chat_idx",
-				Unique:  false,
-				Columns: []*schema.Column{MembershipsColumns[9]},
 			},
 		},
 	}
