@@ -26,7 +26,9 @@ var UserReferences = []UserReference{
 	// rather than leaving chats without a creator. NO ACTION, not RESTRICT: the
 	// same refusal, reported by SQLite as a foreign key error.
 	{Table: "chats", Column: "created_by", Symbol: "chats_created_by_fkey", OnDelete: entschema.NoAction},
-	// A user erased for good leaves none of their memberships behind.
+	// A user erased for good leaves none of their memberships behind. No index
+	// leads with memberships.user_id alone (see Membership.Indexes), so the
+	// cascade reads the whole table: erasing a user is rare, an inbox is not.
 	{Table: "memberships", Column: "user_id", Symbol: "memberships_user_id_fkey", OnDelete: entschema.Cascade},
 	// A hard-deleted user's messages stay in their chats, without a sender.
 	{Table: "messages", Column: "sender_id", Symbol: "messages_sender_id_fkey", OnDelete: entschema.SetNull},
