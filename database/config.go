@@ -94,7 +94,9 @@ type Config struct {
 	OpenRetryWindow time.Duration
 
 	// SQLiteBusyTimeout is how long an SQLite writer waits for the file lock before
-	// giving up with ErrTimeout. Zero means DefaultSQLiteBusy (5s).
+	// giving up with ErrTimeout. Zero means DefaultSQLiteBusy (5s). Writers of
+	// one file in this process wait their turn in arrival order (a queue in Go),
+	// writers of other processes at SQLite's lock; each wait has this bound.
 	SQLiteBusyTimeout time.Duration
 
 	// CloseTimeout bounds how long Close waits for the queries and transactions

@@ -326,11 +326,45 @@ func TestErrTimeoutSQLiteBusy(t *testing.T) {
 	elapsed := time.Since(start)
 	close(release)
 	require.NoError(t, <-holder)
+	// In this process the waiter queued behind the holder (sqlitegate.go) and
+	// gave up after the busy timeout, with SQLITE_BUSY's code.
 	require.ErrorIs(t, err, database.ErrTimeout)
-	require.Equal(t, "5", requireDriverError(t, dbtest.SQLite, err)) // SQLITE_BUSY
+	var de *database.Error
+	require.ErrorAs(t, err, &de)
+	require.Equal(t, "5", de.Code)
 	require.GreaterOrEqual(t, elapsed, 100*time.Millisecond)
 	require.Less(t, elapsed, 5*time.Second)
 	require.Equal(t, 1, countRows(t, db, "users"))
+}
+
+// A writer of another process (here: a pool that is not chatdb's) holds the
+// file's lock: chatdb's writer meets it at SQLite's lock, waits the busy
+// timeout there, and gets ErrTimeout with SQLite's own error.
+func TestErrTimeoutSQLiteBusyOtherProcess(t *testing.T) {
+	t.Parallel()
+	ctx := viewer.SystemContext(t.Context())
+	cfg := dbtest.Config(t, dbtest.SQLite)
+	cfg.SQLiteBusyTimeout = 100 * time.Millisecond
+	db, err := database.Open(ctx, cfg)
+	require.NoError(t, err)
+	defer db.Close()
+	other, err := sql.Open("sqlite", cfg.URL)
+	require.NoError(t, err)
+	defer other.Close()
+	otherTx, err := other.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	_, err = otherTx.ExecContext(ctx, "DELETE FROM users WHERE id IS NULL") // takes the write lock
+	require.NoError(t, err)
+
+	err = db.WithTx(ctx, func(tx *ent.Tx) error {
+		return createUser(ctx, tx, "waiter@example.com")
+	})
+	require.NoError(t, otherTx.Rollback())
+	require.ErrorIs(t, err, database.ErrTimeout)
+	require.Equal(t, "5", requireDriverError(t, dbtest.SQLite, err)) // SQLITE_BUSY
+	require.NoError(t, db.WithTx(ctx, func(tx *ent.Tx) error {
+		return createUser(ctx, tx, "after@example.com")
+	}))
 }
 
 // A deadlock (40P01) is a serialization failure: running again may succeed.

@@ -6,9 +6,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/chatdb/chatdb/database"
 	"github.com/chatdb/chatdb/dbtest"
 	"github.com/chatdb/chatdb/ent"
 )
@@ -91,4 +93,83 @@ func TestFaultSQLiteConcurrentWriters(t *testing.T) {
 	require.Zero(t, dup)
 	require.Zero(t, db.Stats().InUse)
 	require.NoError(t, db.WithTx(context.Background(), func(tx *ent.Tx) error { return insertLog(ctx, tx, -1) }))
+}
+
+// Writers of one SQLite file in this process take turns in arrival order
+// (sqlitegate.go). Sixteen goroutines each run write transactions that hold
+// the lock for a few milliseconds: the longest any of them can wait is the
+// others' turns, far below the busy timeout, so none times out. In SQLite's
+// busy handler alone (sleeps of up to 100ms, and whoever tries first after a
+// commit wins) some waited the whole timeout.
+func TestFaultSQLiteWritersTakeTurns(t *testing.T) {
+	t.Parallel()
+	db := dbtest.Open(t, dbtest.SQLite, dbtest.WithConfig(func(c *database.Config) {
+		c.SQLiteBusyTimeout = time.Second
+	}))
+	ctx := t.Context()
+	createFaultLog(t, db)
+	const writers, each = 16, 15
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		errs    []error
+		longest time.Duration
+	)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				start := time.Now()
+				err := db.WithTx(ctx, func(tx *ent.Tx) error {
+					if waited := time.Since(start); waited > 0 {
+						mu.Lock()
+						longest = max(longest, waited)
+						mu.Unlock()
+					}
+					_, err := tx.ExecContext(ctx, "INSERT INTO fault_log (id) VALUES ($1)", w*each+i)
+					time.Sleep(4 * time.Millisecond)
+					return err
+				})
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.Empty(t, errs)
+	require.Len(t, logIDs(t, db), writers*each)
+	t.Logf("longest wait for the write lock: %s", longest)
+}
+
+// A writer that gives up waiting (its context ends) leaves no turn behind:
+// the next writer gets in as soon as the holder commits.
+func TestFaultSQLiteQueueCancelled(t *testing.T) {
+	t.Parallel()
+	db := dbtest.Open(t, dbtest.SQLite)
+	ctx := t.Context()
+	createFaultLog(t, db)
+	locked, release := make(chan struct{}), make(chan struct{})
+	holder := make(chan error, 1)
+	go func() {
+		holder <- db.WithTx(ctx, func(tx *ent.Tx) error {
+			_, err := tx.ExecContext(ctx, "INSERT INTO fault_log (id) VALUES (1)")
+			close(locked)
+			<-release
+			return err
+		})
+	}()
+	<-locked
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err := db.SQL().ExecContext(short, "INSERT INTO fault_log (id) VALUES (2)")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	close(release)
+	require.NoError(t, <-holder)
+	start := time.Now()
+	_, err = db.SQL().ExecContext(ctx, "INSERT INTO fault_log (id) VALUES (3)")
+	require.NoError(t, err)
+	require.Less(t, time.Since(start), time.Second)
+	require.Equal(t, map[int64]bool{1: true, 3: true}, logIDs(t, db))
 }

@@ -222,11 +222,9 @@ func openSQLite(path string, cfg Config) (*sql.DB, error) {
 	// Fixed-width UTC text, so that stored times sort as they compare.
 	q.Set("_time_format", "sqlite")
 	dsn := "file:" + path + "?" + q.Encode()
-	db, err := sql.Open("sqlite3", dsn)
-	if err != nil {
-		return nil, &ConfigError{Reason: "SQLite path rejected"}
-	}
-	return db, nil
+	// Writers of the file queue in this process before they reach SQLite's
+	// lock (sqlitegate.go).
+	return sql.OpenDB(newSQLiteConnector(dsn, path, cfg.SQLiteBusyTimeout)), nil
 }
 
 // pingWithRetry pings until it succeeds, the server answers with an error that
