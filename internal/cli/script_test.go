@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,9 +26,23 @@ func scripts(t *testing.T, prefix string) []string {
 
 // The scripts run `chatdb` as the test binary itself (see TestMain), in a fresh
 // directory and an environment of testscript's: no DATABASE_URL, no CHATDB_*,
-// as on a newcomer's machine. Scripts that need PostgreSQL get $PGURL, whose
-// password (ignored by the server's trust authentication) must never be
-// printed.
+// as on a newcomer's machine. Scripts that need PostgreSQL get the variables
+// of setPostgres.
+
+// setPostgres gives a script the PostgreSQL server u (any URL the README
+// allows, as any user):
+//
+//	$PGURL       u with the password hunter2, which the server's trust
+//	             authentication ignores and which must never be printed
+//	$PGURL_NOPW  u without a password
+//	$DBUSER      the user name, for patterns: ${DBUSER@R}
+func setPostgres(t *testing.T, env *testscript.Env, u string) {
+	env.Setenv("PGURL", withPassword(t, u, "hunter2"))
+	env.Setenv("PGURL_NOPW", withPassword(t, u, ""))
+	p, err := url.Parse(withPassword(t, u, ""))
+	require.NoError(t, err)
+	env.Setenv("DBUSER", p.User.Username())
+}
 
 // TestScriptSQLite runs the scripts that need no server: sqlite_*.txtar.
 func TestScriptSQLite(t *testing.T) {
@@ -47,7 +62,7 @@ func TestScriptPostgres(t *testing.T) {
 	var mu sync.Mutex
 	var urls []string
 	for range files {
-		urls = append(urls, withPassword(t, dbtest.EmptyConfig(t, dbtest.PGX).URL, "hunter2"))
+		urls = append(urls, dbtest.EmptyConfig(t, dbtest.PGX).URL)
 	}
 	testscript.Run(t, testscript.Params{
 		Files:               files,
@@ -55,7 +70,7 @@ func TestScriptPostgres(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			mu.Lock()
 			defer mu.Unlock()
-			env.Setenv("PGURL", urls[0])
+			setPostgres(t, env, urls[0])
 			urls = urls[1:]
 			return nil
 		},
@@ -80,7 +95,7 @@ func TestScriptCluster(t *testing.T) {
 			Files:               []string{file},
 			RequireExplicitExec: true,
 			Setup: func(env *testscript.Env) error {
-				env.Setenv("PGURL", withPassword(t, cluster.URL(), "hunter2"))
+				setPostgres(t, env, cluster.URL())
 				return nil
 			},
 			Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
