@@ -25,6 +25,8 @@ func hint(err error) string {
 		return "check --url or DATABASE_URL: postgres://user:pass@host:5432/db?sslmode=disable, sqlite://path or a file path"
 	case errors.Is(err, database.ErrNotClean):
 		return "the database holds tables that no migration created; point --url at an empty database, or at one chatdb migrated"
+	case errors.Is(err, database.ErrLockTimeout):
+		return "another migration is still running: let it finish and run apply again, or wait longer with --lock-timeout (0 waits until the lock is free)"
 	case errors.Is(err, database.ErrTimeout):
 		return "the database did not answer in time: another process may hold the SQLite file or the rows; try again, or check `chatdb doctor`"
 	}

@@ -208,9 +208,14 @@ func diffDialects(flag string) ([]string, error) {
 	return nil, fmt.Errorf("--dialect %q: want postgres, sqlite or all", flag)
 }
 
+// DefaultLockTimeout is how long `migrate apply` waits for the migration lock
+// that another migrator holds, unless --lock-timeout says otherwise.
+const DefaultLockTimeout = time.Minute
+
 func newMigrateApply() *cobra.Command {
 	var url, dir string
 	var dryRun bool
+	var lockTimeout time.Duration
 	c := &cobra.Command{
 		Use:   "apply",
 		Short: "Apply pending migrations to a database",
@@ -222,7 +227,12 @@ revisions table.
 The database is --url, else the environment (DATABASE_URL and CHATDB_*; an empty
 DATABASE_URL means the SQLite file chatdb.db). The files are the ones built into
 chatdb, unless --dir names a migrations root (such as ./migrations) to take the
-dialect's directory from.`,
+dialect's directory from.
+
+While another migrator holds the lock (another chatdb, or atlas migrate apply
+on PostgreSQL; any writer of the file on SQLite), apply says so once and waits
+for --lock-timeout (default 1m; 0 waits until the lock is free or Ctrl-C),
+then fails with exit status 1, having applied nothing more.`,
 		Example: `  chatdb migrate apply --dry-run
   DATABASE_URL=postgres://app@db.internal/chat chatdb migrate apply`,
 		Args: exactArgs(0, "no arguments"),
@@ -246,6 +256,9 @@ dialect's directory from.`,
 				}
 				opts = append(opts, database.WithDir(local))
 			}
+			opts = append(opts, database.WithLockTimeout(lockTimeout), database.WithLockWait(func() {
+				fmt.Fprintf(c.ErrOrStderr(), "migrate apply: %s\n", lockWaitMessage(db, lockTimeout))
+			}))
 			n := 0
 			if dryRun {
 				opts = append(opts, database.WithDryRun(), database.WithProgress(func(m database.Migration) {
@@ -276,7 +289,21 @@ dialect's directory from.`,
 	f.StringVar(&url, "url", "", "database URL (default: from DATABASE_URL)")
 	f.StringVar(&dir, "dir", "", "migrations root to read instead of the built-in files")
 	f.BoolVar(&dryRun, "dry-run", false, "list the pending files without applying them")
+	f.DurationVar(&lockTimeout, "lock-timeout", DefaultLockTimeout, "how long to wait for the migration lock another migrator holds (0: until it is free)")
 	return c
+}
+
+// lockWaitMessage says what apply waits for, and for how long.
+func lockWaitMessage(db *database.DB, timeout time.Duration) string {
+	what := "the migration lock held by another chatdb or atlas migrate apply on " + db.URL()
+	if db.Dialect() == database.SQLite {
+		what = "the write lock of " + db.URL() + ", held by another process (a migration, or a long write)"
+	}
+	until := "until it is free (--lock-timeout 0; Ctrl-C to stop)"
+	if timeout > 0 {
+		until = "for up to " + timeout.String() + " (--lock-timeout)"
+	}
+	return "waiting for " + what + " " + until
 }
 
 func newMigrateStatus() *cobra.Command {

@@ -1,6 +1,9 @@
 package cli_test
 
 import (
+	"context"
+	"errors"
+	"hash/fnv"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -11,6 +14,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/stretchr/testify/require"
 
+	"github.com/chatdb/chatdb/database"
 	"github.com/chatdb/chatdb/dbtest"
 )
 
@@ -44,12 +48,107 @@ func setPostgres(t *testing.T, env *testscript.Env, u string) {
 	env.Setenv("DBUSER", p.User.Username())
 }
 
+// scriptCmds are the commands every script may use besides testscript's own:
+//
+//	lock hold URL   take the migration lock of the database URL (a path is
+//	                relative to the script's directory) as another migrator
+//	                would: PostgreSQL's advisory lock on a session of its own,
+//	                SQLite's write lock in an open transaction
+//	lock release    release the locks lock hold took (the script's end does too)
+var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	"lock": func(ts *testscript.TestScript, neg bool, args []string) {
+		held := ts.Value(heldLocksKey{}).(*heldLocks)
+		switch {
+		case neg || len(args) == 0:
+		case args[0] == "hold" && len(args) == 2:
+			u := args[1]
+			if !isPostgres(u) {
+				u = ts.MkAbs(u)
+			}
+			release, err := holdMigrationLock(u)
+			ts.Check(err)
+			held.release = append(held.release, release)
+			return
+		case args[0] == "release" && len(args) == 1:
+			ts.Check(held.releaseAll())
+			return
+		}
+		ts.Fatalf("usage: lock hold URL | lock release")
+	},
+}
+
+// heldLocks are the locks a script's `lock hold` took.
+type heldLocks struct{ release []func() error }
+
+type heldLocksKey struct{}
+
+func (h *heldLocks) releaseAll() error {
+	var errs []error
+	for _, r := range h.release {
+		errs = append(errs, r())
+	}
+	h.release = nil
+	return errors.Join(errs...)
+}
+
+// scriptSetup prepares what scriptCmds need; every script group runs it.
+func scriptSetup(env *testscript.Env) {
+	held := &heldLocks{}
+	env.Values[heldLocksKey{}] = held
+	env.Defer(func() {
+		if err := held.releaseAll(); err != nil {
+			env.T().Fatal(err)
+		}
+	})
+}
+
+func isPostgres(u string) bool {
+	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://")
+}
+
+// holdMigrationLock takes the migration lock of the database u and returns
+// what releases it. The advisory lock's key is the Atlas CLI's, computed here
+// independently of the database package: FNV-1 32 of "atlas_migrate_execute".
+func holdMigrationLock(u string) (func() error, error) {
+	ctx := context.Background()
+	db, err := database.Open(ctx, database.Config{URL: u})
+	if err != nil {
+		return nil, err
+	}
+	if db.Dialect() == database.SQLite {
+		tx, err := db.SQL().BeginTx(ctx, nil) // BEGIN IMMEDIATE: the write lock
+		if err != nil {
+			return nil, errors.Join(err, db.Close())
+		}
+		return func() error { return errors.Join(tx.Rollback(), db.Close()) }, nil
+	}
+	h := fnv.New32()
+	h.Write([]byte("atlas_migrate_execute"))
+	key := int64(h.Sum32())
+	conn, err := db.SQL().Conn(ctx)
+	if err == nil {
+		_, err = conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", key)
+	}
+	if err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	return func() error {
+		_, err := conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", key)
+		return errors.Join(err, conn.Close(), db.Close())
+	}, nil
+}
+
 // TestScriptSQLite runs the scripts that need no server: sqlite_*.txtar.
 func TestScriptSQLite(t *testing.T) {
 	t.Parallel()
 	testscript.Run(t, testscript.Params{
 		Files:               scripts(t, "sqlite_"),
 		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			scriptSetup(env)
+			return nil
+		},
+		Cmds: scriptCmds,
 	})
 }
 
@@ -72,8 +171,10 @@ func TestScriptPostgres(t *testing.T) {
 			defer mu.Unlock()
 			setPostgres(t, env, urls[0])
 			urls = urls[1:]
+			scriptSetup(env)
 			return nil
 		},
+		Cmds: scriptCmds,
 	})
 }
 
