@@ -15,6 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"ariga.io/atlas/sql/postgres"
+	atlasschema "ariga.io/atlas/sql/schema"
+	"ariga.io/atlas/sql/sqlclient"
+	_ "ariga.io/atlas/sql/sqlite" // the Atlas CLI's SQLite driver, for sqlclient
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatdb/chatdb/database"
@@ -282,4 +286,49 @@ func TestMigrateLockTimeoutZero(t *testing.T) {
 	}
 	release()
 	require.NoError(t, <-done)
+}
+
+// TestMigrateAndAtlasLocks checks what atlas.hcl and the README say about
+// running chatdb and the Atlas CLI at once, with the Atlas CLI's own locking
+// code (its drivers' Lock, as `atlas migrate apply` calls it): on PostgreSQL
+// they share the advisory lock, so Migrate waits while Atlas holds it; on
+// SQLite they share no lock, so Migrate goes ahead while Atlas's lock file is
+// there, and leaves it alone.
+func TestMigrateAndAtlasLocks(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		cfg := database.Config{URL: migScratchPostgres(t)}
+		db, holder := migOpen(t, cfg), migOpen(t, cfg)
+		drv, err := postgres.Open(holder.SQL())
+		require.NoError(t, err)
+		unlock, err := drv.(atlasschema.Locker).Lock(t.Context(), "atlas_migrate_execute", 0)
+		require.NoError(t, err)
+		err = database.Migrate(t.Context(), db, database.WithLockTimeout(200*time.Millisecond))
+		require.ErrorIs(t, err, database.ErrLockTimeout)
+		require.NoError(t, unlock())
+		require.NoError(t, database.Migrate(t.Context(), db, database.WithLockTimeout(200*time.Millisecond)))
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		tmp := t.TempDir()
+		t.Setenv("TMPDIR", tmp) // where Atlas puts its lock file
+		path := filepath.Join(t.TempDir(), "chatdb.db")
+		client, err := sqlclient.Open(t.Context(), "sqlite://"+path) // as atlas.hcl's sqlite env does
+		require.NoError(t, err)
+		defer client.Close()
+		unlock, err := client.Driver.(atlasschema.Locker).Lock(t.Context(), "atlas_migrate_execute", time.Hour)
+		require.NoError(t, err)
+		defer unlock()
+		files, err := filepath.Glob(filepath.Join(tmp, "*.lock"))
+		require.NoError(t, err)
+		require.Len(t, files, 1, "the Atlas CLI's SQLite lock is a file in the temporary directory")
+		before, err := os.ReadFile(files[0])
+		require.NoError(t, err)
+
+		db := migOpen(t, database.Config{URL: path})
+		require.NoError(t, database.Migrate(t.Context(), db, database.WithLockTimeout(200*time.Millisecond)),
+			"chatdb does not take the Atlas CLI's lock file")
+		after, err := os.ReadFile(files[0])
+		require.NoError(t, err)
+		require.Equal(t, before, after)
+	})
 }
