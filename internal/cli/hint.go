@@ -15,7 +15,10 @@ const connectHint = "is the server running and reachable? Check --url or DATABAS
 func hint(err error) string {
 	var ce *database.ConnectError
 	var cfg *database.ConfigError
+	var de *dirError
 	switch {
+	case errors.As(err, &de):
+		return "run chatdb from the repository's root, where migrations/ is, or pass --dir: the migrations root or one dialect's directory (file://migrations/postgres)"
 	case errors.As(err, &ce):
 		if strings.HasPrefix(ce.URL, "sqlite://") {
 			return "check that the SQLite file's directory exists and is writable; --url or DATABASE_URL names the file"

@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/chatdb/chatdb/database"
 	"github.com/chatdb/chatdb/internal/migration"
-	"github.com/chatdb/chatdb/migrations"
 )
 
 // DefaultMigrationsDir is the migrations root that `migrate diff` writes to: it
@@ -77,24 +75,17 @@ a schema change without its migration.`,
 			return exactArgs(1, "one NAME")(c, args)
 		},
 		RunE: func(c *cobra.Command, args []string) error {
-			dialects, err := diffDialects(dialect)
+			md := parseDir(dir)
+			dialects, err := md.dialects(dialect)
 			if err != nil {
 				return &usageError{cmd: c.CommandPath(), err: err}
 			}
 			if check {
-				return diffCheck(c, dialects, dir, dev)
+				return diffCheck(c, dialects, md, dev)
 			}
 			out := c.OutOrStdout()
 			for _, d := range dialects {
-				sub, err := migrations.DirName(d)
-				if err != nil {
-					return err
-				}
-				path := filepath.Join(dir, sub)
-				if err := os.MkdirAll(path, 0o755); err != nil {
-					return fmt.Errorf("migrate diff: %w", err)
-				}
-				local, err := migrate.NewLocalDir(path)
+				sub, local, err := md.create(d)
 				if err != nil {
 					return fmt.Errorf("migrate diff: %w", err)
 				}
@@ -108,30 +99,30 @@ a schema change without its migration.`,
 					return fmt.Errorf("migrate diff: %s: %w", sub, err)
 				}
 				if file == "" {
-					fmt.Fprintf(out, "%s: no changes: %s is in sync with the schema\n", sub, path)
+					fmt.Fprintf(out, "%s: no changes: %s is in sync with the schema\n", sub, local.Path())
 					continue
 				}
-				fmt.Fprintf(out, "%s: wrote %s\n", sub, filepath.Join(path, file))
+				fmt.Fprintf(out, "%s: wrote %s\n", sub, filepath.Join(local.Path(), file))
 			}
 			return nil
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&dialect, "dialect", "all", "dialect to plan for: postgres, sqlite or all")
-	f.StringVar(&dir, "dir", DefaultMigrationsDir, "migrations root holding one directory per dialect")
+	f.StringVar(&dir, "dir", DefaultMigrationsDir, dirFlagUsage)
 	f.StringVar(&dev, "dev-url", "", "PostgreSQL server to create the temporary dev database on")
 	f.BoolVar(&check, "check", false, "write nothing; exit with status 3 when a migration is missing")
 	return c
 }
 
 // diffCheck is diff --check.
-func diffCheck(c *cobra.Command, dialects []string, root, dev string) error {
+func diffCheck(c *cobra.Command, dialects []string, md migrationsDir, dev string) error {
 	out := c.OutOrStdout()
 	var missing []string
 	for _, d := range dialects {
-		sub, local, err := localDir(root, d)
+		sub, local, err := md.open(d)
 		if err != nil {
-			return fmt.Errorf("migrate diff: %w", err)
+			return fmt.Errorf("migrate diff: %s: %w", sub, err)
 		}
 		url := ""
 		if d == database.Postgres {
@@ -176,26 +167,6 @@ func rangeArgs(lo, hi int, what string) cobra.PositionalArgs {
 	}
 }
 
-// localDir opens dialect's directory under the migrations root and returns the
-// directory's name ("postgres", "sqlite") with it. The directory must exist.
-func localDir(root, dialect string) (string, *migrate.LocalDir, error) {
-	sub, err := migrations.DirName(dialect)
-	if err != nil {
-		return "", nil, err
-	}
-	path := filepath.Join(root, sub)
-	if st, err := os.Stat(path); err != nil {
-		return "", nil, err
-	} else if !st.IsDir() {
-		return "", nil, fmt.Errorf("%s is not a directory", path)
-	}
-	local, err := migrate.NewLocalDir(path)
-	if err != nil {
-		return "", nil, err
-	}
-	return sub, local, nil
-}
-
 func diffDialects(flag string) ([]string, error) {
 	switch flag {
 	case "all":
@@ -226,8 +197,9 @@ revisions table.
 
 The database is --url, else the environment (DATABASE_URL and CHATDB_*; an empty
 DATABASE_URL means the SQLite file chatdb.db). The files are the ones built into
-chatdb, unless --dir names a migrations root (such as ./migrations) to take the
-dialect's directory from.
+chatdb, unless --dir names a migrations root (./migrations) to take the
+dialect's directory from, or the dialect's directory itself
+(file://migrations/postgres, as atlas --dir takes it).
 
 While another migrator holds the lock (another chatdb, or atlas migrate apply
 on PostgreSQL; any writer of the file on SQLite), apply says so once and waits
@@ -238,24 +210,20 @@ then fails with exit status 1, having applied nothing more.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
-			db, err := openDB(ctx, url)
+			cfg, err := config(ctx, url)
+			if err != nil {
+				return err
+			}
+			opts, err := dirOption(dir, cfg.URL)
+			if err != nil {
+				return fmt.Errorf("migrate apply: %w", err)
+			}
+			db, err := database.Open(ctx, cfg)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
 			out := c.OutOrStdout()
-			var opts []database.MigrateOption
-			if dir != "" {
-				sub, err := migrations.DirName(db.Dialect())
-				if err != nil {
-					return err
-				}
-				local, err := migrate.NewLocalDir(filepath.Join(dir, sub))
-				if err != nil {
-					return fmt.Errorf("migrate apply: %w", err)
-				}
-				opts = append(opts, database.WithDir(local))
-			}
 			opts = append(opts, database.WithLockTimeout(lockTimeout), database.WithLockWait(func() {
 				fmt.Fprintf(c.ErrOrStderr(), "migrate apply: %s\n", lockWaitMessage(db, lockTimeout))
 			}))
@@ -287,7 +255,7 @@ then fails with exit status 1, having applied nothing more.`,
 	}
 	f := c.Flags()
 	f.StringVar(&url, "url", "", "database URL (default: from DATABASE_URL)")
-	f.StringVar(&dir, "dir", "", "migrations root to read instead of the built-in files")
+	f.StringVar(&dir, "dir", "", "read the migrations from this directory instead of the built-in files: "+dirFlagUsage)
 	f.BoolVar(&dryRun, "dry-run", false, "list the pending files without applying them")
 	f.DurationVar(&lockTimeout, "lock-timeout", DefaultLockTimeout, "how long to wait for the migration lock another migrator holds (0: until it is free)")
 	return c
@@ -317,7 +285,7 @@ changes nothing and takes no lock.
 
 The database and the files are chosen as for apply: --url, else the environment
 (DATABASE_URL, and CHATDB_*); the files built into chatdb, unless --dir names a
-migrations root.
+migrations root or the dialect's directory.
 
 Exit status: 0 when nothing is pending, 3 when something is (so a deploy script
 can ask whether to apply), 1 when status could not tell.`,
@@ -327,19 +295,19 @@ can ask whether to apply), 1 when status could not tell.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
-			db, err := openDB(ctx, url)
+			cfg, err := config(ctx, url)
+			if err != nil {
+				return err
+			}
+			opts, err := dirOption(dir, cfg.URL)
+			if err != nil {
+				return fmt.Errorf("migrate status: %w", err)
+			}
+			db, err := database.Open(ctx, cfg)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
-			var opts []database.MigrateOption
-			if dir != "" {
-				_, local, err := localDir(dir, db.Dialect())
-				if err != nil {
-					return fmt.Errorf("migrate status: %w", err)
-				}
-				opts = append(opts, database.WithDir(local))
-			}
 			st, err := database.Migrations(ctx, db, opts...)
 			if err != nil {
 				return fmt.Errorf("migrate status: %w", err)
@@ -360,7 +328,7 @@ can ask whether to apply), 1 when status could not tell.`,
 	}
 	f := c.Flags()
 	f.StringVar(&url, "url", "", "database URL (default: from DATABASE_URL)")
-	f.StringVar(&dir, "dir", "", "migrations root to read instead of the built-in files")
+	f.StringVar(&dir, "dir", "", "read the migrations from this directory instead of the built-in files: "+dirFlagUsage)
 	return c
 }
 
@@ -377,13 +345,14 @@ and every file splits into SQL statements. Lint replays the files as well.`,
   chatdb migrate validate --dialect postgres --dir ./migrations`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
-			dialects, err := diffDialects(dialect)
+			md := parseDir(dir)
+			dialects, err := md.dialects(dialect)
 			if err != nil {
 				return &usageError{cmd: c.CommandPath(), err: err}
 			}
 			var errs []error
 			for _, d := range dialects {
-				sub, local, err := localDir(dir, d)
+				sub, local, err := md.open(d)
 				if err == nil {
 					err = migration.Validate(d, local)
 				}
@@ -402,7 +371,7 @@ and every file splits into SQL statements. Lint replays the files as well.`,
 	}
 	f := c.Flags()
 	f.StringVar(&dialect, "dialect", "all", "dialect to check: postgres, sqlite or all")
-	f.StringVar(&dir, "dir", DefaultMigrationsDir, "migrations root holding one directory per dialect")
+	f.StringVar(&dir, "dir", DefaultMigrationsDir, dirFlagUsage)
 	return c
 }
 
@@ -424,15 +393,16 @@ new migration for anything else.`,
   chatdb migrate hash --dialect sqlite`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
-			dialects, err := diffDialects(dialect)
+			md := parseDir(dir)
+			dialects, err := md.dialects(dialect)
 			if err != nil {
 				return &usageError{cmd: c.CommandPath(), err: err}
 			}
 			out := c.OutOrStdout()
 			for _, d := range dialects {
-				sub, local, err := localDir(dir, d)
+				sub, local, err := md.open(d)
 				if err != nil {
-					return fmt.Errorf("migrate hash: %w", err)
+					return fmt.Errorf("migrate hash: %s: %w", sub, err)
 				}
 				changed, err := migration.Hash(local)
 				if err != nil {
@@ -453,7 +423,7 @@ new migration for anything else.`,
 	}
 	f := c.Flags()
 	f.StringVar(&dialect, "dialect", "all", "dialect to hash: postgres, sqlite or all")
-	f.StringVar(&dir, "dir", DefaultMigrationsDir, "migrations root holding one directory per dialect")
+	f.StringVar(&dir, "dir", DefaultMigrationsDir, dirFlagUsage)
 	return c
 }
 
@@ -496,7 +466,8 @@ run.`,
   chatdb migrate lint --git-base origin/main`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
-			dialects, err := diffDialects(dialect)
+			md := parseDir(dir)
+			dialects, err := md.dialects(dialect)
 			if err != nil {
 				return &usageError{cmd: c.CommandPath(), err: err}
 			}
@@ -510,9 +481,9 @@ run.`,
 			out := c.OutOrStdout()
 			var failed []string
 			for _, d := range dialects {
-				sub, local, err := localDir(dir, d)
+				sub, local, err := md.open(d)
 				if err != nil {
-					return fmt.Errorf("migrate lint: %w", err)
+					return fmt.Errorf("migrate lint: %s: %w", sub, err)
 				}
 				n := latest
 				if gitBase != "" {
@@ -551,11 +522,24 @@ run.`,
 	}
 	f := c.Flags()
 	f.StringVar(&dialect, "dialect", "all", "dialect to lint: postgres, sqlite or all")
-	f.StringVar(&dir, "dir", DefaultMigrationsDir, "migrations root holding one directory per dialect")
+	f.StringVar(&dir, "dir", DefaultMigrationsDir, dirFlagUsage)
 	f.StringVar(&dev, "dev-url", "", "PostgreSQL server to create the temporary dev database on")
 	f.StringVar(&gitBase, "git-base", "", "lint the files added since this git revision (such as origin/main)")
 	f.IntVar(&latest, "latest", 1, "lint the newest N files")
 	return c
+}
+
+// dirOption returns the options that make Migrate and Migrations read --dir,
+// for the database url names, or none when --dir is empty.
+func dirOption(dir, url string) ([]database.MigrateOption, error) {
+	if dir == "" {
+		return nil, nil
+	}
+	sub, local, err := parseDir(dir).open(dialectOf(url))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", sub, err)
+	}
+	return []database.MigrateOption{database.WithDir(local)}, nil
 }
 
 // filesSummary names the linted files briefly.

@@ -91,8 +91,11 @@ func (h *heldLocks) releaseAll() error {
 	return errors.Join(errs...)
 }
 
-// scriptSetup prepares what scriptCmds need; every script group runs it.
+// scriptSetup prepares what scriptCmds need, and sets $MIGRATIONS to the
+// repository's migrations root (scripts must not write there); every script
+// group runs it.
 func scriptSetup(env *testscript.Env) {
+	env.Setenv("MIGRATIONS", repoMigrations)
 	held := &heldLocks{}
 	env.Values[heldLocksKey{}] = held
 	env.Defer(func() {
@@ -101,6 +104,15 @@ func scriptSetup(env *testscript.Env) {
 		}
 	})
 }
+
+// repoMigrations is the absolute path of the repository's migrations root.
+var repoMigrations = func() string {
+	p, err := filepath.Abs(filepath.Join("..", "..", "migrations"))
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()
 
 func isPostgres(u string) bool {
 	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://")
