@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -172,6 +174,35 @@ func openDB(ctx context.Context, url string) (*database.DB, error) {
 		return nil, err
 	}
 	return database.Open(ctx, cfg)
+}
+
+// noFileError is an SQLite database that does not exist, found by a command
+// that only reads and so must not create it.
+type noFileError struct {
+	url, abs string
+}
+
+func (e *noFileError) Error() string {
+	return fmt.Sprintf("%s: no such file (%s)", e.url, e.abs)
+}
+
+// sqliteMissing returns a *noFileError when url names an SQLite file that
+// does not exist, and nil otherwise (PostgreSQL, ":memory:", a file that
+// exists, a malformed URL that Open will refuse). Commands that only read
+// call it before opening: opening an SQLite file creates it.
+func sqliteMissing(url string) error {
+	path, ok := database.SQLitePath(url)
+	if !ok || path == ":memory:" {
+		return nil
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	return &noFileError{url: database.Redact(url), abs: abs}
 }
 
 // attentionError is a command that ran and found a problem; Main exits with

@@ -115,7 +115,8 @@ func TestMigrateApplySQLite(t *testing.T) {
 	code, stdout, stderr := run(t, "migrate", "apply", "--url", path, "--dry-run")
 	require.Equal(t, cli.ExitOK, code, stderr)
 	require.Regexp(t, `pending \d{14}_initial\.sql \(\d+ statements\)`, stdout)
-	require.Contains(t, stdout, fmt.Sprintf("dry run: %d file(s) would be applied", sqliteFiles(t)))
+	require.Contains(t, stdout, fmt.Sprintf("dry run: sqlite://%s does not exist; apply would create it and apply %d file(s)", path, sqliteFiles(t)))
+	require.NoFileExists(t, path, "a dry run creates nothing")
 
 	code, stdout, stderr = run(t, "migrate", "apply", "--url", path)
 	require.Equal(t, cli.ExitOK, code, stderr)

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -129,7 +127,7 @@ func doctor(ctx context.Context, w io.Writer, cfg database.Config) error {
 	eff := cfg.WithDefaults()
 	shown := database.Redact(cfg.URL)
 	dialect, driver := database.Postgres, eff.Driver
-	path, isSQLite := database.SQLitePath(cfg.URL)
+	_, isSQLite := database.SQLitePath(cfg.URL)
 	if isSQLite {
 		dialect, driver = database.SQLite, "sqlite"
 	}
@@ -138,13 +136,10 @@ func doctor(ctx context.Context, w io.Writer, cfg database.Config) error {
 		r.skipRest("database", "no database to check")
 		return result()
 	}
-	if isSQLite && path != ":memory:" {
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			abs, _ := filepath.Abs(path)
-			r.fail("database", fmt.Sprintf("%s: no such file (%s)", shown, abs), "create it with `chatdb demo` or `chatdb migrate apply`, or point --url or DATABASE_URL at the right file")
-			r.skipRest("database", "no database to check")
-			return result()
-		}
+	if err := sqliteMissing(cfg.URL); err != nil {
+		r.fail("database", err.Error(), hint(err))
+		r.skipRest("database", "no database to check")
+		return result()
 	}
 	r.pass("database", "%s (dialect %s, driver %s)", shown, dialect, driver)
 

@@ -16,7 +16,10 @@ func hint(err error) string {
 	var ce *database.ConnectError
 	var cfg *database.ConfigError
 	var de *dirError
+	var nf *noFileError
 	switch {
+	case errors.As(err, &nf):
+		return "create it with `chatdb demo` or `chatdb migrate apply`, or point --url or DATABASE_URL at the right file"
 	case errors.As(err, &de):
 		return "run chatdb from the repository's root, where migrations/ is, or pass --dir: the migrations root or one dialect's directory (file://migrations/postgres)"
 	case errors.As(err, &ce):

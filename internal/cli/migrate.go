@@ -218,6 +218,13 @@ then fails with exit status 1, having applied nothing more.`,
 			if err != nil {
 				return fmt.Errorf("migrate apply: %w", err)
 			}
+			// A dry run creates nothing: what apply would do to a file that
+			// does not exist is what it would do to an empty database, which
+			// a private in-memory one is.
+			newFile := ""
+			if dryRun && sqliteMissing(cfg.URL) != nil {
+				newFile, cfg.URL = database.Redact(cfg.URL), ":memory:"
+			}
 			db, err := database.Open(ctx, cfg)
 			if err != nil {
 				return err
@@ -243,6 +250,8 @@ then fails with exit status 1, having applied nothing more.`,
 				return fmt.Errorf("migrate apply: %w", err)
 			}
 			switch {
+			case newFile != "":
+				fmt.Fprintf(out, "dry run: %s does not exist; apply would create it and apply %d file(s)\n", newFile, n)
 			case n == 0:
 				fmt.Fprintf(out, "%s is up to date\n", db.URL())
 			case dryRun:
@@ -301,6 +310,9 @@ can ask whether to apply), 1 when status could not tell.`,
 			}
 			opts, err := dirOption(dir, cfg.URL)
 			if err != nil {
+				return fmt.Errorf("migrate status: %w", err)
+			}
+			if err := sqliteMissing(cfg.URL); err != nil {
 				return fmt.Errorf("migrate status: %w", err)
 			}
 			db, err := database.Open(ctx, cfg)

@@ -63,6 +63,10 @@ func quote(dialect, name string) string {
 func TestMigrateStatus(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		url := dbtest.EmptyConfig(t, target).URL
+		if target == dbtest.SQLite {
+			// An empty file: a database without tables (status creates none).
+			require.NoError(t, os.WriteFile(url, nil, 0o644))
+		}
 		args := func(cmd ...string) []string {
 			a := append(cmd, "--url", url)
 			if target.Postgres() {
@@ -117,7 +121,9 @@ func TestMigrateStatusFailure(t *testing.T) {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(path, append(b, "-- edited\n"...), 0o644))
-	code, stdout, stderr := run(t, "migrate", "status", "--url", filepath.Join(t.TempDir(), "chat.db"), "--dir", root)
+	db := filepath.Join(t.TempDir(), "chat.db")
+	require.NoError(t, os.WriteFile(db, nil, 0o644))
+	code, stdout, stderr := run(t, "migrate", "status", "--url", db, "--dir", root)
 	require.Equal(t, cli.ExitError, code, stderr)
 	require.Empty(t, stdout)
 	require.Contains(t, stderr, files[0]+" was edited")
