@@ -112,6 +112,6 @@ func TestDemoUnreachable(t *testing.T) {
 	require.Equal(t, cli.ExitError, code)
 	require.Empty(t, stdout)
 	require.Contains(t, stderr, "chatdb: demo: database: cannot connect to postgres://chat:xxxxx@")
-	require.Contains(t, stderr, "hint: is the server running and reachable?")
+	require.Contains(t, stderr, "hint: nothing accepts connections on 127.0.0.1:")
 	require.NotContains(t, stderr, "hunter2")
 }

@@ -150,7 +150,7 @@ func doctor(ctx context.Context, w io.Writer, cfg database.Config) error {
 		todo := hint(err)
 		var ce *database.ConnectError
 		if errors.As(err, &ce) && !isSQLite {
-			todo = connectHint // hint's own ends with "run doctor"
+			todo = connectHint(ce) // hint's own may end with "run doctor"
 		}
 		r.fail("connect", err.Error(), todo)
 		r.skipRest("connect", "not connected")

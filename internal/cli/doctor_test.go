@@ -180,7 +180,7 @@ func TestDoctorUnreachable(t *testing.T) {
 			require.Equal(t, cli.ExitAttention, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
 			require.Contains(t, stdout, "FAIL  connect     database: cannot connect to postgres://chat:xxxxx@127.0.0.1:")
 			require.Contains(t, stdout, "after 1 attempt(s)", "one attempt unless --wait")
-			require.Contains(t, stdout, "is the server running and reachable?")
+			require.Contains(t, stdout, "-> nothing accepts connections on 127.0.0.1:")
 			for _, check := range []string{"server", "pool", "migrations", "pool stats"} {
 				require.Regexp(t, `(?m)^SKIP  `+check+` +not connected$`, stdout)
 			}

@@ -40,12 +40,20 @@ func scripts(t *testing.T, prefix string) []string {
 //	             authentication ignores and which must never be printed
 //	$PGURL_NOPW  u without a password
 //	$DBUSER      the user name, for patterns: ${DBUSER@R}
+//	$PGURL_NODB  u naming the database chatdb_no_such_db, which does not exist
+//	$PGURL_NOROLE  u naming the user chatdb_no_such_role, which does not exist
 func setPostgres(t *testing.T, env *testscript.Env, u string) {
 	env.Setenv("PGURL", withPassword(t, u, "hunter2"))
 	env.Setenv("PGURL_NOPW", withPassword(t, u, ""))
 	p, err := url.Parse(withPassword(t, u, ""))
 	require.NoError(t, err)
 	env.Setenv("DBUSER", p.User.Username())
+	nodb := *p
+	nodb.Path = "/chatdb_no_such_db"
+	env.Setenv("PGURL_NODB", nodb.String())
+	norole := *p
+	norole.User = url.User("chatdb_no_such_role")
+	env.Setenv("PGURL_NOROLE", norole.String())
 }
 
 // scriptCmds are the commands every script may use besides testscript's own:
@@ -55,7 +63,10 @@ func setPostgres(t *testing.T, env *testscript.Env, u string) {
 //	                would: PostgreSQL's advisory lock on a session of its own,
 //	                SQLite's write lock in an open transaction
 //	lock release    release the locks lock hold took (the script's end does too)
+//	fakepg MODE     start a PostgreSQL server that refuses every connection in
+//	                one way, at $FAKEPG (see fakePG)
 var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
+	"fakepg": fakePG,
 	"lock": func(ts *testscript.TestScript, neg bool, args []string) {
 		held := ts.Value(heldLocksKey{}).(*heldLocks)
 		switch {
@@ -155,6 +166,21 @@ func TestScriptSQLite(t *testing.T) {
 	t.Parallel()
 	testscript.Run(t, testscript.Params{
 		Files:               scripts(t, "sqlite_"),
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			scriptSetup(env)
+			return nil
+		},
+		Cmds: scriptCmds,
+	})
+}
+
+// TestScriptConnect runs connect_*.txtar, which need no server: they see
+// chatdb fail to connect, to fakepg servers or to none.
+func TestScriptConnect(t *testing.T) {
+	t.Parallel()
+	testscript.Run(t, testscript.Params{
+		Files:               scripts(t, "connect_"),
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
 			scriptSetup(env)
