@@ -5,8 +5,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatdb/chatdb/dbtest"
@@ -114,4 +117,55 @@ func TestDemoUnreachable(t *testing.T) {
 	require.Contains(t, stderr, "chatdb: demo: database: cannot connect to postgres://chat:xxxxx@")
 	require.Contains(t, stderr, "hint: nothing accepts connections on 127.0.0.1:")
 	require.NotContains(t, stderr, "hunter2")
+}
+
+// TestDemoConcurrent runs two demos at once on one database, each pausing
+// where demos without a lock would both create a chat (the other, if it is
+// there too, gets up to a second to catch up), and finds one of each chat.
+func TestDemoConcurrent(t *testing.T) {
+	// Not parallel: the race hook is the package's.
+	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
+		cfg := dbtest.EmptyConfig(t, target)
+		args := append([]string{"demo"}, dbArgs(target, cfg)...)
+		code, _, stderr := run(t, "migrate", "apply", "--url", cfg.URL)
+		require.Equal(t, cli.ExitOK, code, stderr)
+
+		var mu sync.Mutex
+		arrived := 0
+		both := make(chan struct{})
+		cli.SetDemoRace(t, func() {
+			mu.Lock()
+			arrived++
+			if arrived == 2 {
+				close(both)
+			}
+			mu.Unlock()
+			select {
+			case <-both:
+			case <-time.After(time.Second):
+			}
+		})
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				code, stdout, stderr := run(t, args...)
+				assert.Equal(t, cli.ExitOK, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+			})
+		}
+		wg.Wait()
+
+		db := openCfg(t, cfg)
+		rows, err := db.SQL().QueryContext(t.Context(), "SELECT kind, count(*) FROM chats GROUP BY kind ORDER BY kind")
+		require.NoError(t, err)
+		defer rows.Close()
+		chats := map[string]int{}
+		for rows.Next() {
+			var kind string
+			var n int
+			require.NoError(t, rows.Scan(&kind, &n))
+			chats[kind] = n
+		}
+		require.NoError(t, rows.Err())
+		require.Equal(t, map[string]int{"assistant": 1, "direct": 1, "group": 1}, chats)
+	})
 }
