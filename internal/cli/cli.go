@@ -88,6 +88,9 @@ Environment (the same as database.ConfigFromEnv):
   CHATDB_SQLITE_BUSY_TIMEOUT  how long an SQLite writer waits for the lock (default 5s)
   CHATDB_LOG_QUERIES          1 to log SQL statements, never their arguments
   CHATDB_LOG_LEVEL            debug, info, warn (default) or error
+  CHATDB_REQUIRE_TLS          1 to refuse a PostgreSQL URL whose sslmode is missing
+                              or may not encrypt: only require, verify-ca and
+                              verify-full pass (set it in production)
 
 Exit codes:
   0  success
@@ -102,8 +105,11 @@ Exit codes:
 		// Errors are printed once, by Main, without the usage text drowning them.
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		Args:          subcommand,
-		RunE:          func(c *cobra.Command, _ []string) error { return c.Help() },
+		// cobra's own default, which it applies only where subcommand does
+		// not let it look: "dcotor" is 2 edits from "doctor".
+		SuggestionsMinimumDistance: 2,
+		Args:                       subcommand,
+		RunE:                       func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -115,7 +121,41 @@ Exit codes:
 	s := addRootFlags(root)
 	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error { return s.prepare(c, stderr) }
 	root.AddCommand(newDemo(), newSeed(), newDoctor(), newMigrate())
+	root.SetHelpCommand(newHelp())
 	return root
+}
+
+// newHelp is cobra's help command, except that a topic that is not a command
+// is a wrong command line (exit status 2), with suggestions, as a mistyped
+// command is.
+func newHelp() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  "Help shows the help of any command: chatdb help migrate apply.",
+		RunE: func(c *cobra.Command, args []string) error {
+			root := c.Root()
+			cmd, rest, err := root.Find(args)
+			if err != nil || len(rest) > 0 {
+				topic := strings.Join(args, " ")
+				return &usageError{cmd: root.CommandPath(), err: withSuggestions(cmd, rest, fmt.Errorf("unknown help topic %q", topic))}
+			}
+			return cmd.Help()
+		},
+	}
+}
+
+// withSuggestions adds to err the commands under c whose names are close to
+// what was typed, args[0], as cobra does for an unknown command.
+func withSuggestions(c *cobra.Command, args []string, err error) error {
+	if c == nil || len(args) == 0 {
+		return err
+	}
+	s := c.SuggestionsFor(args[0])
+	if len(s) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w\n\nDid you mean this?\n\t%s", err, strings.Join(s, "\n\t"))
 }
 
 // usageError is a wrong command line.
@@ -141,7 +181,7 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 // it what matched none of them.
 func subcommand(c *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())}
+		return &usageError{cmd: c.CommandPath(), err: withSuggestions(c, args, fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath()))}
 	}
 	return nil
 }

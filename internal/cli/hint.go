@@ -39,6 +39,9 @@ func hint(err error) string {
 		}
 		return genericConnectHint + "; `chatdb doctor` checks step by step"
 	case errors.As(err, &cfg):
+		if env, err := database.ConfigFromEnv(); err == nil && env.RequireTLS {
+			return "check --url or DATABASE_URL: postgres://user:pass@host:5432/db?sslmode=verify-full&sslrootcert=ca.pem (with CHATDB_REQUIRE_TLS set, sslmode must be require, verify-ca or verify-full), sqlite://path or a file path"
+		}
 		return "check --url or DATABASE_URL: postgres://user:pass@host:5432/db?sslmode=disable, sqlite://path or a file path"
 	case errors.Is(err, database.ErrNotClean):
 		return "the database holds tables that no migration created; point --url at an empty database, or at one chatdb migrated"

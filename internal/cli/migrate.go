@@ -39,8 +39,9 @@ no migration has yet (diff --check).`,
 		Example: `  chatdb migrate diff add_reactions
   chatdb migrate lint --latest 1
   chatdb migrate status || chatdb migrate apply`,
-		Args: subcommand,
-		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
+		Args:                       subcommand,
+		SuggestionsMinimumDistance: 2, // as the root's
+		RunE:                       func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
 	c.AddCommand(newMigrateDiff(), newMigrateApply(), newMigrateStatus(), newMigrateValidate(), newMigrateHash(), newMigrateLint())
 	return c
@@ -486,8 +487,12 @@ run.`,
 			if gitBase != "" && c.Flags().Changed("latest") {
 				return &usageError{cmd: c.CommandPath(), err: errors.New("--git-base and --latest choose the files in different ways: give one")}
 			}
-			if latest < 0 {
-				return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--latest %d: want 0 or more", latest)}
+			switch {
+			case latest == 0:
+				// A typo in CI must not pass a lint of nothing.
+				return &usageError{cmd: c.CommandPath(), err: errors.New("--latest 0: lints nothing; want 1 or more")}
+			case latest < 0:
+				return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--latest %d: want 1 or more", latest)}
 			}
 			ctx := c.Context()
 			out := c.OutOrStdout()
