@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,17 +193,31 @@ func isPostgresURL(u string) bool {
 	return strings.HasPrefix(l, "postgres://") || strings.HasPrefix(l, "postgresql://")
 }
 
-// devURL picks the server for temporary dev databases: the flag, else
-// DATABASE_URL when it is PostgreSQL (only a new database is created there; the
-// one it names is not touched), else DefaultDevURL.
+// devURL picks the server for temporary dev databases: the flag, else the
+// server DATABASE_URL names when it is PostgreSQL, else DefaultDevURL. Only a
+// new database is created on the server, so DATABASE_URL is used for its
+// server alone: through the maintenance database postgres, as createdb
+// connects, since the database it names may not exist yet (and is not
+// touched).
 func devURL(flag string) string {
 	if flag != "" {
 		return flag
 	}
-	if u := os.Getenv("DATABASE_URL"); isPostgresURL(u) {
-		return u
+	raw := os.Getenv("DATABASE_URL")
+	if !isPostgresURL(raw) {
+		return DefaultDevURL
 	}
-	return DefaultDevURL
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw // Open refuses it, without printing it
+	}
+	u.Path, u.RawPath = "/postgres", ""
+	q := u.Query()
+	if q.Has("dbname") {
+		q.Set("dbname", "postgres")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }
 
 // openDB opens the database named by url, or by the environment

@@ -59,9 +59,10 @@ already in sync gets nothing.
 
 The directory's current state comes from replaying it on a clean dev database: a
 temporary database, dropped afterwards, on the PostgreSQL server named by
---dev-url (default: DATABASE_URL when it is a postgres:// URL, else the local
-server), and a private in-memory database for SQLite. No real database is read
-or changed.
+--dev-url (default: the server DATABASE_URL names when it is a postgres:// URL,
+reached through its postgres database, so the database DATABASE_URL names need
+not exist; else the local server), and a private in-memory database for SQLite.
+No real database is read or changed.
 
 With --check, diff writes nothing and needs no NAME: it prints the SQL a new
 migration would hold and exits with status 3 when there is one, for CI to refuse
@@ -460,8 +461,9 @@ The rules are atlas.hcl's, so atlas migrate lint agrees. The files under review
 are the newest --latest N (default 1), or with --git-base REF those added since
 the git revision REF. Lint first checks atlas.sum, then replays the directory on
 a clean dev database, statement by statement: a temporary database on the
-PostgreSQL server --dev-url names (default: DATABASE_URL when it is a
-postgres:// URL, else the local server), an in-memory one for SQLite.
+PostgreSQL server --dev-url names (default: the server DATABASE_URL names when it
+is a postgres:// URL, reached through its postgres database; else the local
+server), an in-memory one for SQLite.
 
 Findings print as file:line: [analyzer code] message. When a change is intended,
 say so in the file, right before the statement (or at the top of the file,
