@@ -42,6 +42,7 @@ func scripts(t *testing.T, prefix string) []string {
 //	$DBUSER      the user name, for patterns: ${DBUSER@R}
 //	$PGURL_NODB  u naming the database chatdb_no_such_db, which does not exist
 //	$PGURL_NOROLE  u naming the user chatdb_no_such_role, which does not exist
+//	$PGURL_NOSSLMODE  u without sslmode
 func setPostgres(t *testing.T, env *testscript.Env, u string) {
 	env.Setenv("PGURL", withPassword(t, u, "hunter2"))
 	env.Setenv("PGURL_NOPW", withPassword(t, u, ""))
@@ -54,6 +55,11 @@ func setPostgres(t *testing.T, env *testscript.Env, u string) {
 	norole := *p
 	norole.User = url.User("chatdb_no_such_role")
 	env.Setenv("PGURL_NOROLE", norole.String())
+	nossl := *p
+	q := nossl.Query()
+	q.Del("sslmode")
+	nossl.RawQuery = q.Encode()
+	env.Setenv("PGURL_NOSSLMODE", nossl.String())
 }
 
 // scriptCmds are the commands every script may use besides testscript's own:
