@@ -3,8 +3,10 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"ariga.io/atlas/sql/migrate"
@@ -237,19 +239,25 @@ then fails with exit status 1, having applied nothing more.`,
 				fmt.Fprintf(c.ErrOrStderr(), "migrate apply: %s\n", lockWaitMessage(db, lockTimeout))
 			}))
 			n := 0
+			var pending []database.Migration
 			if dryRun {
 				opts = append(opts, database.WithDryRun(), database.WithProgress(func(m database.Migration) {
 					n++
-					fmt.Fprintf(out, "pending %s (%d statements)\n", m.File(), m.Statements)
+					pending = append(pending, m)
 				}))
 			} else {
+				// Each file as it is committed; the columns of status cannot be
+				// known ahead.
 				opts = append(opts, database.WithProgress(func(m database.Migration) {
 					n++
-					fmt.Fprintf(out, "applied %s (%d statements, %s)\n", m.File(), m.Statements, m.Duration.Round(time.Millisecond))
+					fmt.Fprintf(out, "applied  %s  %s  %s\n", m.File(), statements(m.Statements), roundDuration(m.Duration))
 				}))
 			}
 			if err := database.Migrate(ctx, db, opts...); err != nil {
 				return fmt.Errorf("migrate apply: %w", err)
+			}
+			if err := printMigrations(out, database.MigrationStatus{Pending: pending}); err != nil {
+				return err
 			}
 			switch {
 			case newFile != "":
@@ -270,6 +278,28 @@ then fails with exit status 1, having applied nothing more.`,
 	f.BoolVar(&dryRun, "dry-run", false, "list the pending files without applying them")
 	f.DurationVar(&lockTimeout, "lock-timeout", DefaultLockTimeout, "how long to wait for the migration lock another migrator holds (0: until it is free)")
 	return c
+}
+
+// printMigrations lists migration files as status and apply --dry-run show
+// them, in aligned columns: applied or pending, the file, its statements, and
+// for an applied file when it was applied and how long it took.
+func printMigrations(w io.Writer, st database.MigrationStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, m := range st.Applied {
+		fmt.Fprintf(tw, "applied\t%s\t%s\t%s\t%s\n", m.File(), statements(m.Statements), m.AppliedAt.UTC().Format("2006-01-02 15:04:05 UTC"), roundDuration(m.Duration))
+	}
+	for _, m := range st.Pending {
+		fmt.Fprintf(tw, "pending\t%s\t%s\n", m.File(), statements(m.Statements))
+	}
+	return tw.Flush()
+}
+
+// statements says how many statements a file has.
+func statements(n int) string {
+	if n == 1 {
+		return "1 statement"
+	}
+	return fmt.Sprintf("%d statements", n)
 }
 
 // lockWaitMessage says what apply waits for, and for how long.
@@ -327,11 +357,8 @@ can ask whether to apply), 1 when status could not tell.`,
 				return fmt.Errorf("migrate status: %w", err)
 			}
 			out := c.OutOrStdout()
-			for _, m := range st.Applied {
-				fmt.Fprintf(out, "applied  %s  %s  (%d statements, %s)\n", m.File(), m.AppliedAt.UTC().Format("2006-01-02 15:04:05 UTC"), m.Statements, m.Duration.Round(time.Millisecond))
-			}
-			for _, m := range st.Pending {
-				fmt.Fprintf(out, "pending  %s  (%d statements)\n", m.File(), m.Statements)
+			if err := printMigrations(out, st); err != nil {
+				return err
 			}
 			fmt.Fprintf(out, "%s: %d applied, %d pending\n", db.URL(), len(st.Applied), len(st.Pending))
 			if len(st.Pending) > 0 {
