@@ -153,7 +153,8 @@ func (r *demoRun) chats(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("demo: direct chat: %w", err)
 	}
-	r.chatLine("direct", "Ada & Grace", created)
+	// Named as Ada's inbox names it: by the other person.
+	r.chatLine("direct", r.grace.DisplayName, created)
 
 	group, groupNew, err := r.findOrCreate(ada, chat.KindGroup, demoGroupTitle, func() (*store.Chat, error) {
 		return r.s.CreateGroupChat(ada, demoGroupTitle, []uuid.UUID{r.grace.ID, r.alan.ID})
@@ -386,7 +387,7 @@ func (r *demoRun) printHistory(as context.Context, c *store.Chat) error {
 	if err != nil {
 		return fmt.Errorf("demo: history: %w", err)
 	}
-	fmt.Fprintf(r.out, "\nHistory of %q, newest first (a page of %d)\n", c.Title, pageSize)
+	fmt.Fprintf(r.out, "\nHistory of %q, newest first (%d messages, up to %d a page)\n", c.Title, len(page.Messages), pageSize)
 	tw := tabwriter.NewWriter(r.out, 0, 4, 2, ' ', 0)
 	for _, m := range page.Messages {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", m.CreatedAt.Local().Format(time.TimeOnly), r.author(m), clip(m.Content, 64))
