@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -214,13 +215,9 @@ then fails with exit status 1, having applied nothing more.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
-			cfg, err := config(ctx, url)
+			cfg, opts, err := migrateTarget(ctx, "migrate apply", url, dir)
 			if err != nil {
 				return err
-			}
-			opts, err := dirOption(dir, cfg.URL)
-			if err != nil {
-				return fmt.Errorf("migrate apply: %w", err)
 			}
 			// A dry run creates nothing: what apply would do to a file that
 			// does not exist is what it would do to an empty database, which
@@ -336,13 +333,9 @@ can ask whether to apply), 1 when status could not tell.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
-			cfg, err := config(ctx, url)
+			cfg, opts, err := migrateTarget(ctx, "migrate status", url, dir)
 			if err != nil {
 				return err
-			}
-			opts, err := dirOption(dir, cfg.URL)
-			if err != nil {
-				return fmt.Errorf("migrate status: %w", err)
 			}
 			if err := sqliteMissing(cfg.URL); err != nil {
 				return fmt.Errorf("migrate status: %w", err)
@@ -575,17 +568,20 @@ run.`,
 	return c
 }
 
-// dirOption returns the options that make Migrate and Migrations read --dir,
-// for the database url names, or none when --dir is empty.
-func dirOption(dir, url string) ([]database.MigrateOption, error) {
-	if dir == "" {
-		return nil, nil
+// migrateTarget returns the configuration of the database that apply and
+// status (cmd) work on, --url or the environment's, and the options that make
+// Migrate and Migrations read --dir (none when it is empty). --dir is checked
+// here, before anything is opened, so that a wrong one creates no database.
+func migrateTarget(ctx context.Context, cmd, url, dir string) (database.Config, []database.MigrateOption, error) {
+	cfg, err := config(ctx, url)
+	if err != nil || dir == "" {
+		return cfg, nil, err
 	}
-	sub, local, err := parseDir(dir).open(dialectOf(url))
+	sub, local, err := parseDir(dir).open(dialectOf(cfg.URL))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", sub, err)
+		return cfg, nil, fmt.Errorf("%s: %s: %w", cmd, sub, err)
 	}
-	return []database.MigrateOption{database.WithDir(local)}, nil
+	return cfg, []database.MigrateOption{database.WithDir(local)}, nil
 }
 
 // filesSummary names the linted files briefly.

@@ -167,11 +167,11 @@ func holdMigrationLock(u string) (func() error, error) {
 	}, nil
 }
 
-// TestScriptSQLite runs the scripts that need no server: sqlite_*.txtar.
-func TestScriptSQLite(t *testing.T) {
-	t.Parallel()
+// runServerless runs the scripts named prefix*.txtar, which need no server.
+func runServerless(t *testing.T, prefix string) {
+	t.Helper()
 	testscript.Run(t, testscript.Params{
-		Files:               scripts(t, "sqlite_"),
+		Files:               scripts(t, prefix),
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
 			scriptSetup(env)
@@ -181,19 +181,17 @@ func TestScriptSQLite(t *testing.T) {
 	})
 }
 
-// TestScriptConnect runs connect_*.txtar, which need no server: they see
-// chatdb fail to connect, to fakepg servers or to none.
+// TestScriptSQLite runs sqlite_*.txtar.
+func TestScriptSQLite(t *testing.T) {
+	t.Parallel()
+	runServerless(t, "sqlite_")
+}
+
+// TestScriptConnect runs connect_*.txtar: chatdb failing to connect, to
+// fakepg servers or to none.
 func TestScriptConnect(t *testing.T) {
 	t.Parallel()
-	testscript.Run(t, testscript.Params{
-		Files:               scripts(t, "connect_"),
-		RequireExplicitExec: true,
-		Setup: func(env *testscript.Env) error {
-			scriptSetup(env)
-			return nil
-		},
-		Cmds: scriptCmds,
-	})
+	runServerless(t, "connect_")
 }
 
 // TestScriptPostgres runs postgres_*.txtar, each on an empty database of its
