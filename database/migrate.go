@@ -581,8 +581,9 @@ type migrationLock struct {
 	db   *DB
 	conn *sql.Conn
 	o    *migrateOptions
-	// sqliteBusy is the connection's busy timeout, restored when Migrate ends;
-	// while migrating it is 0, so that begin waits for the lock itself.
+	// sqliteBusy is the connection's busy timeout; begin sets it to 0 while it
+	// takes the lock, so that it waits for the lock itself, and back for the
+	// statements of the transaction.
 	sqliteBusy time.Duration
 	// reported says the wait was reported (WithLockWait, the log).
 	reported bool
@@ -591,7 +592,7 @@ type migrationLock struct {
 // acquire prepares the connection for a migration run and returns what undoes
 // it: on PostgreSQL it takes the advisory lock; on SQLite, where each file's
 // transaction is the lock (see begin), it turns foreign key enforcement off
-// (see Migrate) and the busy timeout to 0. If undoing fails, the connection is
+// (see Migrate). If undoing fails, the connection is
 // discarded rather than returned to the pool holding the lock or without
 // foreign keys.
 func (l *migrationLock) acquire(ctx context.Context) (func() error, error) {
@@ -653,10 +654,8 @@ func (l *migrationLock) acquire(ctx context.Context) (func() error, error) {
 			}
 			return nil
 		}
-		for _, s := range []string{"PRAGMA foreign_keys = off", "PRAGMA busy_timeout = 0"} {
-			if _, err := conn.ExecContext(ctx, s); err != nil {
-				return nil, errors.Join(fmt.Errorf("database: migrate: %w", mapError(err)), undo())
-			}
+		if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = off"); err != nil {
+			return nil, errors.Join(fmt.Errorf("database: migrate: %w", mapError(err)), undo())
 		}
 		return undo, nil
 	}
@@ -666,7 +665,9 @@ func (l *migrationLock) acquire(ctx context.Context) (func() error, error) {
 // begin begins a transaction on the lock's connection. On SQLite it is BEGIN
 // IMMEDIATE (see Open), which takes the database's write lock: the migration
 // lock there. With the busy timeout at 0 a lock held elsewhere fails at once,
-// and begin waits for it as acquire waits on PostgreSQL.
+// and begin waits for it as acquire waits on PostgreSQL; the transaction's
+// statements run with the busy timeout again, for the rare waits (such as a
+// WAL recovery) that holding the write lock does not spare them.
 func (l *migrationLock) begin(ctx context.Context) (*sql.Tx, error) {
 	if l.db.dialect != SQLite {
 		tx, err := l.conn.BeginTx(ctx, nil)
@@ -674,6 +675,10 @@ func (l *migrationLock) begin(ctx context.Context) (*sql.Tx, error) {
 			return nil, fmt.Errorf("database: migrate: begin: %w", mapError(err))
 		}
 		return tx, nil
+	}
+	busy := func(ms int64) string { return fmt.Sprintf("PRAGMA busy_timeout = %d", ms) }
+	if _, err := l.conn.ExecContext(ctx, busy(0)); err != nil {
+		return nil, fmt.Errorf("database: migrate: %w", mapError(err))
 	}
 	var tx *sql.Tx
 	err := l.wait(ctx, func() (bool, error) {
@@ -688,7 +693,13 @@ func (l *migrationLock) begin(ctx context.Context) (*sql.Tx, error) {
 		}
 		return false, fmt.Errorf("database: migrate: begin: %w", mapError(err))
 	})
-	return tx, err
+	if err != nil {
+		return nil, err // the undo of acquire restores the busy timeout
+	}
+	if _, err := tx.ExecContext(ctx, busy(l.sqliteBusy.Milliseconds())); err != nil {
+		return nil, joinRollback(fmt.Errorf("database: migrate: %w", mapError(err)), tx.Rollback())
+	}
+	return tx, nil
 }
 
 // wait calls try until it takes the lock, fails, or the lock timeout (see
