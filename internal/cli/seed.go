@@ -406,7 +406,7 @@ func seed(ctx context.Context, stdout, stderr io.Writer, cfg database.Config, o 
 			err = errors.Join(err, lerr)
 			return
 		}
-		err = fmt.Errorf("seed: interrupted: seed %d in %s holds %s; run the same command again to load the rest (%w)", o.seed, db.URL(), now.describe(plan), ctx.Err())
+		err = fmt.Errorf("seed: interrupted: seed %d in %s holds %s; run the same command again, with --seed %d, to load the rest (%w)", o.seed, db.URL(), now.describe(plan), o.seed, ctx.Err())
 	}()
 	mode := o.progress
 	if mode == "auto" {

@@ -265,7 +265,7 @@ func TestSeedInterruptResume(t *testing.T) {
 
 				db := openCfg(t, cfg)
 				users, chats, messages := count(t, db, "users"), count(t, db, "chats"), count(t, db, "messages")
-				require.Regexp(t, fmt.Sprintf(`chatdb: seed: interrupted: seed 5 in \S+ holds %d of 30 users, %d of 40 chats and %d of 1500 messages; run the same command again to load the rest`, users, chats, messages), stderr.buf.String())
+				require.Regexp(t, fmt.Sprintf(`chatdb: seed: interrupted: seed 5 in \S+ holds %d of 30 users, %d of 40 chats and %d of 1500 messages; run the same command again, with --seed 5, to load the rest`, users, chats, messages), stderr.buf.String())
 				require.Equal(t, ph.users, users == 30, "users: %d", users)
 				require.Equal(t, ph.chats, chats == 40, "chats: %d", chats)
 				require.Less(t, messages, 1500)
