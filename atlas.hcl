@@ -9,14 +9,41 @@
 #   atlas migrate status   --env local
 #   atlas migrate validate --env sqlite
 #
+# On a fresh checkout, the local and ci envs need one database that nothing
+# else creates: Atlas's dev database, an empty database on the local server
+# that Atlas replays the directory on and wipes (Docker, Atlas's usual dev
+# database, is not available here). Create it once, and for local the target
+# database too, unless DATABASE_URL names another:
+#
+#   createdb -h 127.0.0.1 -U postgres chatdb_atlas_dev
+#   createdb -h 127.0.0.1 -U postgres chat
+#
+# ATLAS_DEV_URL names another dev database (keep nothing in it); DATABASE_URL
+# another target. ci lints and validates, which need no target. (chatdb migrate
+# diff and lint need none of this: they create and drop a chatdb_dev_* database
+# of their own.)
+#
 # Both tools record applied files in the revisions table
 # atlas_schema_revisions.atlas_schema_revisions (PostgreSQL) or
-# atlas_schema_revisions (SQLite), and take the same advisory lock.
+# atlas_schema_revisions (SQLite). On PostgreSQL they also take the same lock,
+# the advisory lock keyed by "atlas_migrate_execute", so an atlas migrate apply
+# and a chatdb migrate apply (or database.Migrate) wait for each other. On
+# SQLite they share no lock: the Atlas CLI's is a file in the temporary
+# directory (atlas_migrate_execute.lock, which lapses after its --lock-timeout),
+# chatdb's is the database file's write lock, taken for each file, and the
+# Atlas CLI writes a file's revision only after committing the file. Do not run
+# the two against one SQLite file at once.
 
 variable "url" {
   type        = string
   default     = getenv("DATABASE_URL")
-  description = "Database to apply to or report on; a postgres:// URL for local and ci."
+  description = "Database to apply to or report on, for local and ci; empty means the local server's database chat."
+}
+
+variable "dev_url" {
+  type        = string
+  default     = getenv("ATLAS_DEV_URL")
+  description = "Atlas's dev database for local and ci; empty means chatdb_atlas_dev on the local server."
 }
 
 locals {
@@ -24,15 +51,13 @@ locals {
   # ent integration (it needs entgo.io/ent in go.mod, which it is).
   src = "ent://schema"
 
+  url = var.url != "" ? var.url : "postgres://postgres@127.0.0.1:5432/chat?sslmode=disable"
+
   # Atlas's dev database must be empty, and Atlas wipes it: never point it at a
-  # database that matters. Docker (docker://postgres/15/dev) is not available
-  # here, so it is a dedicated database on the local server, created once with:
-  #   createdb -h 127.0.0.1 -U postgres chatdb_atlas_dev
-  # search_path binds it to one schema, as chatdb's own planner is bound: the
-  # migration files name no schema, and a realm-wide dev database would plan
-  # schema-qualified statements instead. (chatdb migrate diff needs none of this;
-  # it creates and drops a chatdb_dev_* database of its own.)
-  pg_dev = "postgres://postgres@127.0.0.1:5432/chatdb_atlas_dev?search_path=public&sslmode=disable"
+  # database that matters. search_path binds it to one schema, as chatdb's own
+  # planner is bound: the migration files name no schema, and a realm-wide dev
+  # database would plan schema-qualified statements instead.
+  pg_dev = var.dev_url != "" ? var.dev_url : "postgres://postgres@127.0.0.1:5432/chatdb_atlas_dev?search_path=public&sslmode=disable"
 
   # Files are written with two-space indentation, as chatdb migrate diff does.
   diff_format = "{{ sql . \"  \" }}"
@@ -58,10 +83,11 @@ lint {
   }
 }
 
-# A developer's PostgreSQL: DATABASE_URL as the target.
+# A developer's PostgreSQL: DATABASE_URL, else the local server's chat, as
+# the target.
 env "local" {
   src = local.src
-  url = var.url
+  url = local.url
   dev = local.pg_dev
   migration {
     dir = "file://migrations/postgres"
@@ -75,11 +101,11 @@ env "local" {
   }
 }
 
-# CI: lint and validate the PostgreSQL directory against the CI runner's local
+# CI: lint and validate the PostgreSQL directory on the CI runner's local
 # server; only the files added since main are linted.
 env "ci" {
   src = local.src
-  url = var.url
+  url = local.url
   dev = local.pg_dev
   migration {
     dir              = "file://migrations/postgres"

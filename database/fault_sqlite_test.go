@@ -173,3 +173,36 @@ func TestFaultSQLiteQueueCancelled(t *testing.T) {
 	require.Less(t, time.Since(start), time.Second)
 	require.Equal(t, map[int64]bool{1: true, 3: true}, logIDs(t, db))
 }
+
+// A transaction begun with an Exec of BEGIN (not BeginTx) keeps its turn until
+// its COMMIT: a writer of this process waits for it, and PRAGMAs and reads on
+// other connections do not.
+func TestFaultSQLiteQueueManualBegin(t *testing.T) {
+	t.Parallel()
+	db := dbtest.Open(t, dbtest.SQLite, dbtest.WithConfig(func(c *database.Config) {
+		c.SQLiteBusyTimeout = 200 * time.Millisecond
+	}))
+	ctx := t.Context()
+	createFaultLog(t, db)
+	conn, err := db.SQL().Conn(ctx)
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.ExecContext(ctx, "/* manual */ BEGIN IMMEDIATE")
+	require.NoError(t, err)
+	_, err = conn.ExecContext(ctx, "INSERT INTO fault_log (id) VALUES (1)")
+	require.NoError(t, err)
+
+	_, err = db.SQL().ExecContext(ctx, "PRAGMA busy_timeout = 200")
+	require.NoError(t, err, "a PRAGMA does not queue")
+	var n int
+	require.NoError(t, db.SQL().QueryRowContext(ctx, "SELECT count(*) FROM fault_log").Scan(&n))
+	require.Zero(t, n, "a read does not queue, and sees the last commit")
+	_, err = db.SQL().ExecContext(ctx, "INSERT INTO fault_log (id) VALUES (2)")
+	require.ErrorIs(t, err, database.ErrTimeout, "a writer waits for the manual transaction")
+
+	_, err = conn.ExecContext(ctx, "COMMIT")
+	require.NoError(t, err)
+	_, err = db.SQL().ExecContext(ctx, "INSERT INTO fault_log (id) VALUES (3)")
+	require.NoError(t, err)
+	require.Equal(t, map[int64]bool{1: true, 3: true}, logIDs(t, db))
+}

@@ -16,6 +16,7 @@ import (
 	"ariga.io/atlas/sql/postgres"
 	atlasschema "ariga.io/atlas/sql/schema"
 	"ariga.io/atlas/sql/sqlite"
+	sqlitedriver "modernc.org/sqlite"
 
 	"github.com/chatdb/chatdb/migrations"
 )
@@ -48,7 +49,34 @@ var (
 	// a *MigrationError naming the file and the statement; the file's transaction
 	// was rolled back.
 	ErrMigration = errors.New("database: migration failed")
+	// ErrLockTimeout is returned by Migrate when another migrator held the
+	// migration lock for longer than the lock timeout (WithLockTimeout). The
+	// error is a *LockTimeoutError; errors.Is(err, ErrTimeout) holds too. Files
+	// applied before the wait stay applied.
+	ErrLockTimeout = errors.New("database: migration lock timeout")
 )
+
+// LockTimeoutError is returned by Migrate when the migration lock stayed taken
+// for longer than the lock timeout. errors.Is(err, ErrLockTimeout) and
+// errors.Is(err, ErrTimeout) hold.
+type LockTimeoutError struct {
+	// Dialect is Postgres or SQLite: what the lock is differs (see Migrate).
+	Dialect string
+	// Timeout is how long Migrate waited.
+	Timeout time.Duration
+}
+
+func (e *LockTimeoutError) Error() string {
+	if e.Dialect == SQLite {
+		return fmt.Sprintf("%v: another process held the database file's write lock (a migration, or a long write) for longer than %s", ErrLockTimeout, e.Timeout)
+	}
+	return fmt.Sprintf("%v: another chatdb or atlas migrate apply held the migration lock (advisory lock %d) for longer than %s", ErrLockTimeout, migrateLockID, e.Timeout)
+}
+
+// Is reports whether target is ErrLockTimeout or ErrTimeout.
+func (e *LockTimeoutError) Is(target error) bool {
+	return target == ErrLockTimeout || target == ErrTimeout
+}
 
 // ChecksumError is returned when a migration directory does not match its
 // atlas.sum. errors.Is(err, ErrChecksum) holds.
@@ -144,6 +172,10 @@ type migrateOptions struct {
 	dir      migrate.Dir
 	dryRun   bool
 	progress func(Migration)
+	// lockTimeout is WithLockTimeout's; lockTimeoutSet says it was given.
+	lockTimeout    time.Duration
+	lockTimeoutSet bool
+	lockWait       func()
 }
 
 // WithDir applies dir instead of the migrations embedded in the binary (package
@@ -164,6 +196,24 @@ func WithDryRun() MigrateOption {
 // migration lock is held: keep it quick.
 func WithProgress(fn func(Migration)) MigrateOption {
 	return func(o *migrateOptions) { o.progress = fn }
+}
+
+// WithLockTimeout bounds how long Migrate waits for the migration lock while
+// another migrator holds it: after d it gives up with a *LockTimeoutError
+// (ErrLockTimeout). d == 0 waits for as long as ctx allows. Without this
+// option, Migrate waits for as long as ctx allows on PostgreSQL, and for up to
+// Config.SQLiteBusyTimeout on SQLite. On SQLite the lock is taken once per
+// file (see Migrate), and each of those waits is bounded by d.
+func WithLockTimeout(d time.Duration) MigrateOption {
+	return func(o *migrateOptions) { o.lockTimeout, o.lockTimeoutSet = max(d, 0), true }
+}
+
+// WithLockWait calls fn once per Migrate call, when Migrate finds the
+// migration lock held by another migrator and starts waiting for it, so that
+// a tool can say what it is waiting for. Migrate also logs the wait at info
+// level.
+func WithLockWait(fn func()) MigrateOption {
+	return func(o *migrateOptions) { o.lockWait = fn }
 }
 
 // Migrate applies the migration files that db has not applied yet: by default the
@@ -188,8 +238,11 @@ func WithProgress(fn func(Migration)) MigrateOption {
 // has no server to hold a lock for it, so each file's transaction is the lock:
 // Open makes transactions BEGIN IMMEDIATE, which takes the database's write lock
 // at once, and the pending files are worked out again inside every transaction,
-// so a caller that waited (for up to Config.SQLiteBusyTimeout per file) finds
-// the file already applied. While migrating,
+// so a caller that waited finds the file already applied. The Atlas CLI does
+// not take that lock for its whole run on SQLite (its lock there is a file in
+// the temporary directory, which Migrate does not take; see atlas.hcl), only
+// per file while it writes. How long Migrate waits for a lock held elsewhere
+// is WithLockTimeout's; WithLockWait reports the wait. While migrating,
 // SQLite's foreign key enforcement is off on Migrate's connection (it cannot be
 // changed inside a transaction, and table rebuilds need it off: with it on,
 // dropping the old table would cascade), and each file must leave `PRAGMA
@@ -218,16 +271,17 @@ func Migrate(ctx context.Context, db *DB, opts ...MigrateOption) (err error) {
 		return fmt.Errorf("database: migrate: %w", mapError(err))
 	}
 	defer conn.Close()
-	release, err := db.lockMigrations(ctx, conn)
+	l := &migrationLock{db: db, conn: conn, o: o}
+	release, err := l.acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, release()) }()
-	if err := prepareRevisions(ctx, conn, db.dialect); err != nil {
+	if err := prepareRevisions(ctx, l); err != nil {
 		return err
 	}
 	for {
-		done, err := db.applyNext(ctx, conn, dir, o)
+		done, err := db.applyNext(ctx, l, dir, o)
 		if err != nil || done {
 			return err
 		}
@@ -303,10 +357,10 @@ func (db *DB) migrationStatus(ctx context.Context, dir migrate.Dir) (MigrationSt
 
 // applyNext applies the first pending file in a transaction of its own and
 // reports whether there was none.
-func (db *DB) applyNext(ctx context.Context, conn *sql.Conn, dir migrate.Dir, o *migrateOptions) (done bool, err error) {
-	tx, err := conn.BeginTx(ctx, nil)
+func (db *DB) applyNext(ctx context.Context, l *migrationLock, dir migrate.Dir, o *migrateOptions) (done bool, err error) {
+	tx, err := l.begin(ctx)
 	if err != nil {
-		return false, fmt.Errorf("database: migrate: begin: %w", mapError(err))
+		return false, err
 	}
 	committed := false
 	defer func() {
@@ -432,13 +486,15 @@ func ValidateDir(dir migrate.Dir) error {
 }
 
 // prepareRevisions creates the revisions table, and on PostgreSQL its schema,
-// when they do not exist, in a transaction of its own on conn. A database without
-// migration history must be clean (see checkClean); it is checked first, so that
-// a refused database is left exactly as it was.
-func prepareRevisions(ctx context.Context, conn *sql.Conn, dialect string) (err error) {
-	tx, err := conn.BeginTx(ctx, nil)
+// when they do not exist, in a transaction of its own on the lock's
+// connection. A database without migration history must be clean (see
+// checkClean); it is checked first, so that a refused database is left exactly
+// as it was.
+func prepareRevisions(ctx context.Context, l *migrationLock) (err error) {
+	dialect := l.db.dialect
+	tx, err := l.begin(ctx)
 	if err != nil {
-		return fmt.Errorf("database: migrate: begin: %w", mapError(err))
+		return err
 	}
 	defer func() {
 		if err != nil {
@@ -519,11 +575,28 @@ var migrateLockID = func() int64 {
 	return int64(h.Sum32())
 }()
 
-// lockMigrations prepares conn for a migration run and returns what undoes it: on
-// PostgreSQL it takes the advisory lock, on SQLite it turns foreign key
-// enforcement off (see Migrate). If undoing fails, the connection is discarded
-// rather than returned to the pool holding the lock or without foreign keys.
-func (db *DB) lockMigrations(ctx context.Context, conn *sql.Conn) (func() error, error) {
+// migrationLock is the migration lock of one Migrate call, on the connection
+// Migrate uses throughout.
+type migrationLock struct {
+	db   *DB
+	conn *sql.Conn
+	o    *migrateOptions
+	// sqliteBusy is the connection's busy timeout; begin sets it to 0 while it
+	// takes the lock, so that it waits for the lock itself, and back for the
+	// statements of the transaction.
+	sqliteBusy time.Duration
+	// reported says the wait was reported (WithLockWait, the log).
+	reported bool
+}
+
+// acquire prepares the connection for a migration run and returns what undoes
+// it: on PostgreSQL it takes the advisory lock; on SQLite, where each file's
+// transaction is the lock (see begin), it turns foreign key enforcement off
+// (see Migrate). If undoing fails, the connection is
+// discarded rather than returned to the pool holding the lock or without
+// foreign keys.
+func (l *migrationLock) acquire(ctx context.Context) (func() error, error) {
+	conn := l.conn
 	// Undo even when ctx is done: that is when it matters most.
 	undoCtx := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -532,9 +605,16 @@ func (db *DB) lockMigrations(ctx context.Context, conn *sql.Conn) (func() error,
 		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 		return err
 	}
-	switch db.dialect {
+	switch l.db.dialect {
 	case Postgres:
-		if err := db.advisoryLock(ctx, conn); err != nil {
+		err := l.wait(ctx, func() (bool, error) {
+			var ok bool
+			if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", migrateLockID).Scan(&ok); err != nil {
+				return false, fmt.Errorf("database: migrate: lock: %w", mapError(err))
+			}
+			return ok, nil
+		})
+		if err != nil {
 			return nil, err
 		}
 		return func() error {
@@ -552,50 +632,118 @@ func (db *DB) lockMigrations(ctx context.Context, conn *sql.Conn) (func() error,
 		}, nil
 	case SQLite:
 		var on bool
+		var busy int64
 		if err := conn.QueryRowContext(ctx, "PRAGMA foreign_keys").Scan(&on); err != nil {
 			return nil, fmt.Errorf("database: migrate: %w", mapError(err))
 		}
-		if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = off"); err != nil {
+		if err := conn.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&busy); err != nil {
 			return nil, fmt.Errorf("database: migrate: %w", mapError(err))
 		}
-		return func() error {
-			if !on {
-				return nil
-			}
+		l.sqliteBusy = time.Duration(busy) * time.Millisecond
+		undo := func() error {
 			ctx, cancel := undoCtx()
 			defer cancel()
-			if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = on"); err != nil {
-				return discard(fmt.Errorf("database: migrate: restore foreign keys: %w", mapError(err)))
+			stmts := []string{fmt.Sprintf("PRAGMA busy_timeout = %d", busy)}
+			if on {
+				stmts = append(stmts, "PRAGMA foreign_keys = on")
+			}
+			for _, s := range stmts {
+				if _, err := conn.ExecContext(ctx, s); err != nil {
+					return discard(fmt.Errorf("database: migrate: restore the connection: %w", mapError(err)))
+				}
 			}
 			return nil
-		}, nil
+		}
+		if _, err := conn.ExecContext(ctx, "PRAGMA foreign_keys = off"); err != nil {
+			return nil, errors.Join(fmt.Errorf("database: migrate: %w", mapError(err)), undo())
+		}
+		return undo, nil
 	}
-	return nil, fmt.Errorf("database: migrate: unknown dialect %q", db.dialect)
+	return nil, fmt.Errorf("database: migrate: unknown dialect %q", l.db.dialect)
 }
 
-// advisoryLock takes the migration lock on conn, waiting for as long as ctx
-// allows. It polls pg_try_advisory_lock rather than blocking in
-// pg_advisory_lock, as the Atlas CLI does: a session blocked inside a statement
-// holds a snapshot, and a CREATE INDEX CONCURRENTLY run by the lock holder (in a
-// hand-written, non-transactional migration) would wait for it forever.
-func (db *DB) advisoryLock(ctx context.Context, conn *sql.Conn) error {
+// begin begins a transaction on the lock's connection. On SQLite it is BEGIN
+// IMMEDIATE (see Open), which takes the database's write lock: the migration
+// lock there. With the busy timeout at 0 a lock held elsewhere fails at once,
+// and begin waits for it as acquire waits on PostgreSQL; the transaction's
+// statements run with the busy timeout again, for the rare waits (such as a
+// WAL recovery) that holding the write lock does not spare them.
+func (l *migrationLock) begin(ctx context.Context) (*sql.Tx, error) {
+	if l.db.dialect != SQLite {
+		tx, err := l.conn.BeginTx(ctx, nil)
+		if err != nil {
+			return nil, fmt.Errorf("database: migrate: begin: %w", mapError(err))
+		}
+		return tx, nil
+	}
+	busy := func(ms int64) string { return fmt.Sprintf("PRAGMA busy_timeout = %d", ms) }
+	if _, err := l.conn.ExecContext(ctx, busy(0)); err != nil {
+		return nil, fmt.Errorf("database: migrate: %w", mapError(err))
+	}
+	var tx *sql.Tx
+	err := l.wait(ctx, func() (bool, error) {
+		var err error
+		// A writer of this process holding the file: its turn in the queue
+		// (sqlitegate.go), tried once like SQLite's lock.
+		tx, err = l.conn.BeginTx(tryWriteOnce(ctx), nil)
+		var se *sqlitedriver.Error
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.As(err, &se) && se.Code()&0xff == sqliteBusy, errors.Is(err, errWriteQueue):
+			return false, nil
+		}
+		return false, fmt.Errorf("database: migrate: begin: %w", mapError(err))
+	})
+	if err != nil {
+		return nil, err // the undo of acquire restores the busy timeout
+	}
+	if _, err := tx.ExecContext(ctx, busy(l.sqliteBusy.Milliseconds())); err != nil {
+		return nil, joinRollback(fmt.Errorf("database: migrate: %w", mapError(err)), tx.Rollback())
+	}
+	return tx, nil
+}
+
+// wait calls try until it takes the lock, fails, or the lock timeout (see
+// WithLockTimeout) or ctx ends. It polls rather than blocking inside the
+// server, as the Atlas CLI does: on PostgreSQL, a session blocked inside a
+// statement holds a snapshot, and a CREATE INDEX CONCURRENTLY run by the lock
+// holder (in a hand-written, non-transactional migration) would wait for it
+// forever. The backoff is jittered and doubles from 25ms up to 1s.
+func (l *migrationLock) wait(ctx context.Context, try func() (bool, error)) error {
+	timeout, bounded := l.o.lockTimeout, l.o.lockTimeoutSet && l.o.lockTimeout > 0
+	if !l.o.lockTimeoutSet && l.db.dialect == SQLite {
+		timeout, bounded = max(l.sqliteBusy, 0), true
+	}
+	var deadline time.Time
 	wait := 25 * time.Millisecond
-	for logged := false; ; {
-		var ok bool
-		if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", migrateLockID).Scan(&ok); err != nil {
-			return fmt.Errorf("database: migrate: lock: %w", mapError(err))
+	for first := true; ; first = false {
+		ok, err := try()
+		if err != nil || ok {
+			return err
 		}
-		if ok {
-			return nil
+		if first {
+			deadline = time.Now().Add(timeout)
+			if !l.reported {
+				l.reported = true
+				l.db.logger.InfoContext(ctx, "database: waiting for another migration to finish", slog.String("url", l.db.redacted))
+				if l.o.lockWait != nil {
+					l.o.lockWait()
+				}
+			}
 		}
-		if !logged {
-			db.logger.InfoContext(ctx, "database: waiting for another migration to finish", slog.String("url", db.redacted))
-			logged = true
+		sleep := wait/2 + rand.N(wait/2+1)
+		if bounded {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return &LockTimeoutError{Dialect: l.db.dialect, Timeout: timeout}
+			}
+			sleep = min(sleep, left)
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("database: migrate: waiting for the migration lock: %w", mapError(ctx.Err()))
-		case <-time.After(wait/2 + rand.N(wait/2+1)):
+		case <-time.After(sleep):
 		}
 		wait = min(2*wait, time.Second)
 	}

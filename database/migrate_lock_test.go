@@ -3,6 +3,7 @@ package database_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"os"
@@ -10,9 +11,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"ariga.io/atlas/sql/postgres"
+	atlasschema "ariga.io/atlas/sql/schema"
+	"ariga.io/atlas/sql/sqlclient"
+	_ "ariga.io/atlas/sql/sqlite" // the Atlas CLI's SQLite driver, for sqlclient
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatdb/chatdb/database"
@@ -196,4 +202,133 @@ func TestMigrateKilledMigrator(t *testing.T) {
 			require.Len(t, migRevisions(t, db), len(migEmbedded(t, db.Dialect())))
 		})
 	}
+}
+
+// migHoldLock takes the migration lock on cfg's database as another migrator
+// would, and returns what releases it (also called when the test ends):
+// PostgreSQL's advisory lock on a session of its own, SQLite's write lock in an
+// open transaction.
+func migHoldLock(t *testing.T, cfg database.Config) (release func()) {
+	t.Helper()
+	holder := migOpen(t, cfg)
+	var undo func() error
+	if holder.Dialect() == database.Postgres {
+		conn, err := holder.SQL().Conn(t.Context())
+		require.NoError(t, err)
+		_, err = conn.ExecContext(t.Context(), "SELECT pg_advisory_lock($1)", migLockKey())
+		require.NoError(t, err)
+		undo = func() error {
+			_, err := conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", migLockKey())
+			return errors.Join(err, conn.Close())
+		}
+	} else {
+		tx, err := holder.SQL().BeginTx(t.Context(), nil) // BEGIN IMMEDIATE: the write lock
+		require.NoError(t, err)
+		undo = tx.Rollback
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { require.NoError(t, undo()) }) }
+	t.Cleanup(release)
+	return release
+}
+
+// TestMigrateLockTimeout: with WithLockTimeout, Migrate waits for a lock that
+// another migrator holds for that long, reports the wait once through
+// WithLockWait, then gives up with ErrLockTimeout, having applied nothing.
+// Once the lock is free it applies everything.
+func TestMigrateLockTimeout(t *testing.T) {
+	migDialects(t, func(t *testing.T, cfg database.Config) {
+		db := migOpen(t, cfg)
+		release := migHoldLock(t, cfg)
+
+		const timeout = 300 * time.Millisecond
+		waits := 0
+		start := time.Now()
+		err := database.Migrate(t.Context(), db, database.WithLockTimeout(timeout), database.WithLockWait(func() { waits++ }))
+		require.ErrorIs(t, err, database.ErrLockTimeout)
+		require.ErrorIs(t, err, database.ErrTimeout)
+		require.GreaterOrEqual(t, time.Since(start), timeout)
+		require.Less(t, time.Since(start), 10*time.Second)
+		require.Contains(t, err.Error(), timeout.String())
+		require.Equal(t, 1, waits, "the wait is reported once")
+		require.Empty(t, migTables(t, db), "nothing is applied without the lock")
+
+		release()
+		waits = 0
+		require.NoError(t, database.Migrate(t.Context(), db, database.WithLockTimeout(timeout), database.WithLockWait(func() { waits++ })))
+		require.Zero(t, waits, "a free lock is not waited for")
+		require.Subset(t, migTables(t, db), migAppTables)
+	})
+}
+
+// TestMigrateLockTimeoutZero: WithLockTimeout(0) waits for as long as the
+// context allows, on SQLite too, where Migrate otherwise waits for
+// Config.SQLiteBusyTimeout.
+func TestMigrateLockTimeoutZero(t *testing.T) {
+	t.Parallel()
+	cfg := database.Config{URL: filepath.Join(t.TempDir(), "zero.db"), SQLiteBusyTimeout: 100 * time.Millisecond}
+	db := migOpen(t, cfg)
+	release := migHoldLock(t, cfg)
+
+	err := database.Migrate(t.Context(), db)
+	require.ErrorIs(t, err, database.ErrLockTimeout, "by default, SQLite waits for its busy timeout")
+
+	done := make(chan error, 1)
+	waiting := make(chan struct{})
+	go func() {
+		done <- database.Migrate(t.Context(), db, database.WithLockTimeout(0), database.WithLockWait(func() { close(waiting) }))
+	}()
+	<-waiting
+	select {
+	case err := <-done:
+		t.Fatalf("Migrate returned while the lock was held: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	release()
+	require.NoError(t, <-done)
+}
+
+// TestMigrateAndAtlasLocks checks what atlas.hcl and the README say about
+// running chatdb and the Atlas CLI at once, with the Atlas CLI's own locking
+// code (its drivers' Lock, as `atlas migrate apply` calls it): on PostgreSQL
+// they share the advisory lock, so Migrate waits while Atlas holds it; on
+// SQLite they share no lock, so Migrate goes ahead while Atlas's lock file is
+// there, and leaves it alone.
+func TestMigrateAndAtlasLocks(t *testing.T) {
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		cfg := database.Config{URL: migScratchPostgres(t)}
+		db, holder := migOpen(t, cfg), migOpen(t, cfg)
+		drv, err := postgres.Open(holder.SQL())
+		require.NoError(t, err)
+		unlock, err := drv.(atlasschema.Locker).Lock(t.Context(), "atlas_migrate_execute", 0)
+		require.NoError(t, err)
+		err = database.Migrate(t.Context(), db, database.WithLockTimeout(200*time.Millisecond))
+		require.ErrorIs(t, err, database.ErrLockTimeout)
+		require.NoError(t, unlock())
+		require.NoError(t, database.Migrate(t.Context(), db, database.WithLockTimeout(200*time.Millisecond)))
+	})
+	t.Run("sqlite", func(t *testing.T) {
+		tmp := t.TempDir()
+		t.Setenv("TMPDIR", tmp) // where Atlas puts its lock file
+		path := filepath.Join(t.TempDir(), "chatdb.db")
+		client, err := sqlclient.Open(t.Context(), "sqlite://"+path) // as atlas.hcl's sqlite env does
+		require.NoError(t, err)
+		defer client.Close()
+		unlock, err := client.Driver.(atlasschema.Locker).Lock(t.Context(), "atlas_migrate_execute", time.Hour)
+		require.NoError(t, err)
+		defer unlock()
+		files, err := filepath.Glob(filepath.Join(tmp, "*.lock"))
+		require.NoError(t, err)
+		require.Len(t, files, 1, "the Atlas CLI's SQLite lock is a file in the temporary directory")
+		before, err := os.ReadFile(files[0])
+		require.NoError(t, err)
+
+		db := migOpen(t, database.Config{URL: path})
+		require.NoError(t, database.Migrate(t.Context(), db, database.WithLockTimeout(200*time.Millisecond)),
+			"chatdb does not take the Atlas CLI's lock file")
+		after, err := os.ReadFile(files[0])
+		require.NoError(t, err)
+		require.Equal(t, before, after)
+	})
 }

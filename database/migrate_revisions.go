@@ -167,19 +167,19 @@ func scanRevision(rows *sql.Rows) (*migrate.Revision, error) {
 	return &rev, nil
 }
 
-// WriteRevision inserts or updates rev. As the Atlas CLI's upsert does, an update
-// keeps description and executed_at, which it declares immutable.
+// WriteRevision inserts or updates rev, writing every column as the Atlas CLI
+// does: its ent client sets each one, so for a file without an error, error
+// and error_stmt hold the empty string (not NULL), and partial_hashes holds
+// the JSON encoding of the hashes, 'null' when there are none (not SQL NULL).
+// As the CLI's upsert does, an update keeps description and executed_at,
+// which it declares immutable.
 func (r *revisions) WriteRevision(ctx context.Context, rev *migrate.Revision) error {
 	if rev.Version == cloudIdentifier {
 		return errors.New("database: migrate: the revisions table's identifier row is not a revision")
 	}
-	var partial any // NULL when there are none
-	if len(rev.PartialHashes) > 0 {
-		b, err := json.Marshal(rev.PartialHashes)
-		if err != nil {
-			return fmt.Errorf("database: migrate: write revision: %w", err)
-		}
-		partial = string(b)
+	partial, err := json.Marshal(rev.PartialHashes)
+	if err != nil {
+		return fmt.Errorf("database: migrate: write revision: %w", err)
 	}
 	placeholders := make([]string, 12)
 	for i := range placeholders {
@@ -189,9 +189,9 @@ func (r *revisions) WriteRevision(ctx context.Context, rev *migrate.Revision) er
 		" ON CONFLICT (version) DO UPDATE SET type = excluded.type, applied = excluded.applied, total = excluded.total," +
 		" execution_time = excluded.execution_time, error = excluded.error, error_stmt = excluded.error_stmt," +
 		" hash = excluded.hash, partial_hashes = excluded.partial_hashes, operator_version = excluded.operator_version"
-	_, err := r.q.ExecContext(ctx, query,
+	_, err = r.q.ExecContext(ctx, query,
 		rev.Version, rev.Description, int64(rev.Type), rev.Applied, rev.Total, rev.ExecutedAt.UTC(),
-		int64(rev.ExecutionTime), nullString(rev.Error), nullString(rev.ErrorStmt), rev.Hash, partial, rev.OperatorVersion)
+		int64(rev.ExecutionTime), rev.Error, rev.ErrorStmt, rev.Hash, string(partial), rev.OperatorVersion)
 	if err != nil {
 		return fmt.Errorf("database: migrate: write revision %s: %w", rev.Version, mapError(err))
 	}
@@ -208,5 +208,3 @@ func (r *revisions) DeleteRevision(ctx context.Context, version string) error {
 	}
 	return nil
 }
-
-func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }

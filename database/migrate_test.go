@@ -207,9 +207,7 @@ func TestMigrateEmptyDatabase(t *testing.T) {
 			require.EqualValues(t, reported[i].Statements, r.applied)
 			require.EqualValues(t, reported[i].Statements, r.total)
 			require.Equal(t, wantHash, r.hash)
-			require.False(t, r.errText.Valid, "error column: %q", r.errText.String)
-			require.False(t, r.errStmt.Valid)
-			require.Nil(t, r.partial, "partial hashes are cleared once a file is applied")
+			// error, error_stmt and partial_hashes: TestRevisionRowsAsAtlasWrites.
 			require.True(t, strings.HasPrefix(r.operator, "chatdb "), r.operator)
 			require.WithinDuration(t, time.Now(), r.executedAt, time.Minute)
 		}

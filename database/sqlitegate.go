@@ -5,8 +5,10 @@ import (
 	"database/sql/driver"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"modernc.org/sqlite"
 )
@@ -21,12 +23,16 @@ import (
 // So writers of one database file in this process queue in Go first, in
 // arrival order, and reach SQLite one at a time: a write transaction (every
 // transaction but a read-only one: Open makes them BEGIN IMMEDIATE) from its
-// BEGIN to its COMMIT or ROLLBACK, and a statement run with Exec outside a
-// transaction. A wait in the queue is bounded by Config.SQLiteBusyTimeout and
+// BEGIN to its COMMIT or ROLLBACK, and a statement that writes run with Exec
+// outside a transaction (a BEGIN run that way keeps its turn until its COMMIT
+// or ROLLBACK). A wait in the queue is bounded by Config.SQLiteBusyTimeout and
 // by the context, as SQLite's own wait is, and ends in ErrTimeout (or the
-// context's error). Reads are not queued: in WAL mode they do not wait for
-// writers. Writers in other processes still meet at SQLite's lock, under the
-// busy timeout.
+// context's error). Reads and PRAGMAs are not queued: in WAL mode reads do not
+// wait for writers. Nor is a write run with Query outside a transaction (an
+// INSERT ... RETURNING): it holds the lock until its rows are closed, which
+// this layer does not see, so it waits in SQLite's busy handler as before.
+// Writers in other processes still meet at SQLite's lock, under the busy
+// timeout.
 
 // writeQueue is the queue of one database file's writers.
 type writeQueue chan struct{}
@@ -52,12 +58,25 @@ func queueFor(path string) writeQueue {
 // queue for the whole busy timeout.
 var errWriteQueue = errors.New("database: waited for the SQLite write lock for the whole busy timeout")
 
+// noQueueWait marks a context whose writer does not wait in the queue: it
+// gets its turn at once or ErrTimeout, as SQLite answers with a busy timeout
+// of 0. The migration lock polls that way (migrationLock.begin).
+type noQueueWait struct{}
+
+// tryWriteOnce returns ctx marked with noQueueWait.
+func tryWriteOnce(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noQueueWait{}, true)
+}
+
 // enter waits for the queue's turn, at most wait.
 func (q writeQueue) enter(ctx context.Context, wait time.Duration) error {
 	select {
 	case q <- struct{}{}:
 		return nil
 	default:
+	}
+	if ctx.Value(noQueueWait{}) != nil {
+		return &Error{Kind: ErrTimeout, Code: "5", Err: errWriteQueue}
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -118,6 +137,9 @@ type sqliteConn struct {
 	// statements are inside the queue already. database/sql uses a connection
 	// from one goroutine at a time.
 	inTx bool
+	// manualTx is set when the transaction began with an Exec of BEGIN, not
+	// with BeginTx: an Exec of COMMIT or ROLLBACK ends it.
+	manualTx bool
 }
 
 // Begin implements driver.Conn; database/sql calls BeginTx.
@@ -143,16 +165,59 @@ func (sc *sqliteConn) BeginTx(ctx context.Context, opts driver.TxOptions) (drive
 }
 
 // ExecContext implements driver.ExecerContext: outside a transaction, a
-// statement waits its turn.
+// statement that writes waits its turn, and a BEGIN keeps its turn until the
+// COMMIT or ROLLBACK run the same way. PRAGMAs and reads do not queue.
 func (sc *sqliteConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	kw := firstKeyword(query)
 	if sc.inTx {
+		res, err := sc.sqliteDriverConn.ExecContext(ctx, query, args)
+		if sc.manualTx && err == nil && (kw == "COMMIT" || kw == "END" || kw == "ROLLBACK" && !strings.Contains(strings.ToUpper(query), " TO ")) {
+			sc.manualTx, sc.inTx = false, false
+			sc.c.queue.leave()
+		}
+		return res, err
+	}
+	switch kw {
+	case "PRAGMA", "SELECT", "EXPLAIN", "VALUES":
 		return sc.sqliteDriverConn.ExecContext(ctx, query, args)
 	}
 	if err := sc.c.queue.enter(ctx, sc.c.wait); err != nil {
 		return nil, err
 	}
-	defer sc.c.queue.leave()
-	return sc.sqliteDriverConn.ExecContext(ctx, query, args)
+	res, err := sc.sqliteDriverConn.ExecContext(ctx, query, args)
+	if kw == "BEGIN" && err == nil {
+		sc.inTx, sc.manualTx = true, true
+		return res, nil
+	}
+	sc.c.queue.leave()
+	return res, err
+}
+
+// firstKeyword returns the first word of query, upper-cased, past blanks and
+// SQL comments.
+func firstKeyword(query string) string {
+	for {
+		query = strings.TrimLeft(query, " \t\r\n(")
+		switch {
+		case strings.HasPrefix(query, "--"):
+			if i := strings.IndexByte(query, '\n'); i >= 0 {
+				query = query[i+1:]
+				continue
+			}
+			return ""
+		case strings.HasPrefix(query, "/*"):
+			if i := strings.Index(query, "*/"); i >= 0 {
+				query = query[i+2:]
+				continue
+			}
+			return ""
+		}
+		end := strings.IndexFunc(query, func(r rune) bool { return !unicode.IsLetter(r) })
+		if end < 0 {
+			end = len(query)
+		}
+		return strings.ToUpper(query[:end])
+	}
 }
 
 // sqliteTx leaves the queue when the transaction ends, whichever way.
@@ -186,7 +251,7 @@ func (t *sqliteTx) Rollback() error {
 // (the pool drops it) leaves the queue too; SQLite rolls the transaction back.
 func (sc *sqliteConn) Close() error {
 	if sc.inTx {
-		sc.inTx = false
+		sc.inTx, sc.manualTx = false, false
 		sc.c.queue.leave()
 	}
 	return sc.sqliteDriverConn.Close()

@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"net/url"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -85,6 +89,9 @@ Environment (the same as database.ConfigFromEnv):
   CHATDB_SQLITE_BUSY_TIMEOUT  how long an SQLite writer waits for the lock (default 5s)
   CHATDB_LOG_QUERIES          1 to log SQL statements, never their arguments
   CHATDB_LOG_LEVEL            debug, info, warn (default) or error
+  CHATDB_REQUIRE_TLS          1 to refuse a PostgreSQL URL whose sslmode is missing
+                              or may not encrypt: only require, verify-ca and
+                              verify-full pass (set it in production)
 
 Exit codes:
   0  success
@@ -99,8 +106,11 @@ Exit codes:
 		// Errors are printed once, by Main, without the usage text drowning them.
 		SilenceErrors: true,
 		SilenceUsage:  true,
-		Args:          subcommand,
-		RunE:          func(c *cobra.Command, _ []string) error { return c.Help() },
+		// cobra's own default, which it applies only where subcommand does
+		// not let it look: "dcotor" is 2 edits from "doctor".
+		SuggestionsMinimumDistance: 2,
+		Args:                       subcommand,
+		RunE:                       func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -112,7 +122,41 @@ Exit codes:
 	s := addRootFlags(root)
 	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error { return s.prepare(c, stderr) }
 	root.AddCommand(newDemo(), newSeed(), newDoctor(), newMigrate())
+	root.SetHelpCommand(newHelp())
 	return root
+}
+
+// newHelp is cobra's help command, except that a topic that is not a command
+// is a wrong command line (exit status 2), with suggestions, as a mistyped
+// command is.
+func newHelp() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long:  "Help shows the help of any command: chatdb help migrate apply.",
+		RunE: func(c *cobra.Command, args []string) error {
+			root := c.Root()
+			cmd, rest, err := root.Find(args)
+			if err != nil || len(rest) > 0 {
+				topic := strings.Join(args, " ")
+				return &usageError{cmd: root.CommandPath(), err: withSuggestions(cmd, rest, fmt.Errorf("unknown help topic %q", topic))}
+			}
+			return cmd.Help()
+		},
+	}
+}
+
+// withSuggestions adds to err the commands under c whose names are close to
+// what was typed, args[0], as cobra does for an unknown command.
+func withSuggestions(c *cobra.Command, args []string, err error) error {
+	if c == nil || len(args) == 0 {
+		return err
+	}
+	s := c.SuggestionsFor(args[0])
+	if len(s) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w\n\nDid you mean this?\n\t%s", err, strings.Join(s, "\n\t"))
 }
 
 // usageError is a wrong command line.
@@ -138,7 +182,7 @@ func exactArgs(n int, what string) cobra.PositionalArgs {
 // it what matched none of them.
 func subcommand(c *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())}
+		return &usageError{cmd: c.CommandPath(), err: withSuggestions(c, args, fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath()))}
 	}
 	return nil
 }
@@ -146,17 +190,31 @@ func subcommand(c *cobra.Command, args []string) error {
 // isPostgresURL reports whether u is a postgres:// URL (database.IsPostgresURL).
 func isPostgresURL(u string) bool { return database.IsPostgresURL(u) }
 
-// devURL picks the server for temporary dev databases: the flag, else
-// DATABASE_URL when it is PostgreSQL (only a new database is created there; the
-// one it names is not touched), else DefaultDevURL.
+// devURL picks the server for temporary dev databases: the flag, else the
+// server DATABASE_URL names when it is PostgreSQL, else DefaultDevURL. Only a
+// new database is created on the server, so DATABASE_URL is used for its
+// server alone: through the maintenance database postgres, as createdb
+// connects, since the database it names may not exist yet (and is not
+// touched).
 func devURL(flag string) string {
 	if flag != "" {
 		return flag
 	}
-	if u := os.Getenv("DATABASE_URL"); isPostgresURL(u) {
-		return u
+	raw := os.Getenv("DATABASE_URL")
+	if !isPostgresURL(raw) {
+		return DefaultDevURL
 	}
-	return DefaultDevURL
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw // Open refuses it, without printing it
+	}
+	u.Path, u.RawPath = "/postgres", ""
+	q := u.Query()
+	if q.Has("dbname") {
+		q.Set("dbname", "postgres")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }
 
 // openDB opens the database named by url, or by the environment
@@ -168,6 +226,35 @@ func openDB(ctx context.Context, url string) (*database.DB, error) {
 		return nil, err
 	}
 	return database.Open(ctx, cfg)
+}
+
+// noFileError is an SQLite database that does not exist, found by a command
+// that only reads and so must not create it.
+type noFileError struct {
+	url, abs string
+}
+
+func (e *noFileError) Error() string {
+	return fmt.Sprintf("%s: no such file (%s)", e.url, e.abs)
+}
+
+// sqliteMissing returns a *noFileError when url names an SQLite file that
+// does not exist, and nil otherwise (PostgreSQL, ":memory:", a file that
+// exists, a malformed URL that Open will refuse). Commands that only read
+// call it before opening: opening an SQLite file creates it.
+func sqliteMissing(url string) error {
+	path, ok := database.SQLitePath(url)
+	if !ok || path == ":memory:" {
+		return nil
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	return &noFileError{url: database.Redact(url), abs: abs}
 }
 
 // attentionError is a command that ran and found a problem; Main exits with

@@ -114,12 +114,13 @@ func TestMigrateApplySQLite(t *testing.T) {
 
 	code, stdout, stderr := run(t, "migrate", "apply", "--url", path, "--dry-run")
 	require.Equal(t, cli.ExitOK, code, stderr)
-	require.Regexp(t, `pending \d{14}_initial\.sql \(\d+ statements\)`, stdout)
-	require.Contains(t, stdout, fmt.Sprintf("dry run: %d file(s) would be applied", sqliteFiles(t)))
+	require.Regexp(t, `pending  \d{14}_initial\.sql +\d+ statements`, stdout)
+	require.Contains(t, stdout, fmt.Sprintf("dry run: sqlite://%s does not exist; apply would create it and apply %d file(s)", path, sqliteFiles(t)))
+	require.NoFileExists(t, path, "a dry run creates nothing")
 
 	code, stdout, stderr = run(t, "migrate", "apply", "--url", path)
 	require.Equal(t, cli.ExitOK, code, stderr)
-	require.Regexp(t, `applied \d{14}_initial\.sql \(\d+ statements, `, stdout)
+	require.Regexp(t, `applied  \d{14}_initial\.sql  \d+ statements  `, stdout)
 
 	code, stdout, stderr = run(t, "migrate", "apply", "--url", path)
 	require.Equal(t, cli.ExitOK, code, stderr)
@@ -133,7 +134,7 @@ func TestMigrateApplyPostgresHidesPassword(t *testing.T) {
 	u.User = url.UserPassword(u.User.Username(), "hunter2") // trust auth ignores it
 	code, stdout, stderr := run(t, "migrate", "apply", "--url", u.String())
 	require.Equal(t, cli.ExitOK, code, stderr)
-	require.Regexp(t, `applied \d{14}_initial\.sql`, stdout)
+	require.Regexp(t, `applied  \d{14}_initial\.sql`, stdout)
 	require.NotContains(t, stdout+stderr, "hunter2")
 	require.Contains(t, stdout, "xxxxx")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -34,7 +35,10 @@ prints Ada's inbox (titles, last message, unread counts) and a page of the group
 chat's history, as an application would show them.
 
 Running it again reuses the demo users (found by email) and chats, and appends
-one more message to each chat, so the unread counts grow.`,
+one more message to each chat, so the unread counts grow. Demos run at once
+take turns for their set-up, so that they make one of each chat between them:
+on PostgreSQL they hold an advisory lock, on SQLite the write lock of a small
+file beside the database, chatdb.db.demo-lock for chatdb.db.`,
 		Example: `  chatdb demo
   go run ./cmd/chatdb demo                      # from a checkout, nothing installed
   chatdb demo --url postgres://postgres@127.0.0.1:5432/chat?sslmode=disable`,
@@ -78,7 +82,7 @@ type demoRun struct {
 	alan  *store.User
 }
 
-func demo(ctx context.Context, out io.Writer, cfg database.Config) error {
+func demo(ctx context.Context, out io.Writer, cfg database.Config) (err error) {
 	db, err := database.Open(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -97,6 +101,11 @@ func demo(ctx context.Context, out io.Writer, cfg database.Config) error {
 	if applied == 0 {
 		fmt.Fprintln(out, "migrations: up to date")
 	}
+	unlock, err := demoLock(ctx, cfg, db.Dialect())
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer func() { err = errors.Join(err, unlock()) }()
 
 	r := &demoRun{s: store.New(db), out: out, names: map[uuid.UUID]string{}}
 	// Signing users up is the platform's job, so it runs as the system viewer;
@@ -144,7 +153,8 @@ func (r *demoRun) chats(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("demo: direct chat: %w", err)
 	}
-	r.chatLine("direct", "Ada & Grace", created)
+	// Named as Ada's inbox names it: by the other person.
+	r.chatLine("direct", r.grace.DisplayName, created)
 
 	group, groupNew, err := r.findOrCreate(ada, chat.KindGroup, demoGroupTitle, func() (*store.Chat, error) {
 		return r.s.CreateGroupChat(ada, demoGroupTitle, []uuid.UUID{r.grace.ID, r.alan.ID})
@@ -242,11 +252,64 @@ func (r *demoRun) findOrCreate(as context.Context, kind chat.Kind, title string,
 		}
 		q.Before = entries[len(entries)-1].Cursor
 	}
+	if demoRace != nil {
+		demoRace()
+	}
 	c, err := create()
 	if err != nil {
 		return nil, false, fmt.Errorf("demo: %s chat: %w", kind, err)
 	}
 	return c, true, nil
+}
+
+// demoRace, when a test sets it, runs between finding no chat and creating
+// one: the window in which demos that took no lock would each create it.
+var demoRace func()
+
+// demoLockName names the lock demos take turns with: the key of PostgreSQL's
+// advisory lock is its FNV-1 32 hash, as the migration lock's is of its name.
+const demoLockName = "chatdb_demo"
+
+// demoLock waits for the lock demos on the database cfg names take for their
+// set-up, and returns what releases it. On PostgreSQL it is an advisory lock,
+// held by a pool of one connection of its own (so the demo's pool keeps all of
+// its connections); on SQLite, which has no such lock, it is the write lock of
+// a small database beside the demo's, PATH.demo-lock, held in an open
+// transaction: it works across processes on every system SQLite runs on, and
+// the operating system releases it when a demo dies.
+func demoLock(ctx context.Context, cfg database.Config, dialect string) (func() error, error) {
+	lcfg := cfg
+	lcfg.MaxOpenConns, lcfg.MaxIdleConns, lcfg.LogQueries = 1, 1, false
+	if dialect == database.SQLite {
+		path, _ := database.SQLitePath(cfg.URL)
+		if path == ":memory:" {
+			return func() error { return nil }, nil // no other process can see it
+		}
+		lcfg.URL, lcfg.SQLiteBusyTimeout = path+".demo-lock", time.Minute
+	}
+	ldb, err := database.Open(ctx, lcfg)
+	if err != nil {
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	if dialect == database.SQLite {
+		tx, err := ldb.SQL().BeginTx(ctx, nil) // BEGIN IMMEDIATE: its write lock
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("lock: %w", database.MapError(err)), ldb.Close())
+		}
+		return func() error { return errors.Join(tx.Rollback(), ldb.Close()) }, nil
+	}
+	h := fnv.New32()
+	h.Write([]byte(demoLockName))
+	key := int64(h.Sum32())
+	if _, err := ldb.SQL().ExecContext(ctx, "SELECT pg_advisory_lock($1)", key); err != nil {
+		return nil, errors.Join(fmt.Errorf("lock: %w", database.MapError(err)), ldb.Close())
+	}
+	// Closing the pool ends the session, and the lock with it, even when the
+	// unlock fails.
+	return func() error {
+		_, err := ldb.SQL().ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", key)
+		return errors.Join(err, ldb.Close())
+	}, nil
 }
 
 func (r *demoRun) chatLine(kind, title string, created bool) {
@@ -324,7 +387,7 @@ func (r *demoRun) printHistory(as context.Context, c *store.Chat) error {
 	if err != nil {
 		return fmt.Errorf("demo: history: %w", err)
 	}
-	fmt.Fprintf(r.out, "\nHistory of %q, newest first (a page of %d)\n", c.Title, pageSize)
+	fmt.Fprintf(r.out, "\nHistory of %q, newest first (%d messages, up to %d a page)\n", c.Title, len(page.Messages), pageSize)
 	tw := tabwriter.NewWriter(r.out, 0, 4, 2, ' ', 0)
 	for _, m := range page.Messages {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", m.CreatedAt.Local().Format(time.TimeOnly), r.author(m), clip(m.Content, 64))

@@ -5,8 +5,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/chatdb/chatdb/dbtest"
@@ -112,6 +115,50 @@ func TestDemoUnreachable(t *testing.T) {
 	require.Equal(t, cli.ExitError, code)
 	require.Empty(t, stdout)
 	require.Contains(t, stderr, "chatdb: demo: database: cannot connect to postgres://chat:xxxxx@")
-	require.Contains(t, stderr, "hint: is the server running and reachable?")
+	require.Contains(t, stderr, "hint: nothing accepts connections on 127.0.0.1:")
 	require.NotContains(t, stderr, "hunter2")
+}
+
+// TestDemoConcurrent runs two demos at once on one database, each pausing
+// where demos without a lock would both create a chat (the other, if it is
+// there too, gets up to a second to catch up), and finds one of each chat.
+func TestDemoConcurrent(t *testing.T) {
+	// Not parallel: the race hook is the package's.
+	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
+		cfg := dbtest.EmptyConfig(t, target)
+		args := append([]string{"demo"}, dbArgs(target, cfg)...)
+		code, _, stderr := run(t, "migrate", "apply", "--url", cfg.URL)
+		require.Equal(t, cli.ExitOK, code, stderr)
+
+		var mu sync.Mutex
+		arrived := 0
+		both := make(chan struct{})
+		cli.SetDemoRace(t, func() {
+			mu.Lock()
+			arrived++
+			if arrived == 2 {
+				close(both)
+			}
+			mu.Unlock()
+			select {
+			case <-both:
+			case <-time.After(time.Second):
+			}
+		})
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				code, stdout, stderr := run(t, args...)
+				assert.Equal(t, cli.ExitOK, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+			})
+		}
+		wg.Wait()
+
+		db := openCfg(t, cfg)
+		for _, kind := range []string{"direct", "group", "assistant"} {
+			var n int
+			require.NoError(t, db.SQL().QueryRowContext(t.Context(), "SELECT count(*) FROM chats WHERE kind = '"+kind+"'").Scan(&n))
+			require.Equal(t, 1, n, "%s chats", kind)
+		}
+	})
 }

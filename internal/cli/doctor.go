@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
+	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -74,6 +74,88 @@ type report struct {
 	w                   io.Writer
 	ok, failed, skipped int
 	failedNames         []string
+	warned              int
+	// logged holds the warnings logged while the checks ran, which warnings
+	// prints as rows of the table rather than as log lines among them.
+	logged *loggedWarnings
+}
+
+// warnings prints the warnings logged since the last call, each once (with
+// how many times it was logged), as WARN rows under the check's name.
+func (r *report) warnings(name string) {
+	if r.logged == nil {
+		return
+	}
+	for _, w := range r.logged.take() {
+		r.warned++
+		if w.n > 1 {
+			w.msg += fmt.Sprintf(" (%d times)", w.n)
+		}
+		fmt.Fprintf(r.w, "WARN  %-11s %s\n", name, w.msg)
+	}
+}
+
+// summary is the table's last line.
+func (r *report) summary() string {
+	s := fmt.Sprintf("%d ok, %d failed, %d skipped", r.ok, r.failed, r.skipped)
+	if r.warned > 0 {
+		s += fmt.Sprintf(", %d warning(s)", r.warned)
+	}
+	return s
+}
+
+// loggedWarnings is a slog.Handler that keeps the records of warning level
+// and above, for doctor's table, and passes the others to next.
+type loggedWarnings struct {
+	next slog.Handler
+	all  *warningList
+}
+
+type warningList struct {
+	mu   sync.Mutex
+	msgs []warning
+}
+
+type warning struct {
+	msg string
+	n   int
+}
+
+func (h *loggedWarnings) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn || h.next.Enabled(ctx, l)
+}
+
+func (h *loggedWarnings) Handle(ctx context.Context, rec slog.Record) error {
+	if rec.Level < slog.LevelWarn {
+		return h.next.Handle(ctx, rec)
+	}
+	h.all.mu.Lock()
+	defer h.all.mu.Unlock()
+	for i := range h.all.msgs {
+		if h.all.msgs[i].msg == rec.Message {
+			h.all.msgs[i].n++
+			return nil
+		}
+	}
+	h.all.msgs = append(h.all.msgs, warning{msg: rec.Message, n: 1})
+	return nil
+}
+
+func (h *loggedWarnings) WithAttrs(as []slog.Attr) slog.Handler {
+	return &loggedWarnings{next: h.next.WithAttrs(as), all: h.all}
+}
+
+func (h *loggedWarnings) WithGroup(name string) slog.Handler {
+	return &loggedWarnings{next: h.next.WithGroup(name), all: h.all}
+}
+
+// take returns the warnings kept so far and forgets them.
+func (h *loggedWarnings) take() []warning {
+	h.all.mu.Lock()
+	defer h.all.mu.Unlock()
+	msgs := h.all.msgs
+	h.all.msgs = nil
+	return msgs
 }
 
 func (r *report) pass(name, format string, args ...any) {
@@ -109,14 +191,19 @@ func doctorConfigError(w io.Writer, err error) error {
 	r := &report{w: w}
 	r.fail("database", err.Error(), "fix the variable, or unset it for its default (`chatdb --help` lists them)")
 	r.skipRest("database", "no database to check")
-	fmt.Fprintf(w, "%d ok, %d failed, %d skipped\n", r.ok, r.failed, r.skipped)
+	fmt.Fprintln(w, r.summary())
 	return &attentionError{msg: "doctor: 1 check(s) failed: database"}
 }
 
 func doctor(ctx context.Context, w io.Writer, cfg database.Config) error {
-	r := &report{w: w}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &report{w: w, logged: &loggedWarnings{next: cfg.Logger.Handler(), all: &warningList{}}}
+	cfg.Logger = slog.New(r.logged)
 	defer func() {
-		fmt.Fprintf(w, "%d ok, %d failed, %d skipped\n", r.ok, r.failed, r.skipped)
+		r.warnings("pool stats")
+		fmt.Fprintln(w, r.summary())
 	}()
 	result := func() error {
 		if r.failed == 0 {
@@ -129,7 +216,7 @@ func doctor(ctx context.Context, w io.Writer, cfg database.Config) error {
 	eff := cfg.WithDefaults()
 	shown := database.Redact(cfg.URL)
 	dialect, driver := database.Postgres, eff.Driver
-	path, isSQLite := database.SQLitePath(cfg.URL)
+	_, isSQLite := database.SQLitePath(cfg.URL)
 	if isSQLite {
 		dialect, driver = database.SQLite, "sqlite"
 	}
@@ -138,24 +225,22 @@ func doctor(ctx context.Context, w io.Writer, cfg database.Config) error {
 		r.skipRest("database", "no database to check")
 		return result()
 	}
-	if isSQLite && path != ":memory:" {
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			abs, _ := filepath.Abs(path)
-			r.fail("database", fmt.Sprintf("%s: no such file (%s)", shown, abs), "create it with `chatdb demo` or `chatdb migrate apply`, or point --url or DATABASE_URL at the right file")
-			r.skipRest("database", "no database to check")
-			return result()
-		}
+	if err := sqliteMissing(cfg.URL); err != nil {
+		r.fail("database", err.Error(), hint(err))
+		r.skipRest("database", "no database to check")
+		return result()
 	}
 	r.pass("database", "%s (dialect %s, driver %s)", shown, dialect, driver)
 
 	// connect
 	start := time.Now()
 	db, err := database.Open(ctx, cfg)
+	r.warnings("connect")
 	if err != nil {
 		todo := hint(err)
 		var ce *database.ConnectError
 		if errors.As(err, &ce) && !isSQLite {
-			todo = connectHint // hint's own ends with "run doctor"
+			todo = connectHint(ce) // hint's own may end with "run doctor"
 		}
 		r.fail("connect", err.Error(), todo)
 		r.skipRest("connect", "not connected")

@@ -1,6 +1,9 @@
 package cli_test
 
 import (
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -82,4 +85,19 @@ func TestHelpUsageErrors(t *testing.T) {
 		require.Contains(t, stderr, tc.want, "%v", tc.args)
 		require.Contains(t, stderr, "--help' for usage", "%v", tc.args)
 	}
+}
+
+// TestREADMEBuildsForExitCodes: `go run` turns exit status 3 (attention)
+// into 1, so the README runs chatdb through go run only for the demo, and
+// shows how to build it for everything whose exit status matters.
+func TestREADMEBuildsForExitCodes(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	require.NoError(t, err)
+	readme := string(b)
+	for _, m := range regexp.MustCompile(`go run \./cmd/chatdb(\s+[a-z-]+)?`).FindAllStringSubmatch(readme, -1) {
+		require.Equal(t, " demo", m[1], "README: %q: build chatdb instead, go run loses its exit status", m[0])
+	}
+	require.Contains(t, readme, "go install ./cmd/chatdb")
+	require.Contains(t, readme, "go build -o chatdb ./cmd/chatdb")
 }

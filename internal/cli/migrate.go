@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"ariga.io/atlas/sql/migrate"
@@ -13,7 +15,6 @@ import (
 
 	"github.com/chatdb/chatdb/database"
 	"github.com/chatdb/chatdb/internal/migration"
-	"github.com/chatdb/chatdb/migrations"
 )
 
 // DefaultMigrationsDir is the migrations root that `migrate diff` writes to: it
@@ -41,8 +42,9 @@ no migration has yet (diff --check).`,
 		Example: `  chatdb migrate diff add_reactions
   chatdb migrate lint --latest 1
   chatdb migrate status || chatdb migrate apply`,
-		Args: subcommand,
-		RunE: func(c *cobra.Command, _ []string) error { return c.Help() },
+		Args:                       subcommand,
+		SuggestionsMinimumDistance: 2, // as the root's
+		RunE:                       func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
 	c.AddCommand(newMigrateDiff(), newMigrateApply(), newMigrateStatus(), newMigrateValidate(), newMigrateHash(), newMigrateLint())
 	return c
@@ -60,9 +62,10 @@ already in sync gets nothing.
 
 The directory's current state comes from replaying it on a clean dev database: a
 temporary database, dropped afterwards, on the PostgreSQL server named by
---dev-url (default: DATABASE_URL when it is a postgres:// URL, else the local
-server), and a private in-memory database for SQLite. No real database is read
-or changed.
+--dev-url (default: the server DATABASE_URL names when it is a postgres:// URL,
+reached through its postgres database, so the database DATABASE_URL names need
+not exist; else the local server), and a private in-memory database for SQLite.
+No real database is read or changed.
 
 With --check, diff writes nothing and needs no NAME: it prints the SQL a new
 migration would hold and exits with status 3 when there is one, for CI to refuse
@@ -77,24 +80,17 @@ a schema change without its migration.`,
 			return exactArgs(1, "one NAME")(c, args)
 		},
 		RunE: func(c *cobra.Command, args []string) error {
-			dialects, err := diffDialects(dialect)
+			md := parseDir(dir)
+			dialects, err := md.dialects(dialect)
 			if err != nil {
 				return &usageError{cmd: c.CommandPath(), err: err}
 			}
 			if check {
-				return diffCheck(c, dialects, dir, dev)
+				return diffCheck(c, dialects, md, dev)
 			}
 			out := c.OutOrStdout()
 			for _, d := range dialects {
-				sub, err := migrations.DirName(d)
-				if err != nil {
-					return err
-				}
-				path := filepath.Join(dir, sub)
-				if err := os.MkdirAll(path, 0o755); err != nil {
-					return fmt.Errorf("migrate diff: %w", err)
-				}
-				local, err := migrate.NewLocalDir(path)
+				sub, local, err := md.create(d)
 				if err != nil {
 					return fmt.Errorf("migrate diff: %w", err)
 				}
@@ -108,30 +104,30 @@ a schema change without its migration.`,
 					return fmt.Errorf("migrate diff: %s: %w", sub, err)
 				}
 				if file == "" {
-					fmt.Fprintf(out, "%s: no changes: %s is in sync with the schema\n", sub, path)
+					fmt.Fprintf(out, "%s: no changes: %s is in sync with the schema\n", sub, local.Path())
 					continue
 				}
-				fmt.Fprintf(out, "%s: wrote %s\n", sub, filepath.Join(path, file))
+				fmt.Fprintf(out, "%s: wrote %s\n", sub, filepath.Join(local.Path(), file))
 			}
 			return nil
 		},
 	}
 	f := c.Flags()
 	f.StringVar(&dialect, "dialect", "all", "dialect to plan for: postgres, sqlite or all")
-	f.StringVar(&dir, "dir", DefaultMigrationsDir, "migrations root holding one directory per dialect")
+	f.StringVar(&dir, "dir", DefaultMigrationsDir, dirFlagUsage)
 	f.StringVar(&dev, "dev-url", "", "PostgreSQL server to create the temporary dev database on")
 	f.BoolVar(&check, "check", false, "write nothing; exit with status 3 when a migration is missing")
 	return c
 }
 
 // diffCheck is diff --check.
-func diffCheck(c *cobra.Command, dialects []string, root, dev string) error {
+func diffCheck(c *cobra.Command, dialects []string, md migrationsDir, dev string) error {
 	out := c.OutOrStdout()
 	var missing []string
 	for _, d := range dialects {
-		sub, local, err := localDir(root, d)
+		sub, local, err := md.open(d)
 		if err != nil {
-			return fmt.Errorf("migrate diff: %w", err)
+			return fmt.Errorf("migrate diff: %s: %w", sub, err)
 		}
 		url := ""
 		if d == database.Postgres {
@@ -176,26 +172,6 @@ func rangeArgs(lo, hi int, what string) cobra.PositionalArgs {
 	}
 }
 
-// localDir opens dialect's directory under the migrations root and returns the
-// directory's name ("postgres", "sqlite") with it. The directory must exist.
-func localDir(root, dialect string) (string, *migrate.LocalDir, error) {
-	sub, err := migrations.DirName(dialect)
-	if err != nil {
-		return "", nil, err
-	}
-	path := filepath.Join(root, sub)
-	if st, err := os.Stat(path); err != nil {
-		return "", nil, err
-	} else if !st.IsDir() {
-		return "", nil, fmt.Errorf("%s is not a directory", path)
-	}
-	local, err := migrate.NewLocalDir(path)
-	if err != nil {
-		return "", nil, err
-	}
-	return sub, local, nil
-}
-
 func diffDialects(flag string) ([]string, error) {
 	switch flag {
 	case "all":
@@ -208,9 +184,14 @@ func diffDialects(flag string) ([]string, error) {
 	return nil, fmt.Errorf("--dialect %q: want postgres, sqlite or all", flag)
 }
 
+// DefaultLockTimeout is how long `migrate apply` waits for the migration lock
+// that another migrator holds, unless --lock-timeout says otherwise.
+const DefaultLockTimeout = time.Minute
+
 func newMigrateApply() *cobra.Command {
 	var url, dir string
 	var dryRun bool
+	var lockTimeout time.Duration
 	c := &cobra.Command{
 		Use:   "apply",
 		Short: "Apply pending migrations to a database",
@@ -221,47 +202,63 @@ revisions table.
 
 The database is --url, else the environment (DATABASE_URL and CHATDB_*; an empty
 DATABASE_URL means the SQLite file chatdb.db). The files are the ones built into
-chatdb, unless --dir names a migrations root (such as ./migrations) to take the
-dialect's directory from.`,
+chatdb, unless --dir names a migrations root (./migrations) to take the
+dialect's directory from, or the dialect's directory itself
+(file://migrations/postgres, as atlas --dir takes it).
+
+While another migrator holds the lock (another chatdb, or atlas migrate apply
+on PostgreSQL; any writer of the file on SQLite), apply says so once and waits
+for --lock-timeout (default 1m; 0 waits until the lock is free or Ctrl-C),
+then fails with exit status 1, having applied nothing more.`,
 		Example: `  chatdb migrate apply --dry-run
   DATABASE_URL=postgres://app@db.internal/chat chatdb migrate apply`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
-			db, err := openDB(ctx, url)
+			cfg, opts, err := migrateTarget(ctx, "migrate apply", url, dir)
+			if err != nil {
+				return err
+			}
+			// A dry run creates nothing: what apply would do to a file that
+			// does not exist is what it would do to an empty database, which
+			// a private in-memory one is.
+			newFile := ""
+			if dryRun && sqliteMissing(cfg.URL) != nil {
+				newFile, cfg.URL = database.Redact(cfg.URL), ":memory:"
+			}
+			db, err := database.Open(ctx, cfg)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
 			out := c.OutOrStdout()
-			var opts []database.MigrateOption
-			if dir != "" {
-				sub, err := migrations.DirName(db.Dialect())
-				if err != nil {
-					return err
-				}
-				local, err := migrate.NewLocalDir(filepath.Join(dir, sub))
-				if err != nil {
-					return fmt.Errorf("migrate apply: %w", err)
-				}
-				opts = append(opts, database.WithDir(local))
-			}
+			opts = append(opts, database.WithLockTimeout(lockTimeout), database.WithLockWait(func() {
+				fmt.Fprintf(c.ErrOrStderr(), "migrate apply: %s\n", lockWaitMessage(db, lockTimeout))
+			}))
 			n := 0
+			var pending []database.Migration
 			if dryRun {
 				opts = append(opts, database.WithDryRun(), database.WithProgress(func(m database.Migration) {
 					n++
-					fmt.Fprintf(out, "pending %s (%d statements)\n", m.File(), m.Statements)
+					pending = append(pending, m)
 				}))
 			} else {
+				// Each file as it is committed; the columns of status cannot be
+				// known ahead.
 				opts = append(opts, database.WithProgress(func(m database.Migration) {
 					n++
-					fmt.Fprintf(out, "applied %s (%d statements, %s)\n", m.File(), m.Statements, m.Duration.Round(time.Millisecond))
+					fmt.Fprintf(out, "applied  %s  %s  %s\n", m.File(), statements(m.Statements), roundDuration(m.Duration))
 				}))
 			}
 			if err := database.Migrate(ctx, db, opts...); err != nil {
 				return fmt.Errorf("migrate apply: %w", err)
 			}
+			if err := printMigrations(out, database.MigrationStatus{Pending: pending}); err != nil {
+				return err
+			}
 			switch {
+			case newFile != "":
+				fmt.Fprintf(out, "dry run: %s does not exist; apply would create it and apply %d file(s)\n", newFile, n)
 			case n == 0:
 				fmt.Fprintf(out, "%s is up to date\n", db.URL())
 			case dryRun:
@@ -274,9 +271,45 @@ dialect's directory from.`,
 	}
 	f := c.Flags()
 	f.StringVar(&url, "url", "", "database URL (default: from DATABASE_URL)")
-	f.StringVar(&dir, "dir", "", "migrations root to read instead of the built-in files")
+	f.StringVar(&dir, "dir", "", "read the migrations from this directory instead of the built-in files: "+dirFlagUsage)
 	f.BoolVar(&dryRun, "dry-run", false, "list the pending files without applying them")
+	f.DurationVar(&lockTimeout, "lock-timeout", DefaultLockTimeout, "how long to wait for the migration lock another migrator holds (0: until it is free)")
 	return c
+}
+
+// printMigrations lists migration files as status and apply --dry-run show
+// them, in aligned columns: applied or pending, the file, its statements, and
+// for an applied file when it was applied and how long it took.
+func printMigrations(w io.Writer, st database.MigrationStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, m := range st.Applied {
+		fmt.Fprintf(tw, "applied\t%s\t%s\t%s\t%s\n", m.File(), statements(m.Statements), m.AppliedAt.UTC().Format("2006-01-02 15:04:05 UTC"), roundDuration(m.Duration))
+	}
+	for _, m := range st.Pending {
+		fmt.Fprintf(tw, "pending\t%s\t%s\n", m.File(), statements(m.Statements))
+	}
+	return tw.Flush()
+}
+
+// statements says how many statements a file has.
+func statements(n int) string {
+	if n == 1 {
+		return "1 statement"
+	}
+	return fmt.Sprintf("%d statements", n)
+}
+
+// lockWaitMessage says what apply waits for, and for how long.
+func lockWaitMessage(db *database.DB, timeout time.Duration) string {
+	what := "the migration lock held by another chatdb or atlas migrate apply on " + db.URL()
+	if db.Dialect() == database.SQLite {
+		what = "the write lock of " + db.URL() + ", held by another process (a migration, or a long write)"
+	}
+	until := "until it is free (--lock-timeout 0; Ctrl-C to stop)"
+	if timeout > 0 {
+		until = "for up to " + timeout.String() + " (--lock-timeout)"
+	}
+	return "waiting for " + what + " " + until
 }
 
 func newMigrateStatus() *cobra.Command {
@@ -290,7 +323,7 @@ changes nothing and takes no lock.
 
 The database and the files are chosen as for apply: --url, else the environment
 (DATABASE_URL, and CHATDB_*); the files built into chatdb, unless --dir names a
-migrations root.
+migrations root or the dialect's directory.
 
 Exit status: 0 when nothing is pending, 3 when something is (so a deploy script
 can ask whether to apply), 1 when status could not tell.`,
@@ -300,29 +333,25 @@ can ask whether to apply), 1 when status could not tell.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
-			db, err := openDB(ctx, url)
+			cfg, opts, err := migrateTarget(ctx, "migrate status", url, dir)
+			if err != nil {
+				return err
+			}
+			if err := sqliteMissing(cfg.URL); err != nil {
+				return fmt.Errorf("migrate status: %w", err)
+			}
+			db, err := database.Open(ctx, cfg)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
-			var opts []database.MigrateOption
-			if dir != "" {
-				_, local, err := localDir(dir, db.Dialect())
-				if err != nil {
-					return fmt.Errorf("migrate status: %w", err)
-				}
-				opts = append(opts, database.WithDir(local))
-			}
 			st, err := database.Migrations(ctx, db, opts...)
 			if err != nil {
 				return fmt.Errorf("migrate status: %w", err)
 			}
 			out := c.OutOrStdout()
-			for _, m := range st.Applied {
-				fmt.Fprintf(out, "applied  %s  %s  (%d statements, %s)\n", m.File(), m.AppliedAt.UTC().Format("2006-01-02 15:04:05 UTC"), m.Statements, m.Duration.Round(time.Millisecond))
-			}
-			for _, m := range st.Pending {
-				fmt.Fprintf(out, "pending  %s  (%d statements)\n", m.File(), m.Statements)
+			if err := printMigrations(out, st); err != nil {
+				return err
 			}
 			fmt.Fprintf(out, "%s: %d applied, %d pending\n", db.URL(), len(st.Applied), len(st.Pending))
 			if len(st.Pending) > 0 {
@@ -333,7 +362,7 @@ can ask whether to apply), 1 when status could not tell.`,
 	}
 	f := c.Flags()
 	f.StringVar(&url, "url", "", "database URL (default: from DATABASE_URL)")
-	f.StringVar(&dir, "dir", "", "migrations root to read instead of the built-in files")
+	f.StringVar(&dir, "dir", "", "read the migrations from this directory instead of the built-in files: "+dirFlagUsage)
 	return c
 }
 
@@ -350,13 +379,14 @@ and every file splits into SQL statements. Lint replays the files as well.`,
   chatdb migrate validate --dialect postgres --dir ./migrations`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
-			dialects, err := diffDialects(dialect)
+			md := parseDir(dir)
+			dialects, err := md.dialects(dialect)
 			if err != nil {
 				return &usageError{cmd: c.CommandPath(), err: err}
 			}
 			var errs []error
 			for _, d := range dialects {
-				sub, local, err := localDir(dir, d)
+				sub, local, err := md.open(d)
 				if err == nil {
 					err = migration.Validate(d, local)
 				}
@@ -375,7 +405,7 @@ and every file splits into SQL statements. Lint replays the files as well.`,
 	}
 	f := c.Flags()
 	f.StringVar(&dialect, "dialect", "all", "dialect to check: postgres, sqlite or all")
-	f.StringVar(&dir, "dir", DefaultMigrationsDir, "migrations root holding one directory per dialect")
+	f.StringVar(&dir, "dir", DefaultMigrationsDir, dirFlagUsage)
 	return c
 }
 
@@ -397,15 +427,16 @@ new migration for anything else.`,
   chatdb migrate hash --dialect sqlite`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
-			dialects, err := diffDialects(dialect)
+			md := parseDir(dir)
+			dialects, err := md.dialects(dialect)
 			if err != nil {
 				return &usageError{cmd: c.CommandPath(), err: err}
 			}
 			out := c.OutOrStdout()
 			for _, d := range dialects {
-				sub, local, err := localDir(dir, d)
+				sub, local, err := md.open(d)
 				if err != nil {
-					return fmt.Errorf("migrate hash: %w", err)
+					return fmt.Errorf("migrate hash: %s: %w", sub, err)
 				}
 				changed, err := migration.Hash(local)
 				if err != nil {
@@ -426,7 +457,7 @@ new migration for anything else.`,
 	}
 	f := c.Flags()
 	f.StringVar(&dialect, "dialect", "all", "dialect to hash: postgres, sqlite or all")
-	f.StringVar(&dir, "dir", DefaultMigrationsDir, "migrations root holding one directory per dialect")
+	f.StringVar(&dir, "dir", DefaultMigrationsDir, dirFlagUsage)
 	return c
 }
 
@@ -450,8 +481,9 @@ The rules are atlas.hcl's, so atlas migrate lint agrees. The files under review
 are the newest --latest N (default 1), or with --git-base REF those added since
 the git revision REF. Lint first checks atlas.sum, then replays the directory on
 a clean dev database, statement by statement: a temporary database on the
-PostgreSQL server --dev-url names (default: DATABASE_URL when it is a
-postgres:// URL, else the local server), an in-memory one for SQLite.
+PostgreSQL server --dev-url names (default: the server DATABASE_URL names when it
+is a postgres:// URL, reached through its postgres database; else the local
+server), an in-memory one for SQLite.
 
 Findings print as file:line: [analyzer code] message. When a change is intended,
 say so in the file, right before the statement (or at the top of the file,
@@ -469,23 +501,28 @@ run.`,
   chatdb migrate lint --git-base origin/main`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
-			dialects, err := diffDialects(dialect)
+			md := parseDir(dir)
+			dialects, err := md.dialects(dialect)
 			if err != nil {
 				return &usageError{cmd: c.CommandPath(), err: err}
 			}
 			if gitBase != "" && c.Flags().Changed("latest") {
 				return &usageError{cmd: c.CommandPath(), err: errors.New("--git-base and --latest choose the files in different ways: give one")}
 			}
-			if latest < 0 {
-				return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--latest %d: want 0 or more", latest)}
+			switch {
+			case latest == 0:
+				// A typo in CI must not pass a lint of nothing.
+				return &usageError{cmd: c.CommandPath(), err: errors.New("--latest 0: lints nothing; want 1 or more")}
+			case latest < 0:
+				return &usageError{cmd: c.CommandPath(), err: fmt.Errorf("--latest %d: want 1 or more", latest)}
 			}
 			ctx := c.Context()
 			out := c.OutOrStdout()
 			var failed []string
 			for _, d := range dialects {
-				sub, local, err := localDir(dir, d)
+				sub, local, err := md.open(d)
 				if err != nil {
-					return fmt.Errorf("migrate lint: %w", err)
+					return fmt.Errorf("migrate lint: %s: %w", sub, err)
 				}
 				n := latest
 				if gitBase != "" {
@@ -524,11 +561,27 @@ run.`,
 	}
 	f := c.Flags()
 	f.StringVar(&dialect, "dialect", "all", "dialect to lint: postgres, sqlite or all")
-	f.StringVar(&dir, "dir", DefaultMigrationsDir, "migrations root holding one directory per dialect")
+	f.StringVar(&dir, "dir", DefaultMigrationsDir, dirFlagUsage)
 	f.StringVar(&dev, "dev-url", "", "PostgreSQL server to create the temporary dev database on")
 	f.StringVar(&gitBase, "git-base", "", "lint the files added since this git revision (such as origin/main)")
 	f.IntVar(&latest, "latest", 1, "lint the newest N files")
 	return c
+}
+
+// migrateTarget returns the configuration of the database that apply and
+// status (cmd) work on, --url or the environment's, and the options that make
+// Migrate and Migrations read --dir (none when it is empty). --dir is checked
+// here, before anything is opened, so that a wrong one creates no database.
+func migrateTarget(ctx context.Context, cmd, url, dir string) (database.Config, []database.MigrateOption, error) {
+	cfg, err := config(ctx, url)
+	if err != nil || dir == "" {
+		return cfg, nil, err
+	}
+	sub, local, err := parseDir(dir).open(dialectOf(cfg.URL))
+	if err != nil {
+		return cfg, nil, fmt.Errorf("%s: %s: %w", cmd, sub, err)
+	}
+	return cfg, []database.MigrateOption{database.WithDir(local)}, nil
 }
 
 // filesSummary names the linted files briefly.

@@ -63,6 +63,13 @@ Emails carry the seed (name.surname.N@sS.example.org), so seeds can be loaded
 side by side in one database; loading a seed twice is refused. --seed 0 picks a
 random seed and prints it.
 
+Interrupted (Ctrl-C), seed stops at once, keeps what it committed and says how
+much that is. Run the same command again and it resumes: it finds the users,
+chats and messages already stored (all of them are committed whole, each
+chat's messages in order) and adds the rest, so that the database ends as one
+uninterrupted run would have left it. A seed loaded with other counts is
+refused.
+
 Progress is a bar on a terminal and a line every few seconds otherwise; a
 summary with rows per second ends the run.`,
 		Example: `  chatdb seed --users 20 --chats 10 --messages 500
@@ -251,12 +258,23 @@ func capitalise(s string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// messages generates chat i's messages, calling emit with each batch of at most
-// size. The texts, senders and roles depend only on the plan's seed and i; the
-// times are spread over the 30 days before end, in order.
-func (p *seedPlan) messages(i int, ids []uuid.UUID, end time.Time, size int, emit func([]store.NewMessage) error) error {
+// messageCount is the number of messages the plan makes.
+func (p *seedPlan) messageCount() int {
+	n := 0
+	for _, c := range p.chats {
+		n += c.count
+	}
+	return n
+}
+
+// messages generates chat i's messages, from the from'th (0-based) on, calling
+// emit with each batch of at most size. The texts, senders and roles depend
+// only on the plan's seed and i; the times are spread over the 30 days before
+// end, in order, so that a run that resumes an earlier one (with an end that
+// is not earlier) appends after what that one stored.
+func (p *seedPlan) messages(i int, ids []uuid.UUID, end time.Time, size, from int, emit func([]store.NewMessage) error) error {
 	c := p.chats[i]
-	if c.count == 0 {
+	if c.count <= from {
 		return nil
 	}
 	f := gofakeit.NewFaker(rand.NewPCG(p.seed, uint64(i)+1), false)
@@ -286,6 +304,9 @@ func (p *seedPlan) messages(i int, ids []uuid.UUID, end time.Time, size int, emi
 			m.Role = message.RoleUser
 			m.SenderID = ids[people[f.IntN(len(people))]]
 			m.Content = chatLine(f)
+		}
+		if k < from {
+			continue // stored by an earlier run; made all the same, for the random sequence
 		}
 		batch = append(batch, m)
 		if len(batch) == size || k == c.count-1 {
@@ -325,7 +346,7 @@ type seedStats struct {
 	usersTime, chatsTime, messagesTime  time.Duration
 }
 
-func seed(ctx context.Context, stdout, stderr io.Writer, cfg database.Config, o seedOptions) error {
+func seed(ctx context.Context, stdout, stderr io.Writer, cfg database.Config, o seedOptions) (err error) {
 	if o.seed == 0 {
 		o.seed = rand.Uint64N(1<<31) + 1
 		fmt.Fprintf(stderr, "seed: picked --seed %d\n", o.seed)
@@ -361,16 +382,32 @@ func seed(ctx context.Context, stdout, stderr io.Writer, cfg database.Config, o 
 	// message older than the chat's newest).
 	historyStart := end.Add(-seedHistory)
 	s := store.New(db, store.WithClock(func() time.Time { return historyStart }))
-	sys := viewer.SystemContext(ctx)
-	if len(plan.users) > 0 {
-		_, err := s.UserByEmail(sys, plan.users[0].email)
-		switch {
-		case err == nil:
-			return fmt.Errorf("seed: seed %d is already loaded in %s (user %s exists); use another --seed, or an empty database", o.seed, db.URL(), plan.users[0].email)
-		case !errors.Is(err, database.ErrNotFound):
-			return fmt.Errorf("seed: %w", err)
-		}
+	prev, err := loadSeedStored(viewer.SystemContext(ctx), db, plan)
+	switch {
+	case errors.Is(err, errSeedMismatch):
+		return fmt.Errorf("seed: seed %d in %s: %w: use the counts it was loaded with, another --seed, or an empty database", o.seed, db.URL(), err)
+	case err != nil:
+		return err
+	case len(plan.users) > 0 && prev.complete(plan):
+		return fmt.Errorf("seed: seed %d is already loaded in %s (%s); use another --seed, or an empty database", o.seed, db.URL(), prev.describe(plan))
+	case !prev.empty():
+		fmt.Fprintf(stderr, "seed: resuming seed %d in %s: %s are stored already\n", o.seed, db.URL(), prev.describe(plan))
 	}
+	// Interrupted, say what is stored, as the database has it: a write the
+	// cancellation caught may have committed or not.
+	defer func() {
+		if err == nil || ctx.Err() == nil {
+			return
+		}
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		now, lerr := loadSeedStored(viewer.SystemContext(lctx), db, plan)
+		if lerr != nil {
+			err = errors.Join(err, lerr)
+			return
+		}
+		err = fmt.Errorf("seed: interrupted: seed %d in %s holds %s; run the same command again, with --seed %d, to load the rest (%w)", o.seed, db.URL(), now.describe(plan), o.seed, ctx.Err())
+	}()
 	mode := o.progress
 	if mode == "auto" {
 		mode = "lines"
@@ -386,9 +423,18 @@ func seed(ctx context.Context, stdout, stderr io.Writer, cfg database.Config, o 
 
 	// Users, as the system: signing up is the platform's job.
 	ids := make([]uuid.UUID, len(plan.users))
+	var missing []int
+	for i := range plan.users {
+		if id, ok := prev.users[i]; ok {
+			ids[i] = id
+		} else {
+			missing = append(missing, i)
+		}
+	}
 	t0 := time.Now()
-	pr := newProgress(stderr, mode, "users", int64(len(plan.users)))
-	err = parallel(ctx, workers, len(plan.users), func(ctx context.Context, i int) error {
+	pr := newProgress(stderr, mode, "users", int64(len(missing)))
+	err = parallel(ctx, workers, len(missing), func(ctx context.Context, k int) error {
+		i := missing[k]
 		u, err := s.CreateUser(viewer.SystemContext(ctx), store.NewUser{Email: plan.users[i].email, DisplayName: plan.users[i].name})
 		if err != nil {
 			return fmt.Errorf("seed: user %s: %w", plan.users[i].email, err)
@@ -397,18 +443,27 @@ func seed(ctx context.Context, stdout, stderr io.Writer, cfg database.Config, o 
 		pr.add(1)
 		return nil
 	})
-	pr.done()
+	pr.done(err)
 	if err != nil {
 		return err
 	}
-	st.users, st.usersTime = len(ids), time.Since(t0)
+	st.users, st.usersTime = len(missing), time.Since(t0)
 
 	// Chats, each as the user who creates it.
 	chatIDs := make([]uuid.UUID, len(plan.chats))
+	missing = missing[:0]
+	for i := range plan.chats {
+		if id, ok := prev.chats[i]; ok {
+			chatIDs[i] = id
+		} else {
+			missing = append(missing, i)
+		}
+	}
 	var memberships atomic.Int64
 	t0 = time.Now()
-	pr = newProgress(stderr, mode, "chats", int64(len(plan.chats)))
-	err = parallel(ctx, workers, len(plan.chats), func(ctx context.Context, i int) error {
+	pr = newProgress(stderr, mode, "chats", int64(len(missing)))
+	err = parallel(ctx, workers, len(missing), func(ctx context.Context, k int) error {
+		i := missing[k]
 		c := plan.chats[i]
 		as := viewer.NewContext(ctx, ids[c.creator])
 		var (
@@ -435,11 +490,11 @@ func seed(ctx context.Context, stdout, stderr io.Writer, cfg database.Config, o 
 		pr.add(1)
 		return nil
 	})
-	pr.done()
+	pr.done(err)
 	if err != nil {
 		return err
 	}
-	st.chats, st.memberships, st.chatsTime = len(chatIDs), int(memberships.Load()), time.Since(t0)
+	st.chats, st.memberships, st.chatsTime = len(missing), int(memberships.Load()), time.Since(t0)
 
 	// Messages, imported in bulk. The system viewer imports for every sender;
 	// the busiest chats go first so that the workers finish together.
@@ -450,10 +505,11 @@ func seed(ctx context.Context, stdout, stderr io.Writer, cfg database.Config, o 
 	sort.SliceStable(order, func(a, b int) bool { return plan.chats[order[a]].count > plan.chats[order[b]].count })
 	var written atomic.Int64
 	t0 = time.Now()
-	pr = newProgress(stderr, mode, "messages", int64(o.messages))
+	_, _, storedMessages := prev.totals()
+	pr = newProgress(stderr, mode, "messages", int64(plan.messageCount()-storedMessages))
 	err = parallel(ctx, workers, len(order), func(ctx context.Context, k int) error {
 		i := order[k]
-		return plan.messages(i, ids, end, o.batch, func(batch []store.NewMessage) error {
+		return plan.messages(i, ids, end, o.batch, prev.messages[i], func(batch []store.NewMessage) error {
 			n, err := s.ImportMessages(viewer.SystemContext(ctx), chatIDs[i], batch)
 			if err != nil {
 				return fmt.Errorf("seed: import into chat %d: %w", i+1, err)
@@ -463,7 +519,7 @@ func seed(ctx context.Context, stdout, stderr io.Writer, cfg database.Config, o 
 			return nil
 		})
 	})
-	pr.done()
+	pr.done(err)
 	if err != nil {
 		return err
 	}
@@ -471,6 +527,9 @@ func seed(ctx context.Context, stdout, stderr io.Writer, cfg database.Config, o 
 
 	total := time.Since(began)
 	fmt.Fprintf(stdout, "seeded %s with seed %d in %s\n", db.URL(), o.seed, total.Round(time.Millisecond))
+	if !prev.empty() {
+		fmt.Fprintf(stdout, "  resumed: %s were stored already; this run added\n", prev.describe(plan))
+	}
 	fmt.Fprintf(stdout, "  users        %9d  %s\n", st.users, rate(st.users, st.usersTime))
 	fmt.Fprintf(stdout, "  chats        %9d  %s (with %d memberships)\n", st.chats, rate(st.chats, st.chatsTime), st.memberships)
 	fmt.Fprintf(stdout, "  messages     %9d  %s\n", st.messages, rate(st.messages, st.messagesTime))
@@ -570,13 +629,16 @@ func (p *progress) add(n int64) {
 	}
 }
 
-// done ends the phase: the bar is completed, or a last line printed.
-func (p *progress) done() {
+// done ends the phase, which err ended early when it is not nil: the bar is
+// completed, or left where the phase stopped, or a last line printed.
+func (p *progress) done(err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch {
-	case p.bar != nil:
+	case p.bar != nil && err == nil:
 		p.bar.Finish()
+	case p.bar != nil:
+		p.bar.Exit()
 	case p.mode == "lines" && p.total > 0:
 		p.line()
 	}

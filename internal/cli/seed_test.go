@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -200,4 +202,102 @@ func TestSeedFewUsers(t *testing.T) {
 		require.NoError(t, db.SQL().QueryRowContext(t.Context(), "SELECT count(*) FROM chats WHERE kind = 'direct'").Scan(&direct))
 		require.LessOrEqual(t, direct, 1, "one pair at most")
 	}
+}
+
+// cancelAfter is a writer for a command's stderr that cancels the command's
+// context once n lines matching re have been written.
+type cancelAfter struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	re     *regexp.Regexp
+	n      int
+	cancel context.CancelFunc
+}
+
+func (w *cancelAfter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.n -= len(w.re.FindAll(b, -1))
+	if w.n <= 0 {
+		w.cancel()
+	}
+	return w.buf.Write(b)
+}
+
+// TestSeedInterruptResume cancels seed's context (as Ctrl-C does) in the
+// middle of each phase, on both dialects: it stops, reports the counts the
+// database holds, and the same command run again resumes and ends with what
+// one uninterrupted run stores.
+func TestSeedInterruptResume(t *testing.T) {
+	t.Parallel()
+	args := []string{"seed", "--users", "30", "--chats", "40", "--messages", "1500", "--seed", "5", "--batch", "25", "--progress", "lines"}
+	var want []string // what an uninterrupted run stores
+	{
+		cfg := dbtest.EmptyConfig(t, dbtest.SQLite)
+		code, stdout, stderr := run(t, append(args, "--url", cfg.URL)...)
+		require.Equal(t, cli.ExitOK, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+		want = seedDump(t, openCfg(t, cfg))
+	}
+	phases := []struct {
+		name, statement string // the statement that writes the phase's rows, as --log-queries logs it
+		users, chats    bool   // whether the phase is done when it is interrupted
+		progress        string
+	}{
+		{"users", `INSERT INTO \W*users\W`, false, false, "lines"},
+		{"chats", `INSERT INTO \W*chats\W`, true, false, "lines"},
+		{"messages", `(COPY|INSERT INTO) \W*messages\W`, true, true, "bar"},
+	}
+	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
+		t.Parallel()
+		for _, ph := range phases {
+			t.Run(ph.name, func(t *testing.T) {
+				t.Parallel()
+				cfg := dbtest.EmptyConfig(t, target)
+				cmd := append(append([]string{"--log-queries"}, args...), dbArgs(target, cfg)...)
+				cmd = append(cmd, "--progress", ph.progress)
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				var stdout bytes.Buffer
+				stderr := &cancelAfter{re: regexp.MustCompile(ph.statement), n: 5, cancel: cancel}
+				code := cli.Main(ctx, cmd, &stdout, stderr)
+				require.Equal(t, cli.ExitError, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.buf.String())
+				require.Empty(t, stdout.String(), "no summary of a run that did not finish")
+
+				db := openCfg(t, cfg)
+				users, chats, messages := count(t, db, "users"), count(t, db, "chats"), count(t, db, "messages")
+				require.Regexp(t, fmt.Sprintf(`chatdb: seed: interrupted: seed 5 in \S+ holds %d of 30 users, %d of 40 chats and %d of 1500 messages; run the same command again, with --seed 5, to load the rest`, users, chats, messages), stderr.buf.String())
+				require.Equal(t, ph.users, users == 30, "users: %d", users)
+				require.Equal(t, ph.chats, chats == 40, "chats: %d", chats)
+				require.Less(t, messages, 1500)
+				require.False(t, strings.Contains(stderr.buf.String(), "1500/1500"), "the progress shows what was done, not 100%")
+
+				code, out, errOut := run(t, append(args, dbArgs(target, cfg)...)...)
+				require.Equal(t, cli.ExitOK, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+				require.Contains(t, errOut, fmt.Sprintf("seed: resuming seed 5 in %s: %d of 30 users, %d of 40 chats and %d of 1500 messages are stored already", db.URL(), users, chats, messages))
+				got := summary(t, out)
+				require.Equal(t, 30-users, got["users"])
+				require.Equal(t, 40-chats, got["chats"])
+				require.Equal(t, 1500-messages, got["messages"])
+				require.Equal(t, want, seedDump(t, db), "the same data as one uninterrupted run")
+
+				code, _, errOut = run(t, append(args, dbArgs(target, cfg)...)...)
+				require.Equal(t, cli.ExitError, code)
+				require.Contains(t, errOut, "seed 5 is already loaded")
+			})
+		}
+	})
+}
+
+// TestSeedOtherCounts: a seed loaded with other counts is not resumed with
+// these: the users or chats would not be the plan's.
+func TestSeedOtherCounts(t *testing.T) {
+	t.Parallel()
+	cfg := dbtest.Config(t, dbtest.SQLite)
+	code, _, stderr := run(t, "seed", "--users", "6", "--chats", "4", "--messages", "20", "--url", cfg.URL)
+	require.Equal(t, cli.ExitOK, code, stderr)
+	code, stdout, stderr := run(t, "seed", "--users", "5", "--chats", "4", "--messages", "20", "--url", cfg.URL)
+	require.Equal(t, cli.ExitError, code)
+	require.Empty(t, stdout)
+	require.Contains(t, stderr, "the database holds data of this seed that these counts do not make")
+	require.Equal(t, 6, count(t, openCfg(t, cfg), "users"), "nothing more was written")
 }

@@ -120,6 +120,16 @@ func TestLintFindings(t *testing.T) {
 				failed: true,
 			},
 			{
+				// The README's promise: chatdb sees the rename, so the directive
+				// for it is enough; the community Atlas CLI sees a drop and an
+				// add (DS103, MF103), which naming the codes too silences there.
+				name: "nolint_incompatible_rename",
+				sql: "-- atlas:nolint incompatible every reader moved to the new name in v2\n" +
+					"ALTER TABLE " + users + " RENAME COLUMN " + q(dialect, "display_name") + " TO " + q(dialect, "name") + ";\n" +
+					"-- atlas:nolint incompatible DS103 MF103 as atlas migrate lint reports it\n" +
+					"ALTER TABLE " + users + " RENAME COLUMN " + q(dialect, "email") + " TO " + q(dialect, "address") + ";\n",
+			},
+			{
 				name:   "drop_table",
 				sql:    "CREATE TABLE " + q(dialect, "scratch") + " (id integer);\nDROP TABLE " + q(dialect, "messages") + ";\n",
 				want:   []string{"2: [destructive DS102]"},
