@@ -60,6 +60,7 @@ func TestConnectCause(t *testing.T) {
 		{"missing database", at("postgres", "no_such_db"), database.CauseNoDatabase},
 		{"missing role", at("no_such_role", "postgres"), database.CauseAuth},
 		{"bad password", at("app:wrong-pw", "postgres"), database.CauseAuth},
+		{"unknown host", "postgres://app:right-pw@nosuchhost.invalid:5432/postgres?sslmode=disable", database.CauseDNS},
 	}
 	for _, drv := range []string{database.DriverPgx, database.DriverPQ} {
 		for _, tc := range cases {

@@ -101,9 +101,9 @@ type Error struct {
 	Constraint string
 	// Err is the error as the driver or ent returned it.
 	Err error
-	// label, when set, is said in place of Kind's text: a connection refused
-	// or a certificate that did not verify is ErrBadConn (could not be made),
-	// but not "connection lost".
+	// label, when set, is said in place of Kind's text: a connection refused,
+	// a host name that did not resolve or a certificate that did not verify is
+	// ErrBadConn (could not be made), but not "connection lost".
 	label string
 }
 
@@ -189,6 +189,8 @@ func mapError(err error) error {
 		return &Error{Kind: ErrBadConn, Err: err, label: "database: TLS certificate did not verify"}
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return &Error{Kind: ErrBadConn, Err: err, label: "database: connection refused"}
+	case errors.As(err, new(*net.DNSError)):
+		return &Error{Kind: ErrBadConn, Err: err, label: "database: host name did not resolve"}
 	}
 	if kind := networkKind(err); kind != nil {
 		return &Error{Kind: kind, Err: err}
@@ -399,6 +401,8 @@ const (
 	// CauseTimeout: the server did not answer in time (ConnectTimeout, or the
 	// context's deadline).
 	CauseTimeout Cause = "timeout"
+	// CauseDNS: the host name did not resolve.
+	CauseDNS Cause = "dns"
 	// CauseTLS: the server's certificate did not verify (unknown authority,
 	// another name, expired).
 	CauseTLS Cause = "tls"
@@ -442,10 +446,15 @@ func ConnectCause(err error) Cause {
 			return CauseLost
 		}
 	}
-	var netErr net.Error
+	var (
+		netErr net.Error
+		dnsErr *net.DNSError
+	)
 	switch {
 	case tlsVerifyError(err):
 		return CauseTLS
+	case errors.As(err, &dnsErr):
+		return CauseDNS
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return CauseRefused
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():

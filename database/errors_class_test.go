@@ -2,6 +2,7 @@ package database_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"testing"
@@ -201,8 +202,14 @@ func TestErrTooManyConnections(t *testing.T) {
 			holder, err := database.Open(ctx, database.Config{URL: u, Driver: drv, MaxOpenConns: 1, MaxIdleConns: -1})
 			require.NoError(t, err)
 			defer holder.Close()
-			conn, err := holder.SQL().Conn(ctx) // the role's one connection, closed when released
-			require.NoError(t, err)
+			// The role's one connection, closed when released. Open's ping
+			// connection was closed on release too, and its server process may
+			// not have exited yet: wait for the slot as an application would.
+			var conn *sql.Conn
+			require.Eventually(t, func() bool {
+				conn, err = holder.SQL().Conn(ctx)
+				return err == nil
+			}, 5*time.Second, 20*time.Millisecond, "the role's slot never freed: %v", err)
 			defer conn.Close()
 
 			_, err = database.Open(ctx, database.Config{URL: u, Driver: drv, OpenRetryWindow: time.Second})

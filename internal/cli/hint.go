@@ -1,21 +1,17 @@
 package cli
 
 import (
-	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strings"
-	"syscall"
 
 	"github.com/chatdb/chatdb/database"
 )
 
 // genericConnectHint is what to do when a PostgreSQL server cannot be
-// reached for a reason connectCauseOf does not know.
+// reached for a reason database.ConnectCause does not name.
 const genericConnectHint = "is the server running and reachable? Check --url or DATABASE_URL (user, password, host, port, database, sslmode)"
 
 // hint returns what to do about err, for the line Main prints under it, or ""
@@ -53,59 +49,6 @@ func hint(err error) string {
 	return ""
 }
 
-// connectCause is why a connection to PostgreSQL could not be made.
-type connectCause int
-
-const (
-	causeUnknown    connectCause = iota
-	causeNoDatabase              // the server has no database of that name
-	causeAuth                    // the server refused the user or password
-	causeStarting                // the server is starting up or shutting down
-	causeTLS                     // the server's certificate did not verify
-	causeDNS                     // the host name does not resolve
-	causeRefused                 // nothing listens on the host and port
-	causeTimeout                 // no answer in time
-)
-
-// connectCauseOf classifies a connection failure by the server's SQLSTATE
-// (the SQLState method that both drivers' errors have) and by error types,
-// never by message text. It is the one place that knows the drivers' and the
-// network's errors: when package database classifies these causes itself,
-// with sentinels of its own, this function is what switches to them.
-func connectCauseOf(err error) connectCause {
-	var (
-		state interface{ SQLState() string }
-		dns   *net.DNSError
-		netE  net.Error
-		cve   *tls.CertificateVerificationError
-		uae   x509.UnknownAuthorityError
-		hoste x509.HostnameError
-		inv   x509.CertificateInvalidError
-	)
-	if errors.As(err, &state) {
-		switch state.SQLState() {
-		case "3D000": // invalid_catalog_name
-			return causeNoDatabase
-		case "28000", "28P01": // invalid_authorization_specification, invalid_password
-			return causeAuth
-		case "57P03": // cannot_connect_now
-			return causeStarting
-		}
-		return causeUnknown
-	}
-	switch {
-	case errors.As(err, &cve), errors.As(err, &uae), errors.As(err, &hoste), errors.As(err, &inv):
-		return causeTLS
-	case errors.As(err, &dns):
-		return causeDNS
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return causeRefused
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netE) && netE.Timeout():
-		return causeTimeout
-	}
-	return causeUnknown
-}
-
 // connectHint says what to do about a PostgreSQL server that could not be
 // reached, by cause, naming the host, user and database of ce's URL.
 func connectHint(ce *database.ConnectError) string {
@@ -121,20 +64,22 @@ func connectHint(ce *database.ConnectError) string {
 			db = p
 		}
 	}
-	switch connectCauseOf(ce) {
-	case causeNoDatabase:
+	switch database.ConnectCause(ce) {
+	case database.CauseNoDatabase:
 		return fmt.Sprintf("the server has no database %q: create it (%s, or CREATE DATABASE in psql) or fix its name in --url or DATABASE_URL", db, createdb(host, user, db))
-	case causeAuth:
+	case database.CauseAuth:
 		return fmt.Sprintf("the server refused %s: check the user and password in --url or DATABASE_URL, that the role exists, and that the server's pg_hba.conf lets %s connect to %s from this host", user, user, db)
-	case causeStarting:
+	case database.CauseTooManyConnections:
+		return "the server, or the role, has no connection slot free: close idle clients, lower MaxOpenConns (CHATDB_MAX_OPEN_CONNS) across the application's processes, or raise max_connections or the role's CONNECTION LIMIT"
+	case database.CauseStarting:
 		return "the server is starting up or shutting down: try again in a moment, or wait for it with `chatdb doctor --wait 30s`"
-	case causeTLS:
+	case database.CauseTLS:
 		return "the server's TLS certificate did not verify: set sslrootcert in the URL to the CA that signed it, and with sslmode=verify-full connect by the host name the certificate names (sslmode=require encrypts without verifying)"
-	case causeDNS:
+	case database.CauseDNS:
 		return fmt.Sprintf("the host name of %s does not resolve: check the host in --url or DATABASE_URL", host)
-	case causeRefused:
+	case database.CauseRefused:
 		return fmt.Sprintf("nothing accepts connections on %s: the server is down, or the host or port in --url or DATABASE_URL is wrong", host)
-	case causeTimeout:
+	case database.CauseTimeout:
 		return fmt.Sprintf("%s did not answer in time: check the network between here and the server (firewall, VPN, security group) and the host and port; CHATDB_CONNECT_TIMEOUT raises the bound", host)
 	}
 	return genericConnectHint
