@@ -54,6 +54,10 @@ type DB struct {
 	// secrets are the URL's password(s) and TLS key passphrase, likewise.
 	secrets []string
 
+	// replicas are Config.ReplicaURLs' pools and their checker (replica.go);
+	// nil without replicas.
+	replicas *replicaSet
+
 	// closeTimeout is Config.CloseTimeout.
 	closeTimeout time.Duration
 	closeOnce    sync.Once
@@ -68,6 +72,10 @@ type DB struct {
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	cfg = cfg.withDefaults()
 	t, err := parseURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	replicaTargets, err := checkReplicaConfig(t, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +108,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, err
 	}
 	db.client = db.newClient(entsql.OpenDB(t.dialect, db.sql))
+	if len(cfg.ReplicaURLs) > 0 {
+		if err := db.openReplicas(ctx, cfg, replicaTargets); err != nil {
+			db.sql.Close()
+			return nil, err
+		}
+	}
 	return db, nil
 }
 
@@ -323,9 +337,11 @@ func (db *DB) Stats() sql.DBStats { return db.sql.Stats() }
 // connection in use closes at once.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
-		db.waitIdle(db.closeTimeout)
+		deadline := time.Now().Add(db.closeTimeout)
+		replicasErr := db.closeReplicas(deadline)
+		db.waitIdle(time.Until(deadline))
 		// The ent client's Close closes the *sql.DB it was opened with.
-		db.closeErr = db.client.Close()
+		db.closeErr = errors.Join(db.client.Close(), replicasErr)
 	})
 	return db.closeErr
 }
