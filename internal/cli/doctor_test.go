@@ -267,3 +267,17 @@ func TestDoctorReplicas(t *testing.T) {
 	require.Contains(t, stdout, "6 ok, 2 failed, 0 skipped")
 	require.NotContains(t, stdout+stderr, "hunter2")
 }
+
+// TestDoctorReplicaHealthy: a streaming standby is an OK line with its lag
+// and replay position.
+func TestDoctorReplicaHealthy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a primary and a standby")
+	}
+	rs := dbtest.StartReplicas(t, 1)
+	t.Setenv("CHATDB_REPLICA_URLS", rs.Standbys[0].URL())
+	code, stdout, stderr := run(t, "doctor", "--url", rs.Primary.URL())
+	require.Equal(t, cli.ExitOK, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	require.Regexp(t, `(?m)^OK    replica     replica1 postgres://postgres@127\.0\.0\.1:\d+/postgres\?sslmode=disable: healthy, lag \S+ \(\d+ bytes\), replay at [0-9A-F]+/[0-9A-F]+$`, stdout)
+	require.Contains(t, stdout, "7 ok, 0 failed, 0 skipped")
+}
