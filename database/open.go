@@ -68,6 +68,11 @@ type DB struct {
 // retrying while the server cannot be reached for at most cfg.OpenRetryWindow. It
 // does not apply migrations; call Migrate for that.
 //
+// With cfg.ReplicaURLs it opens a pool per replica and checks each once,
+// all at once, each bounded by cfg.ConnectTimeout, before it returns: a
+// replica that cannot be reached then is down (see Replicas), not an error,
+// and is checked again every cfg.ReplicaCheckInterval until Close.
+//
 // Errors never contain the password: the URL in them is redacted.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	cfg = cfg.withDefaults()
