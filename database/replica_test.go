@@ -233,6 +233,7 @@ func TestReplicaRouting(t *testing.T) {
 				require.True(t, st.ReplayPaused)
 				require.Greater(t, st.Lag, 300*time.Millisecond)
 				require.Positive(t, st.LagBytes)
+				t.Logf("%s paused: lag %v, %d bytes, replay at %s", st.Name, st.Lag, st.LagBytes, st.ReplayLSN)
 			}
 			before := db.PrimaryReads()
 			n, port, err = countUser(ctx, db.ReadClient(ctx), id)
@@ -277,6 +278,7 @@ func TestReplicaRouting(t *testing.T) {
 				require.NoError(t, err)
 				require.Equal(t, 1, n, "a read carrying the token never misses the write")
 				if standbyPorts[port] {
+					t.Logf("a standby served the token %v after both were healthy again (check interval 50ms)", time.Since(start).Round(time.Millisecond))
 					break
 				}
 				require.Less(t, time.Since(start), replicaWait, "no standby served the token after replay resumed")
