@@ -45,6 +45,10 @@ const (
 	// ReplicaPromoted: reachable but not in recovery: a standby that was
 	// promoted, or a primary, so no longer a copy of this primary.
 	ReplicaPromoted ReplicaState = "promoted"
+	// ReplicaForeign: a standby, but of another cluster: its system
+	// identifier (pg_control_system) is not the primary's, so its data and
+	// its WAL positions mean nothing here. A URL mistake, never used.
+	ReplicaForeign ReplicaState = "foreign"
 )
 
 // ReplicaStatus is what the last check of one replica found (see DB.Replicas).
@@ -101,6 +105,9 @@ type replicaSet struct {
 	// samples are the primary's WAL positions at recent checks, oldest first;
 	// only the checker touches them.
 	samples []walSample
+	// systemID is the primary's system identifier, 0 until a check has read
+	// it; only the checker touches it.
+	systemID int64
 
 	stop     chan struct{}
 	done     chan struct{}
@@ -246,6 +253,12 @@ func (rs *replicaSet) check(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, rs.timeout)
 	defer cancel()
 	start := time.Now()
+	if rs.systemID == 0 {
+		var id int64
+		if err := rs.db.sql.QueryRowContext(ctx, systemIDSQL).Scan(&id); err == nil {
+			rs.systemID = id
+		}
+	}
 	if lsn, err := rs.db.insertPosition(ctx); err == nil {
 		rs.addSample(start, lsn)
 	} else if ctx.Err() == nil {
@@ -278,9 +291,13 @@ func (rs *replicaSet) addSample(at time.Time, lsn uint64) {
 	rs.samples = rs.samples[i:]
 }
 
-const replicaCheckSQL = `SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text,
+const (
+	systemIDSQL     = `SELECT system_identifier FROM pg_control_system()`
+	replicaCheckSQL = `SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text,
   CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END,
-  EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8`
+  EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp())::float8,
+  (` + systemIDSQL + `)`
+)
 
 // checkOne checks one replica and stores its status.
 func (rs *replicaSet) checkOne(ctx context.Context, r *replica) {
@@ -290,8 +307,9 @@ func (rs *replicaSet) checkOne(ctx context.Context, r *replica) {
 		inRecovery, paused bool
 		replay             sql.NullString
 		age                sql.NullFloat64
+		systemID           int64
 	)
-	err := r.sql.QueryRowContext(ctx, replicaCheckSQL).Scan(&inRecovery, &replay, &paused, &age)
+	err := r.sql.QueryRowContext(ctx, replicaCheckSQL).Scan(&inRecovery, &replay, &paused, &age, &systemID)
 	switch {
 	case err != nil:
 		if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
@@ -300,6 +318,8 @@ func (rs *replicaSet) checkOne(ctx context.Context, r *replica) {
 		st.State, st.Err = ReplicaDown, scrub(mapError(err), r.secrets...)
 	case !inRecovery:
 		st.State = ReplicaPromoted
+	case rs.systemID != 0 && systemID != rs.systemID:
+		st.State = ReplicaForeign
 	default:
 		st.ReplayPaused = paused
 		if lsn, ok := parseLSN(replay.String); replay.Valid && ok {
@@ -356,6 +376,8 @@ func (rs *replicaSet) logTransition(r *replica, prev, st *ReplicaStatus) {
 		rs.db.logger.Warn("database: replica lags; reads skip it", append(attrs, slog.Duration("lag", st.Lag), slog.Int64("lag_bytes", st.LagBytes))...)
 	case ReplicaPromoted:
 		rs.db.logger.Warn("database: replica is not in recovery (promoted?); reads skip it", attrs...)
+	case ReplicaForeign:
+		rs.db.logger.Warn("database: replica is a standby of another cluster; reads skip it", attrs...)
 	case ReplicaDown:
 		rs.db.logger.Warn("database: replica is down; reads skip it", append(attrs, slog.Any("error", st.Err))...)
 	}

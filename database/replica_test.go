@@ -364,6 +364,24 @@ func TestReplicaFailures(t *testing.T) {
 		})
 	}
 
+	t.Run("foreign", func(t *testing.T) {
+		other := dbtest.StartReplicas(t, 1)
+		ctx := viewer.SystemContext(t.Context())
+		for _, target := range []dbtest.Target{dbtest.PGX, dbtest.PQ} {
+			cfg := rs.Config(target)
+			cfg.ReplicaURLs = []string{rs.Standbys[0].URL(), other.Standbys[0].URL()}
+			cfg.ReplicaCheckInterval = 50 * time.Millisecond
+			db, err := database.Open(ctx, cfg)
+			require.NoError(t, err)
+			defer db.Close()
+			waitStates(t, db, database.ReplicaHealthy, database.ReplicaForeign)
+			for range 10 {
+				port, _ := serverOf(t, ctx, db.ReadClient(ctx))
+				require.Equal(t, rs.Standbys[0].Port(), port, "no read goes to another cluster's standby")
+			}
+		}
+	})
+
 	t.Run("promoted", func(t *testing.T) {
 		ctx := viewer.SystemContext(t.Context())
 		dbs := []*database.DB{openReplicated(t, rs, dbtest.PGX, 5*time.Second), openReplicated(t, rs, dbtest.PQ, 5*time.Second)}

@@ -19,6 +19,9 @@ func replicaChecks(r *report, db *database.DB) {
 		case database.ReplicaLagging:
 			r.fail("replica", head+", "+replicaLag(st),
 				"reads skip it until it is within CHATDB_MAX_REPLICA_LAG; check its replay (paused?), its disk and its link to the primary")
+		case database.ReplicaForeign:
+			r.fail("replica", head+": a standby of another cluster (its system identifier is not the primary's)",
+				"fix CHATDB_REPLICA_URLS: it names a standby of another primary")
 		case database.ReplicaPromoted:
 			r.fail("replica", head+": not in recovery, so not a copy of this primary",
 				"remove it from CHATDB_REPLICA_URLS, or rebuild it as a standby of the primary")
