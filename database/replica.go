@@ -470,6 +470,11 @@ func (d *replicaDriver) fallBack(ctx context.Context, err error) bool {
 // reaches it again; a read whose rows were already arriving fails with
 // ErrBadConn.
 //
+// The replay position a token is held to is the one the replica's last check
+// saw, which only grows while the standby runs; a standby that crashed and
+// came back between two checks may serve, until the next one, from an
+// earlier position (crash recovery starts over from its last restartpoint).
+//
 // Cost: no round trip; atomic loads of each replica's last status.
 func (db *DB) ReadClient(ctx context.Context) *ent.Client {
 	rs := db.replicas
