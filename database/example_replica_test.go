@@ -3,8 +3,8 @@ package database_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"log"
+	"net/http"
 
 	"github.com/chatdb/chatdb/database"
 )
