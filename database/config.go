@@ -127,6 +127,27 @@ type Config struct {
 	// without verifying it, lib/pq requires it). SQLite, which has no network,
 	// is not affected.
 	RequireTLS bool
+
+	// ReplicaURLs are streaming standbys of URL that serve the reads that
+	// tolerate staleness (DB.ReadClient; the store's History, Inbox, GetUser,
+	// GetChat, Members). Each gets a pool of its own with the settings above
+	// (so the process may open up to MaxOpenConns per replica besides the
+	// primary's), the same driver, and a background check of its health and
+	// lag every ReplicaCheckInterval; writes and transactions always go to
+	// URL. Empty, the default, means no replicas. Refused for SQLite. See
+	// README.md, "Read replicas".
+	ReplicaURLs []string
+
+	// MaxReplicaLag is how far behind the primary a replica may be and still
+	// serve reads (see ReplicaStatus.Lag for how lag is bounded). Zero means
+	// DefaultMaxReplicaLag (5s); negative means no bound (down and promoted
+	// replicas are still skipped).
+	MaxReplicaLag time.Duration
+
+	// ReplicaCheckInterval is how often each replica's health and lag are
+	// checked: one query on the primary and one on each replica. Zero means
+	// DefaultReplicaCheckInterval (1s); negative is refused.
+	ReplicaCheckInterval time.Duration
 }
 
 // Values of sslmode that RequireTLS accepts.
@@ -189,6 +210,10 @@ func checkTLSFiles(u *url.URL) error {
 //	CHATDB_CLOSE_TIMEOUT       Config.CloseTimeout
 //	CHATDB_LOG_QUERIES         Config.LogQueries ("1", "true")
 //	CHATDB_REQUIRE_TLS         Config.RequireTLS ("1", "true")
+//	CHATDB_REPLICA_URLS        Config.ReplicaURLs (comma-separated; the commas
+//	                           of a multi-host URL stay inside it)
+//	CHATDB_MAX_REPLICA_LAG     Config.MaxReplicaLag
+//	CHATDB_REPLICA_CHECK_INTERVAL Config.ReplicaCheckInterval
 //
 // Unset variables leave the field zero, which means its default. A malformed value
 // is an error naming the variable (not its value, which may be a URL with a password).
@@ -196,6 +221,8 @@ func ConfigFromEnv() (Config, error) {
 	cfg := Config{
 		URL:    os.Getenv("DATABASE_URL"),
 		Driver: os.Getenv("CHATDB_PG_DRIVER"),
+
+		ReplicaURLs: splitReplicaURLs(os.Getenv("CHATDB_REPLICA_URLS")),
 	}
 	ints := []struct {
 		name string
@@ -224,6 +251,8 @@ func ConfigFromEnv() (Config, error) {
 		{"CHATDB_OPEN_RETRY_WINDOW", &cfg.OpenRetryWindow},
 		{"CHATDB_SQLITE_BUSY_TIMEOUT", &cfg.SQLiteBusyTimeout},
 		{"CHATDB_CLOSE_TIMEOUT", &cfg.CloseTimeout},
+		{"CHATDB_MAX_REPLICA_LAG", &cfg.MaxReplicaLag},
+		{"CHATDB_REPLICA_CHECK_INTERVAL", &cfg.ReplicaCheckInterval},
 	}
 	for _, v := range durations {
 		if s := os.Getenv(v.name); s != "" {
@@ -273,6 +302,8 @@ func (c Config) withDefaults() Config {
 	def(&c.OpenRetryWindow, DefaultOpenRetryWindow)
 	def(&c.SQLiteBusyTimeout, DefaultSQLiteBusy)
 	def(&c.CloseTimeout, DefaultCloseTimeout)
+	def(&c.MaxReplicaLag, DefaultMaxReplicaLag)
+	def(&c.ReplicaCheckInterval, DefaultReplicaCheckInterval)
 	if c.Driver == "" {
 		c.Driver = DriverPgx
 	}

@@ -24,4 +24,13 @@
 //	if errors.Is(err, database.ErrConflict) {
 //		// the address is taken
 //	}
+//
+// With Config.ReplicaURLs, reads that tolerate staleness go to streaming
+// standbys through ReadClient, and writes yield consistency tokens (WithToken,
+// DB.Token) so that a later read, on any server, never sees data older than
+// the writer's own writes:
+//
+//	ctx, err := database.WithToken(ctx, tokenFromCookie)
+//	... writes and reads with ctx ...
+//	token, err := db.Token(ctx) // for the next request
 package database

@@ -26,6 +26,14 @@ const MetricsDBName = "chatdb"
 //		prometheus.WrapCollectorWith(prometheus.Labels{"pool": "primary"}, primary.Collector()),
 //		prometheus.WrapCollectorWith(prometheus.Labels{"pool": "replica"}, replica.Collector()),
 //	)
+//
+// With Config.ReplicaURLs it also collects each replica's pool, as go_sql_*
+// with db_name="chatdb_replica1" and so on, and the replicas' routing and
+// health (see replicaCollector).
 func (db *DB) Collector() prometheus.Collector {
-	return collectors.NewDBStatsCollector(db.sql, MetricsDBName)
+	c := collectors.NewDBStatsCollector(db.sql, MetricsDBName)
+	if db.replicas == nil {
+		return c
+	}
+	return db.replicas.collector(c)
 }

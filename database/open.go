@@ -54,6 +54,10 @@ type DB struct {
 	// secrets are the URL's password(s) and TLS key passphrase, likewise.
 	secrets []string
 
+	// replicas are Config.ReplicaURLs' pools and their checker (replica.go);
+	// nil without replicas.
+	replicas *replicaSet
+
 	// closeTimeout is Config.CloseTimeout.
 	closeTimeout time.Duration
 	closeOnce    sync.Once
@@ -64,10 +68,19 @@ type DB struct {
 // retrying while the server cannot be reached for at most cfg.OpenRetryWindow. It
 // does not apply migrations; call Migrate for that.
 //
+// With cfg.ReplicaURLs it opens a pool per replica and checks each once,
+// all at once, each bounded by cfg.ConnectTimeout, before it returns: a
+// replica that cannot be reached then is down (see Replicas), not an error,
+// and is checked again every cfg.ReplicaCheckInterval until Close.
+//
 // Errors never contain the password: the URL in them is redacted.
 func Open(ctx context.Context, cfg Config) (*DB, error) {
 	cfg = cfg.withDefaults()
 	t, err := parseURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	replicaTargets, err := checkReplicaConfig(t, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +113,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		return nil, err
 	}
 	db.client = db.newClient(entsql.OpenDB(t.dialect, db.sql))
+	if len(cfg.ReplicaURLs) > 0 {
+		if err := db.openReplicas(ctx, cfg, replicaTargets); err != nil {
+			db.sql.Close()
+			return nil, err
+		}
+	}
 	return db, nil
 }
 
@@ -323,9 +342,11 @@ func (db *DB) Stats() sql.DBStats { return db.sql.Stats() }
 // connection in use closes at once.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
-		db.waitIdle(db.closeTimeout)
+		deadline := time.Now().Add(db.closeTimeout)
+		replicasErr := db.closeReplicas(deadline)
+		db.waitIdle(time.Until(deadline))
 		// The ent client's Close closes the *sql.DB it was opened with.
-		db.closeErr = db.client.Close()
+		db.closeErr = errors.Join(db.client.Close(), replicasErr)
 	})
 	return db.closeErr
 }

@@ -73,6 +73,10 @@ func TxContext(ctx context.Context, tx *ent.Tx) context.Context {
 // ErrNestedTx instead of opening a second, independent transaction. fn does not
 // receive a context; use WithTxContext for one that carries the transaction.
 //
+// The transaction runs on the primary, whatever Config.ReplicaURLs, and
+// unless ReadOnly it counts as a write of ctx's consistency session
+// (NoteWrite, WithToken).
+//
 // Cost: BEGIN and COMMIT (or ROLLBACK) are one round trip each, on top of fn's.
 func (db *DB) WithTx(ctx context.Context, fn func(tx *ent.Tx) error, opts ...TxOption) error {
 	return db.WithTxContext(ctx, func(_ context.Context, tx *ent.Tx) error { return fn(tx) }, opts...)
@@ -88,6 +92,9 @@ func (db *DB) WithTxContext(ctx context.Context, fn func(ctx context.Context, tx
 	o := txOptions{attempts: 1, baseBackoff: 10 * time.Millisecond, maxBackoff: time.Second}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if !o.readOnly {
+		NoteWrite(ctx)
 	}
 	backoff := o.baseBackoff
 	for attempt := 1; ; attempt++ {
@@ -138,6 +145,7 @@ func (db *DB) WithConnTx(ctx context.Context, fn func(ctx context.Context, conn 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	NoteWrite(ctx)
 	conn, err := db.sql.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("database: begin: %w", mapError(err))

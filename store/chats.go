@@ -174,7 +174,7 @@ func (s *Store) CreateAssistantChat(ctx context.Context, title string) (*Chat, e
 //
 // Cost: one SELECT.
 func (s *Store) GetChat(ctx context.Context, chatID uuid.UUID) (*Chat, error) {
-	c, err := s.client.Chat.Query().Where(chat.ID(chatID), chat.DeletedAtIsNil()).Only(ctx)
+	c, err := s.reader(ctx).Chat.Query().Where(chat.ID(chatID), chat.DeletedAtIsNil()).Only(ctx)
 	if err != nil {
 		return nil, fail("get chat", err)
 	}
@@ -315,7 +315,8 @@ func (s *Store) ArchiveChat(ctx context.Context, chatID uuid.UUID) (*Chat, error
 //
 // Cost: two SELECTs (memberships, then their users in one IN query).
 func (s *Store) Members(ctx context.Context, chatID uuid.UUID) ([]Member, error) {
-	ms, err := s.client.Membership.Query().
+	reader := s.reader(ctx)
+	ms, err := reader.Membership.Query().
 		Where(membership.ChatID(chatID)).
 		Order(membership.ByJoinedAt(), membership.ByID()).
 		All(ctx)
@@ -330,7 +331,7 @@ func (s *Store) Members(ctx context.Context, chatID uuid.UUID) ([]Member, error)
 	for i, m := range ms {
 		ids[i] = m.UserID
 	}
-	users, err := s.client.User.Query().Where(user.IDIn(ids...)).All(ctx)
+	users, err := reader.User.Query().Where(user.IDIn(ids...)).All(ctx)
 	if err != nil {
 		return nil, fail("members", err)
 	}

@@ -62,6 +62,13 @@
 //     viewer's other chats in order from an index and merges the large ones,
 //     whose times it reads from the chats: a page costs the same with 10 and
 //     with 10,000 chats, plus one probe per large chat the viewer is in.
+//   - With read replicas (database.Config.ReplicaURLs), History, Inbox,
+//     GetUser, GetChat and Members read from a healthy standby unless the
+//     context says otherwise (database.DB.ReadClient); every write, the reads
+//     a write makes, and the sign-in reads (UserByEmail, PasswordHash) use the
+//     primary. Every write notes itself in the context's consistency session
+//     (database.WithToken), so a session reads its own writes, and the token
+//     database.DB.Token returns after them makes any later read do so too.
 //
 // A tour:
 //

@@ -26,7 +26,7 @@ type entBackend struct{ s *Store }
 func (b *entBackend) client() *ent.Client { return b.s.client }
 
 func (b *entBackend) getUser(ctx context.Context, _ actor, id uuid.UUID) (*User, error) {
-	u, err := b.client().User.Query().Where(user.ID(id), user.DeletedAtIsNil()).Only(ctx)
+	u, err := b.s.reader(ctx).User.Query().Where(user.ID(id), user.DeletedAtIsNil()).Only(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +89,7 @@ func (b *entBackend) appendMessage(ctx context.Context, _ actor, m NewMessage, _
 }
 
 func (b *entBackend) history(ctx context.Context, _ actor, chatID uuid.UUID, r historyRange) ([]*Message, error) {
-	mq := b.client().Message.Query().Where(message.ChatID(chatID))
+	mq := b.s.reader(ctx).Message.Query().Where(message.ChatID(chatID))
 	if r.before != nil {
 		mq.Where(message.SeqLT(r.before.seq))
 	}
@@ -113,7 +113,7 @@ func (b *entBackend) history(ctx context.Context, _ actor, chatID uuid.UUID, r h
 }
 
 func (b *entBackend) chatVisible(ctx context.Context, _ actor, chatID uuid.UUID) (bool, error) {
-	return b.client().Chat.Query().Where(chat.ID(chatID)).Exist(ctx)
+	return b.s.reader(ctx).Chat.Query().Where(chat.ID(chatID)).Exist(ctx)
 }
 
 func (b *entBackend) markRead(ctx context.Context, me, chatID, messageID uuid.UUID) error {
@@ -136,7 +136,7 @@ func (b *entBackend) markRead(ctx context.Context, me, chatID, messageID uuid.UU
 // message. It reads every chat of the viewer: it is the reference, not the
 // fast path.
 func (b *entBackend) inbox(ctx context.Context, me uuid.UUID, before *position, limit int) ([]InboxEntry, error) {
-	ms, err := b.client().Membership.Query().Where(membership.UserID(me)).WithChat().All(ctx)
+	ms, err := b.s.reader(ctx).Membership.Query().Where(membership.UserID(me)).WithChat().All(ctx)
 	if err != nil {
 		return nil, err
 	}

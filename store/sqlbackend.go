@@ -316,10 +316,12 @@ LEFT JOIN messages lm ON lm.chat_id = c.id AND lm.seq = c.last_seq
 ORDER BY p.activity DESC, p.chat_id DESC`
 }
 
-// query runs a statement of the store's own through the ent client's driver,
-// not the pool directly, so that Config.LogQueries logs it like every other.
-func (b *sqlBackend) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return b.client.QueryContext(ctx, q, args...)
+// read runs a read of the store's own that tolerates staleness, on a replica
+// when ctx allows it (database.DB.ReadClient), through the ent client's
+// driver rather than the pool directly, so that Config.LogQueries logs it
+// like every other.
+func (b *sqlBackend) read(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return b.db.ReadClient(ctx).QueryContext(ctx, q, args...)
 }
 
 // queryRow runs q and scans its first row into dest: sql.ErrNoRows when it has
@@ -372,7 +374,7 @@ func (b *sqlBackend) getUser(ctx context.Context, a actor, id uuid.UUID) (*User,
 	}
 	u := new(User)
 	var status string
-	err := queryRow(ctx, b.client, q, args, &u.ID, (*timeScan)(&u.CreatedAt), (*timeScan)(&u.UpdatedAt), &u.Email, &u.DisplayName, &status)
+	err := queryRow(ctx, b.db.ReadClient(ctx), q, args, &u.ID, (*timeScan)(&u.CreatedAt), (*timeScan)(&u.UpdatedAt), &u.Email, &u.DisplayName, &status)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("user")
 	}
@@ -572,7 +574,7 @@ func (b *sqlBackend) history(ctx context.Context, a actor, chatID uuid.UUID, r h
 		args = append(args, b.id(a.id))
 	}
 	args = append(args, r.limit+1)
-	rows, err := b.query(ctx, b.st.history[bi][ai][oi][ui], args...)
+	rows, err := b.read(ctx, b.st.history[bi][ai][oi][ui], args...)
 	if err != nil {
 		return nil, err
 	}
@@ -603,9 +605,9 @@ func (b *sqlBackend) chatVisible(ctx context.Context, a actor, chatID uuid.UUID)
 	var ok bool
 	var err error
 	if a.system {
-		err = queryRow(ctx, b.client, b.st.chatExists, []any{b.id(chatID)}, &ok)
+		err = queryRow(ctx, b.db.ReadClient(ctx), b.st.chatExists, []any{b.id(chatID)}, &ok)
 	} else {
-		err = queryRow(ctx, b.client, b.st.chatVisible, []any{b.id(chatID), b.id(a.id)}, &ok)
+		err = queryRow(ctx, b.db.ReadClient(ctx), b.st.chatVisible, []any{b.id(chatID), b.id(a.id)}, &ok)
 	}
 	return ok, err
 }
@@ -649,7 +651,7 @@ func (b *sqlBackend) inbox(ctx context.Context, me uuid.UUID, before *position, 
 		q = b.st.inbox[1]
 		args = append(args, before.at, b.id(before.id))
 	}
-	rows, err := b.query(ctx, q, args...)
+	rows, err := b.read(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -113,12 +113,22 @@ func (s *Store) clock() time.Time {
 // own, or one statement, and would otherwise commit apart from the caller's
 // (PostgreSQL) or wait for its lock until the busy timeout (SQLite). The same
 // answer on both dialects: database.ErrNestedTx.
+//
+// Every write calls it first, so it also notes the write in ctx's
+// consistency session (database.NoteWrite): the session's reads go to the
+// primary after it, and database.DB.Token covers it.
 func ownTx(ctx context.Context) error {
 	if database.InTx(ctx) {
 		return database.ErrNestedTx
 	}
+	database.NoteWrite(ctx)
 	return nil
 }
+
+// reader returns the client for a read that tolerates staleness: a replica's
+// when the database has replicas and ctx allows it (database.DB.ReadClient).
+// Writes, and the reads they depend on, use s.client, the primary's.
+func (s *Store) reader(ctx context.Context) *ent.Client { return s.db.ReadClient(ctx) }
 
 // actor is who a backend acts for: the system, or the user id.
 type actor struct {

@@ -94,6 +94,9 @@ func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (*User, error) {
 // in: an application signs a user in with viewer.SystemContext, UserByEmail,
 // then PasswordHash.
 //
+// It reads from the primary even when the database has replicas: a sign-in
+// must find an account created a moment ago, on any server.
+//
 // Cost: one SELECT by the unique index on email.
 func (s *Store) UserByEmail(ctx context.Context, email string) (*User, error) {
 	if schema.ValidateText(email) != nil {
@@ -114,6 +117,9 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (*User, error) {
 // application to check a password at sign-in. Only the system viewer reads
 // hashes (ErrForbidden otherwise); a user without one, or a deleted user, gives
 // database.ErrNotFound.
+//
+// It reads from the primary even when the database has replicas: a password
+// changed a moment ago must not still let the old one in.
 //
 // Cost: one SELECT by the unique index on credentials.user_id.
 func (s *Store) PasswordHash(ctx context.Context, id uuid.UUID) (string, error) {

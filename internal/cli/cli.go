@@ -92,6 +92,9 @@ Environment (the same as database.ConfigFromEnv):
   CHATDB_REQUIRE_TLS          1 to refuse a PostgreSQL URL whose sslmode is missing
                               or may not encrypt: only require, verify-ca and
                               verify-full pass (set it in production)
+  CHATDB_REPLICA_URLS         PostgreSQL standbys that serve reads, comma-separated
+  CHATDB_MAX_REPLICA_LAG      skip a replica further behind than (default 5s)
+  CHATDB_REPLICA_CHECK_INTERVAL  check each replica's health and lag every (default 1s)
 
 Exit codes:
   0  success

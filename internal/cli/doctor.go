@@ -31,6 +31,7 @@ OK, FAIL or SKIP, with what to do after each failure:
   pool        the pool settings in effect (max open and idle, lifetimes)
   migrations  every migration built into chatdb is applied, none pending
   pool stats  the pool's statistics after the checks
+  replica     each read replica of CHATDB_REPLICA_URLS: state, lag, replay position
 
 It changes nothing: it applies no migration and does not create a missing
 SQLite file. An unreachable server is tried once, unless --wait (or
@@ -290,6 +291,7 @@ func doctor(ctx context.Context, w io.Writer, cfg database.Config) error {
 	r.pass("pool stats", "open %d (in use %d, idle %d), waited %d time(s) for %s, closed %d idle, %d idle-time, %d lifetime",
 		s.OpenConnections, s.InUse, s.Idle, s.WaitCount, roundDuration(s.WaitDuration),
 		s.MaxIdleClosed, s.MaxIdleTimeClosed, s.MaxLifetimeClosed)
+	replicaChecks(r, db)
 	return result()
 }
 

@@ -251,3 +251,33 @@ func TestDoctorEnvironment(t *testing.T) {
 	require.Contains(t, stdout, "check --url or DATABASE_URL")
 	require.NotContains(t, stdout, "hunter2")
 }
+
+// TestDoctorReplicas: a line per replica of CHATDB_REPLICA_URLS, failing for
+// one that is down (its password redacted) and for one that is not in
+// recovery (here the primary itself, named as its own replica).
+func TestDoctorReplicas(t *testing.T) {
+	cfg := dbtest.Config(t, dbtest.PGX)
+	down := "postgres://chat:hunter2@127.0.0.1:" + closedPort(t) + "/chat?sslmode=disable"
+	t.Setenv("CHATDB_REPLICA_URLS", down+","+cfg.URL)
+	code, stdout, stderr := run(t, "doctor", "--url", cfg.URL)
+	require.Equal(t, cli.ExitAttention, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	require.Regexp(t, `(?m)^FAIL  replica     replica1 postgres://chat:xxxxx@127\.0\.0\.1:\d+/chat\?sslmode=disable: down: `, stdout)
+	require.Regexp(t, `(?m)^FAIL  replica     replica2 .*: promoted: not in recovery`, stdout)
+	require.Contains(t, stdout, "-> remove it from CHATDB_REPLICA_URLS")
+	require.Contains(t, stdout, "6 ok, 2 failed, 0 skipped")
+	require.NotContains(t, stdout+stderr, "hunter2")
+}
+
+// TestDoctorReplicaHealthy: a streaming standby is an OK line with its lag
+// and replay position.
+func TestDoctorReplicaHealthy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a primary and a standby")
+	}
+	rs := dbtest.StartReplicas(t, 1)
+	t.Setenv("CHATDB_REPLICA_URLS", rs.Standbys[0].URL())
+	code, stdout, stderr := run(t, "doctor", "--url", rs.Primary.URL())
+	require.Equal(t, cli.ExitOK, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	require.Regexp(t, `(?m)^OK    replica     replica1 postgres://postgres@127\.0\.0\.1:\d+/postgres\?sslmode=disable: healthy, lag \S+ \(\d+ bytes\), replay at [0-9A-F]+/[0-9A-F]+$`, stdout)
+	require.Contains(t, stdout, "7 ok, 0 failed, 0 skipped")
+}
