@@ -216,7 +216,8 @@ func (noConnector) Driver() driver.Driver                        { return nil }
 // networkKind classifies an error that did not come from the server: the
 // connection could not be made, broke, or timed out. Each driver reports these
 // its own way: pgx as *pgconn.ConnectError, pgconn.ErrConnClosed or
-// io.ErrUnexpectedEOF, lib/pq as driver.ErrBadConn or a *net.OpError, both as
+// io.ErrUnexpectedEOF, lib/pq as driver.ErrBadConn or a *net.OpError (and,
+// when it could not connect, pgdriver.ConnectError), both as
 // net.Error for dial failures and timeouts, and the wrappers around them as
 // pgdriver.ErrConnLost when the statement may have run.
 func networkKind(err error) error {
@@ -230,7 +231,7 @@ func networkKind(err error) error {
 		return ErrBadConn
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return ErrTimeout
-	case errors.As(err, &netErr), errors.As(err, &connect):
+	case errors.As(err, &netErr), errors.As(err, &connect), errors.As(err, new(*pgdriver.ConnectError)):
 		return ErrBadConn
 	}
 	return nil

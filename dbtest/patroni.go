@@ -501,6 +501,8 @@ func (p *Patroni) Kill(name string) error {
 	if n.patroni != nil && n.patroni.Process != nil {
 		if err := syscall.Kill(-n.patroni.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			errs = append(errs, fmt.Errorf("kill patroni: %w", err))
+		} else if err := waitGroupGone(n.patroni.Process.Pid); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if err := killPostmaster(filepath.Join(n.dir, "data")); err != nil {
@@ -540,7 +542,51 @@ func killPostmaster(dataDir string) error {
 			return fmt.Errorf("kill postgres: %w", err)
 		}
 	}
-	return syscall.Kill(pid, syscall.SIGKILL)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("kill postgres: %w", err)
+	}
+	return waitGroupGone(pgid)
+}
+
+// waitGroupGone waits until no live process (zombies aside) is left in
+// process group pgid: kill returns once the signal is sent, and a backend
+// that has not died yet could still answer.
+func waitGroupGone(pgid int) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		live := false
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			if _, err := strconv.Atoi(e.Name()); err != nil {
+				continue
+			}
+			stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+			if err != nil {
+				continue
+			}
+			// pid (comm) state ppid pgrp ...: comm may hold spaces, so
+			// read the fields after its closing parenthesis.
+			i := bytes.LastIndexByte(stat, ')')
+			if i < 0 {
+				continue
+			}
+			f := strings.Fields(string(stat[i+1:]))
+			if len(f) < 3 || f[0] == "Z" || f[0] == "X" {
+				continue
+			}
+			if g, _ := strconv.Atoi(f[2]); g == pgid {
+				live = true
+				break
+			}
+		}
+		if !live {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes of group %d still alive 10s after SIGKILL", pgid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Logs returns the tail of each node's Patroni and PostgreSQL output and of

@@ -57,12 +57,12 @@ func TestFailover(t *testing.T) {
 		t.Fatalf("failover: %v", err)
 	}
 	for _, target := range []dbtest.Target{dbtest.PGX, dbtest.PQ} {
-		for _, sync := range []bool{true, false} {
+		for _, synchronous := range []bool{true, false} {
 			name := "async"
-			if sync {
+			if synchronous {
 				name = "sync"
 			}
-			t.Run(name+"/"+string(target), func(t *testing.T) { failover(t, target, sync) })
+			t.Run(name+"/"+string(target), func(t *testing.T) { failover(t, target, synchronous) })
 		}
 	}
 }
@@ -110,9 +110,9 @@ func (e *failoverErrors) add(err error) {
 	}
 }
 
-func failover(t *testing.T, target dbtest.Target, sync bool) {
+func failover(t *testing.T, target dbtest.Target, synchronous bool) {
 	started := time.Now()
-	cl := dbtest.StartPatroni(t, dbtest.PatroniOptions{Sync: sync})
+	cl := dbtest.StartPatroni(t, dbtest.PatroniOptions{Sync: synchronous})
 	bootstrap := time.Since(started)
 	ctx := context.Background()
 
@@ -149,8 +149,8 @@ func failover(t *testing.T, target dbtest.Target, sync bool) {
 
 	var (
 		stop      atomic.Bool  // no new messages after this
-		killedAt  atomic.Int64 // UnixNano of the kill; 0 before
-		firstBack atomic.Int64 // UnixNano of the first acknowledgement after the kill
+		killedAt  atomic.Int64 // UnixNano of the moment the node was dead; 0 before
+		firstBack atomic.Int64 // UnixNano of the first acknowledgement of an attempt started after it
 		attempts  atomic.Int64
 		errs      = failoverErrors{byClass: map[string]int{}}
 		acks      = make([][]failoverAck, failoverClients)
@@ -177,13 +177,16 @@ func failover(t *testing.T, target dbtest.Target, sync bool) {
 						return
 					}
 					attempts.Add(1)
+					// An append that started before the kill may finish on
+					// the old primary: only later ones measure the outage.
+					startedAfter := killedAt.Load() != 0
 					actx, cancel := context.WithTimeout(as, failoverAttempt)
 					got, err := s.AppendMessage(actx, m)
 					cancel()
 					now := time.Now()
 					if err == nil {
 						acks[i] = append(acks[i], failoverAck{id: got.ID, chat: got.ChatID, seq: got.Seq, content: got.Content, at: now})
-						if k := killedAt.Load(); k != 0 {
+						if startedAfter {
 							firstBack.CompareAndSwap(0, now.UnixNano())
 							backAt[i].CompareAndSwap(0, now.UnixNano())
 						}
@@ -204,8 +207,9 @@ func failover(t *testing.T, target dbtest.Target, sync bool) {
 	require.NotEmpty(t, old, "a leader before the kill")
 	before := attempts.Load()
 	killed := time.Now()
-	killedAt.Store(killed.UnixNano())
 	require.NoError(t, cl.Kill(old))
+	dead := time.Now()
+	killedAt.Store(dead.UnixNano())
 
 	waitCtx, cancel := context.WithTimeout(ctx, failoverBound)
 	defer cancel()
@@ -316,16 +320,16 @@ func failover(t *testing.T, target dbtest.Target, sync bool) {
 	}
 	sort.Strings(classes)
 	mode := "asynchronous"
-	if sync {
+	if synchronous {
 		mode = "synchronous (synchronous_mode, synchronous_commit=on)"
 	}
 	report := fmt.Sprintf(`failover %s, %s replication, Patroni ttl=%d loop_wait=%d retry_timeout=%d, %d clients on %d chats, one pool of %d:
-  cluster started in %s; killed %s (patroni and postgres, SIGKILL); %s leads %s after the kill; pool now on port %s
-  appends: first success after the kill %s, every client appending again %s after the kill
+  cluster started in %s; killed %s (patroni and postgres, SIGKILL; all dead %s later); %s leads %s after the kill; pool now on port %s
+  appends (started after the kill) first succeeded %s after it, every client's %s after it
   acknowledged %d, stored %d, lost %d, duplicated %d, stored differently %d, out of order per client %d, seq gaps %d, stale last_seq %d, stored but never sent %d, never acknowledged %d
   attempts %d (%d before the kill); failed appends by class: %s`,
 		target, mode, dbtest.PatroniTTL, dbtest.PatroniLoopWait, dbtest.PatroniRetryTimeout, failoverClients, len(chats), failoverMaxOpen,
-		bootstrap.Round(time.Second), old, newLeader, promoted.Round(10*time.Millisecond), host,
+		bootstrap.Round(time.Second), old, dead.Sub(killed).Round(time.Millisecond), newLeader, promoted.Round(10*time.Millisecond), host,
 		time.Duration(firstBack.Load()-killed.UnixNano()).Round(10*time.Millisecond), recoveredAll.Round(10*time.Millisecond),
 		acknowledged, len(stored), lost, duplicated, differently, disorder, gaps, staleChats, unknown, nUnacked,
 		attempts.Load(), before, strings.Join(classes, " "))
@@ -344,7 +348,7 @@ func failover(t *testing.T, target dbtest.Target, sync bool) {
 	require.Zero(t, gaps, "per-chat seq gapless from 1")
 	require.Zero(t, staleChats, "chats.last_seq is the newest seq")
 	require.Zero(t, unknown, "stored but never sent")
-	if sync {
+	if synchronous {
 		require.Zero(t, lost, "with synchronous replication no acknowledged message is lost")
 	}
 }
