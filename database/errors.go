@@ -76,7 +76,8 @@ var (
 	// none (SQLSTATE 25006, read_only_sql_transaction): inside a ReadOnly
 	// transaction, or on a standby, which is also what a demoted primary
 	// answers during a failover. Retry on the new primary, not on the same
-	// connection.
+	// connection. WithTx also returns it when such a server refuses the BEGIN
+	// itself (0A000: lib/pq's BEGIN READ WRITE, a serializable BEGIN).
 	ErrReadOnly = errors.New("database: read-only transaction")
 	// ErrSchema is returned when a statement names a table or column the
 	// database does not have (SQLSTATE 42P01, 42703): the schema is behind the

@@ -314,6 +314,22 @@ func failover(t *testing.T, target dbtest.Target, synchronous bool) {
 			staleChats++
 		}
 	}
+	// A write sent to a standby (the node neither killed nor promoted), as
+	// to a demoted primary, is ErrReadOnly on both backends.
+	var standby string
+	for _, n := range cl.Nodes() {
+		if n.Name != old && n.Name != newLeader {
+			standby = n.Name
+		}
+	}
+	sdb, err := database.Open(rctx, database.Config{URL: cl.NodeURL(standby), Driver: target.Driver(), MaxOpenConns: 2})
+	require.NoError(t, err)
+	defer sdb.Close()
+	for k, s := range []*store.Store{store.New(sdb), store.New(sdb, store.WithPolicyBackend())} {
+		_, err := s.AppendMessage(viewer.NewContext(rctx, users[k].ID), store.NewMessage{ChatID: chatOf[k], Content: "to a standby"})
+		require.ErrorIs(t, err, database.ErrReadOnly, "a write on standby %s", standby)
+	}
+
 	var classes []string
 	for k, n := range errs.byClass {
 		classes = append(classes, fmt.Sprintf("%s=%d", k, n))
