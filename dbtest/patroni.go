@@ -511,6 +511,34 @@ func (p *Patroni) Kill(name string) error {
 	return errors.Join(errs...)
 }
 
+// Switchover asks Patroni to hand the primary role from leader to a standby
+// (POST /switchover on the leader's REST API), as an operator does for
+// maintenance: Patroni stops leader's PostgreSQL (fast: sessions are ended),
+// promotes a standby (with Sync, the synchronous one) and starts leader again
+// as a standby of it. It returns when Patroni answers, once the new primary
+// runs.
+func (p *Patroni) Switchover(ctx context.Context, leader string) error {
+	body, err := json.Marshal(map[string]string{"leader": leader})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, fmt.Sprintf("http://127.0.0.1:%d/switchover", p.node(leader).APIPort), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("switchover: %s: %s", resp.Status, answer)
+	}
+	return nil
+}
+
 // killPostmaster sends SIGKILL to the process group of the postmaster that
 // dataDir's postmaster.pid names: Patroni starts PostgreSQL in a session of
 // its own, whose group holds the postmaster and its backends.

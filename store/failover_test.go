@@ -45,8 +45,12 @@ const (
 // acknowledged messages lost are counted and reported (the order of what is
 // stored must still hold).
 //
-// It starts four clusters (sync and async, for each driver), about a minute
-// each, so it runs only when asked (RELIABILITY.md, "Failover"):
+// A planned switchover (Patroni's POST /switchover, synchronous replication)
+// is run the same way: the old primary is demoted, not lost.
+//
+// It starts six clusters (kill with sync and async replication, and
+// switchover, for each driver), 25 s each here, so it runs only when asked
+// (RELIABILITY.md, "Failover"):
 //
 //	CHATDB_TEST_FAILOVER=1 go test ./store -run TestFailover -v -timeout 15m
 func TestFailover(t *testing.T) {
@@ -57,12 +61,11 @@ func TestFailover(t *testing.T) {
 		t.Fatalf("failover: %v", err)
 	}
 	for _, target := range []dbtest.Target{dbtest.PGX, dbtest.PQ} {
-		for _, synchronous := range []bool{true, false} {
-			name := "async"
-			if synchronous {
-				name = "sync"
-			}
-			t.Run(name+"/"+string(target), func(t *testing.T) { failover(t, target, synchronous) })
+		for _, tc := range []struct {
+			name             string
+			sync, switchover bool
+		}{{"kill-sync", true, false}, {"kill-async", false, false}, {"switchover-sync", true, true}} {
+			t.Run(tc.name+"/"+string(target), func(t *testing.T) { failover(t, target, tc.sync, tc.switchover) })
 		}
 	}
 }
@@ -110,7 +113,7 @@ func (e *failoverErrors) add(err error) {
 	}
 }
 
-func failover(t *testing.T, target dbtest.Target, synchronous bool) {
+func failover(t *testing.T, target dbtest.Target, synchronous, switchover bool) {
 	started := time.Now()
 	cl := dbtest.StartPatroni(t, dbtest.PatroniOptions{Sync: synchronous})
 	bootstrap := time.Since(started)
@@ -207,9 +210,23 @@ func failover(t *testing.T, target dbtest.Target, synchronous bool) {
 	require.NotEmpty(t, old, "a leader before the kill")
 	before := attempts.Load()
 	killed := time.Now()
-	require.NoError(t, cl.Kill(old))
+	fault := "killed %s (patroni and postgres, SIGKILL; all dead %s later)"
+	if switchover {
+		// Appends go on until Patroni stops the old primary: none is
+		// measured from the start of the switchover, only the gaps.
+		fault = "switched over from %s (POST /switchover, answered %s later)"
+		killedAt.Store(killed.UnixNano())
+		sctx, cancel := context.WithTimeout(ctx, failoverBound)
+		err := cl.Switchover(sctx, old)
+		cancel()
+		require.NoError(t, err, "%s", cl.Logs())
+	} else {
+		require.NoError(t, cl.Kill(old))
+		// Only appends started once the node is dead measure the outage:
+		// one started before may still finish on the old primary.
+		killedAt.Store(time.Now().UnixNano())
+	}
 	dead := time.Now()
-	killedAt.Store(dead.UnixNano())
 
 	waitCtx, cancel := context.WithTimeout(ctx, failoverBound)
 	defer cancel()
@@ -330,6 +347,23 @@ func failover(t *testing.T, target dbtest.Target, synchronous bool) {
 		require.ErrorIs(t, err, database.ErrReadOnly, "a write on standby %s", standby)
 	}
 
+	// The longest a client waited between two acknowledgements around the
+	// fault: how long appends stalled, whatever the fault.
+	var stalled time.Duration
+	for i := range failoverClients {
+		for k := 1; k < len(acks[i]); k++ {
+			if acks[i][k].at.After(killed) {
+				stalled = max(stalled, acks[i][k].at.Sub(acks[i][k-1].at))
+			}
+		}
+	}
+
+	back := fmt.Sprintf("appends (started after the node was dead) first succeeded %s after the kill, every client's %s after it",
+		time.Duration(firstBack.Load()-killed.UnixNano()).Round(10*time.Millisecond), recoveredAll.Round(10*time.Millisecond))
+	if switchover {
+		back = "appends went on until the old primary stopped"
+	}
+
 	var classes []string
 	for k, n := range errs.byClass {
 		classes = append(classes, fmt.Sprintf("%s=%d", k, n))
@@ -340,13 +374,13 @@ func failover(t *testing.T, target dbtest.Target, synchronous bool) {
 		mode = "synchronous (synchronous_mode, synchronous_commit=on)"
 	}
 	report := fmt.Sprintf(`failover %s, %s replication, Patroni ttl=%d loop_wait=%d retry_timeout=%d, %d clients on %d chats, one pool of %d:
-  cluster started in %s; killed %s (patroni and postgres, SIGKILL; all dead %s later); %s leads %s after the kill; pool now on port %s
-  appends (started after the kill) first succeeded %s after it, every client's %s after it
+  cluster started in %s; `+fault+`; %s leads %s after the start of the fault; pool now on port %s
+  %s; longest a client waited between two acknowledgements %s
   acknowledged %d, stored %d, lost %d, duplicated %d, stored differently %d, out of order per client %d, seq gaps %d, stale last_seq %d, stored but never sent %d, never acknowledged %d
-  attempts %d (%d before the kill); failed appends by class: %s`,
+  attempts %d (%d before the fault); failed appends by class: %s`,
 		target, mode, dbtest.PatroniTTL, dbtest.PatroniLoopWait, dbtest.PatroniRetryTimeout, failoverClients, len(chats), failoverMaxOpen,
 		bootstrap.Round(time.Second), old, dead.Sub(killed).Round(time.Millisecond), newLeader, promoted.Round(10*time.Millisecond), host,
-		time.Duration(firstBack.Load()-killed.UnixNano()).Round(10*time.Millisecond), recoveredAll.Round(10*time.Millisecond),
+		back, stalled.Round(10*time.Millisecond),
 		acknowledged, len(stored), lost, duplicated, differently, disorder, gaps, staleChats, unknown, nUnacked,
 		attempts.Load(), before, strings.Join(classes, " "))
 	t.Log(report)
