@@ -54,7 +54,7 @@ const (
 //
 // Clients find the primary with a multi-host connection string and
 // target_session_attrs=read-write (URL), not through HAProxy: both drivers
-// support it (pgx, and lib/pq since v1.12), it needs no process of its own
+// support it (pgx, and lib/pq since v1.11), it needs no process of its own
 // that would itself have to be made highly available, and a new connection
 // goes straight to the primary, where a proxy polling Patroni's REST API can
 // still send one to a demoted primary until its next check. HAProxy remains the
