@@ -76,7 +76,8 @@ var (
 	// none (SQLSTATE 25006, read_only_sql_transaction): inside a ReadOnly
 	// transaction, or on a standby, which is also what a demoted primary
 	// answers during a failover. Retry on the new primary, not on the same
-	// connection.
+	// connection. WithTx also returns it when such a server refuses the BEGIN
+	// itself (0A000: lib/pq's BEGIN READ WRITE, a serializable BEGIN).
 	ErrReadOnly = errors.New("database: read-only transaction")
 	// ErrSchema is returned when a statement names a table or column the
 	// database does not have (SQLSTATE 42P01, 42703): the schema is behind the
@@ -216,7 +217,8 @@ func (noConnector) Driver() driver.Driver                        { return nil }
 // networkKind classifies an error that did not come from the server: the
 // connection could not be made, broke, or timed out. Each driver reports these
 // its own way: pgx as *pgconn.ConnectError, pgconn.ErrConnClosed or
-// io.ErrUnexpectedEOF, lib/pq as driver.ErrBadConn or a *net.OpError, both as
+// io.ErrUnexpectedEOF, lib/pq as driver.ErrBadConn or a *net.OpError (and,
+// when it could not connect, pgdriver.ConnectError), both as
 // net.Error for dial failures and timeouts, and the wrappers around them as
 // pgdriver.ErrConnLost when the statement may have run.
 func networkKind(err error) error {
@@ -230,7 +232,7 @@ func networkKind(err error) error {
 		return ErrBadConn
 	case errors.As(err, &netErr) && netErr.Timeout():
 		return ErrTimeout
-	case errors.As(err, &netErr), errors.As(err, &connect):
+	case errors.As(err, &netErr), errors.As(err, &connect), errors.As(err, new(*pgdriver.ConnectError)):
 		return ErrBadConn
 	}
 	return nil

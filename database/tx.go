@@ -126,7 +126,7 @@ func (db *DB) runTx(ctx context.Context, fn func(context.Context, *ent.Tx) error
 	}
 	tx, err := db.client.BeginTx(ctx, &sql.TxOptions{Isolation: o.isolation, ReadOnly: o.readOnly && db.dialect == Postgres})
 	if err != nil {
-		return fmt.Errorf("database: begin: %w", mapError(err))
+		return fmt.Errorf("database: begin: %w", mapBeginError(err))
 	}
 	return endTx(ctx, tx, func() error { return fn(TxContext(ctx, tx), tx) })
 }
@@ -153,7 +153,7 @@ func (db *DB) WithConnTx(ctx context.Context, fn func(ctx context.Context, conn 
 	defer conn.Close()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("database: begin: %w", mapError(err))
+		return fmt.Errorf("database: begin: %w", mapBeginError(err))
 	}
 	db.logStatement(ctx, "BEGIN")
 	client := db.newClient(entsql.NewDriver(db.dialect, entsql.Conn{ExecQuerier: tx}))
@@ -222,4 +222,17 @@ func joinRollback(err, rbErr error) error {
 		return err
 	}
 	return errors.Join(err, fmt.Errorf("database: rollback: %w", mapError(rbErr)))
+}
+
+// mapBeginError classifies an error of BEGIN as MapError does, and one more:
+// a server in recovery (a standby, or a primary that a failover demoted)
+// refuses lib/pq's BEGIN READ WRITE, and a serializable BEGIN of either
+// driver, with 0A000 feature_not_supported. That code means other things
+// elsewhere; at BEGIN it means the server takes no writes: ErrReadOnly, as
+// the 25006 of a write on pgx's plain BEGIN.
+func mapBeginError(err error) error {
+	if code, ok := sqlState(err); ok && code == "0A000" {
+		return &Error{Kind: ErrReadOnly, Code: code, Err: err}
+	}
+	return mapError(err)
 }

@@ -55,3 +55,18 @@ type ctxLostError struct{ ctx, err error }
 
 func (e *ctxLostError) Error() string   { return e.ctx.Error() + ": " + e.err.Error() }
 func (e *ctxLostError) Unwrap() []error { return []error{e.ctx, e.err} }
+
+// ConnectError is what the lib/pq wrapper's Connect returns when lib/pq could
+// not make a connection: nothing was sent, and database.MapError classifies
+// it as database.ErrBadConn, as it does pgx's *pgconn.ConnectError. lib/pq
+// reports some of these as plain errors that nothing else tells apart, such
+// as a multi-host connection string with target_session_attrs=read-write
+// none of whose hosts takes writes ("session is read-only", as during a
+// failover before the new primary is up). Errors lib/pq already reports by
+// type (a server's *pq.Error with its SQLSTATE, a network error, a
+// certificate that did not verify) stay reachable with errors.As, and are
+// classified by them first. Its text is the driver's.
+type ConnectError struct{ Err error }
+
+func (e *ConnectError) Error() string { return e.Err.Error() }
+func (e *ConnectError) Unwrap() error { return e.Err }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -139,7 +140,13 @@ func (c *pingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		return nil, withCtx(ctx, err)
 	}
 	if err != nil {
-		return nil, err
+		var path *fs.PathError
+		if errors.As(err, &path) {
+			// A TLS file lib/pq could not read: the configuration's fault,
+			// which database reports as such.
+			return nil, err
+		}
+		return nil, &ConnectError{Err: err}
 	}
 	slot.mu.Lock()
 	nc := slot.nc
