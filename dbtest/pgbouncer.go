@@ -44,7 +44,7 @@ type PgBouncer struct {
 // not installed.
 func StartPgBouncer(t testing.TB, serverURL string) *PgBouncer {
 	t.Helper()
-	b, err := newPgBouncer(serverURL)
+	b, err := NewPgBouncer(serverURL)
 	if err != nil {
 		if errors.Is(err, errNoPgBouncer) && os.Getenv("CHATDB_TEST_REQUIRE_POSTGRES") != "1" {
 			t.Skipf("dbtest: %v", err)
@@ -70,9 +70,10 @@ func pgbouncerBin() (string, error) {
 	return "", errNoPgBouncer
 }
 
-// newPgBouncer starts a PgBouncer in front of serverURL's server. A port
-// taken between choosing it and PgBouncer's binding it is tried again.
-func newPgBouncer(serverURL string) (*PgBouncer, error) {
+// NewPgBouncer is StartPgBouncer for code without a test, such as a
+// benchmark's TestMain: the caller closes it. A port taken between choosing
+// it and PgBouncer's binding it is tried again.
+func NewPgBouncer(serverURL string) (*PgBouncer, error) {
 	bin, err := pgbouncerBin()
 	if err != nil {
 		return nil, err
@@ -350,7 +351,7 @@ var processBouncer struct {
 func bouncer(t testing.TB, srv *pgServer) *PgBouncer {
 	t.Helper()
 	processBouncer.once.Do(func() {
-		processBouncer.b, processBouncer.err = newPgBouncer(srv.url(srv.adminDB))
+		processBouncer.b, processBouncer.err = NewPgBouncer(srv.url(srv.adminDB))
 		if processBouncer.err == nil {
 			cleanups.add(func() { processBouncer.b.Close() })
 		}
