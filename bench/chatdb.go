@@ -39,8 +39,20 @@ func OpenChatdbPQ(ctx context.Context, url string) (Stack, error) {
 	return openChatdb(ctx, "chatdb-pq", url, database.DriverPQ)
 }
 
+// OpenChatdbPooled opens a chatdb stack called name on driver through a
+// PgBouncer in transaction mode: url is PgBouncer's, and Config.Pooler says
+// so (pgx then runs in cache_describe mode).
+func OpenChatdbPooled(ctx context.Context, name, url, driver string) (Stack, error) {
+	return openChatdbConfig(ctx, name, database.Config{URL: url, Driver: driver, Pooler: database.PoolerTransaction})
+}
+
 func openChatdb(ctx context.Context, name, url, driver string) (Stack, error) {
-	db, err := database.Open(ctx, database.Config{URL: url, Driver: driver, MaxOpenConns: MaxOpen, MaxIdleConns: MaxIdle})
+	return openChatdbConfig(ctx, name, database.Config{URL: url, Driver: driver})
+}
+
+func openChatdbConfig(ctx context.Context, name string, cfg database.Config) (Stack, error) {
+	cfg.MaxOpenConns, cfg.MaxIdleConns = MaxOpen, MaxIdle
+	db, err := database.Open(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("bench: %s: %w", name, err)
 	}

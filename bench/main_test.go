@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chatdb/chatdb/bench"
+	"github.com/chatdb/chatdb/database"
 	"github.com/chatdb/chatdb/dbtest"
 )
 
@@ -31,6 +32,10 @@ import (
 //	                    $TMPDIR/BENCH_DB_NAME_growth), kept and dropped as
 //	                    the main data set is
 //	BENCH_IMPORT_ROWS   rows per Import operation (default 100000)
+//	BENCH_PGBOUNCER=1   also run the stacks chatdb-pgbouncer and
+//	                    chatdb-pq-pgbouncer: chatdb through a PgBouncer in
+//	                    transaction mode that the run starts in front of the
+//	                    server (Config.Pooler "transaction")
 //
 // Tests alone (no -bench) load bench.TestSize into a database of their own and
 // always drop it; with -bench, the benchmarks' data set serves both.
@@ -53,6 +58,9 @@ func TestMain(m *testing.M) {
 	code := dbtest.Main(m)
 	for _, s := range stacks {
 		s.Close()
+	}
+	if bouncer != nil {
+		bouncer.Close()
 	}
 	closeGrowth(os.Getenv("BENCH_KEEP") == "1")
 	if ds != nil {
@@ -147,7 +155,7 @@ func stack(tb testing.TB, name string, ops ...string) bench.Stack {
 	if !ok {
 		ctx := context.Background()
 		var err error
-		s, err = bench.Open(ctx, name, d.URL)
+		s, err = openStack(ctx, name, d.URL)
 		if err != nil {
 			tb.Fatalf("bench: open %s: %v", name, err)
 		}
@@ -177,5 +185,38 @@ func stackNames() []string {
 	for _, s := range bench.Stacks {
 		names = append(names, s.Name)
 	}
+	if os.Getenv("BENCH_PGBOUNCER") == "1" {
+		for _, p := range pooledStacks {
+			names = append(names, p.name)
+		}
+	}
 	return names
+}
+
+// pooledStacks are the chatdb stacks through PgBouncer (BENCH_PGBOUNCER=1).
+var pooledStacks = []struct{ name, driver string }{
+	{"chatdb-pgbouncer", database.DriverPgx},
+	{"chatdb-pq-pgbouncer", database.DriverPQ},
+}
+
+// bouncer is the run's PgBouncer, started by the first pooled stack.
+var bouncer *dbtest.PgBouncer
+
+// openStack opens the stack called name on the database url names; the
+// pooled stacks reach it through the run's PgBouncer. stacksMu is held.
+func openStack(ctx context.Context, name, url string) (bench.Stack, error) {
+	for _, p := range pooledStacks {
+		if p.name != name {
+			continue
+		}
+		if bouncer == nil {
+			b, err := dbtest.NewPgBouncer(url)
+			if err != nil {
+				return nil, err
+			}
+			bouncer = b
+		}
+		return bench.OpenChatdbPooled(ctx, name, bouncer.URL(url), p.driver)
+	}
+	return bench.Open(ctx, name, url)
 }

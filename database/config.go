@@ -59,6 +59,24 @@ type Config struct {
 	// DriverPgx. Ignored for SQLite.
 	Driver string
 
+	// Pooler says what stands between chatdb and PostgreSQL: PoolerNone (or
+	// empty) for a direct connection, PoolerSession for a pooler in session
+	// mode (the same to chatdb), PoolerTransaction for PgBouncer, or another
+	// pooler, in transaction mode. With PoolerTransaction, pgx runs without
+	// named prepared statements (default_query_exec_mode=cache_describe
+	// unless the URL names exec or simple_protocol; see README.md, PgBouncer),
+	// lib/pq keeps binary_parameters=yes, and Migrate refuses to run unless
+	// MigrationURL is set. Ignored for SQLite.
+	Pooler string
+
+	// MigrationURL, when set, is where Migrate applies migrations, on a pool
+	// of its own that it opens and closes, with the other settings of this
+	// Config: a direct connection to the same database, for a URL that goes
+	// through a transaction pooler (the migration lock is a session advisory
+	// lock), or a role that may change the schema where the application's may
+	// not. Empty means URL, and refused behind a transaction pooler.
+	MigrationURL string
+
 	// MaxOpenConns caps the connections open at once (pooled and overflow).
 	// Zero means DefaultMaxOpenConns (30); negative means no limit.
 	MaxOpenConns int
@@ -199,6 +217,8 @@ func checkTLSFiles(u *url.URL) error {
 //
 //	DATABASE_URL               Config.URL
 //	CHATDB_PG_DRIVER           Config.Driver ("pgx" or "pq")
+//	CHATDB_POOLER              Config.Pooler ("none", "session" or "transaction")
+//	CHATDB_MIGRATION_URL       Config.MigrationURL
 //	CHATDB_MAX_OPEN_CONNS      Config.MaxOpenConns
 //	CHATDB_MAX_IDLE_CONNS      Config.MaxIdleConns
 //	CHATDB_CONN_MAX_LIFETIME   Config.ConnMaxLifetime (a Go duration, "30m")
@@ -224,6 +244,7 @@ func ConfigFromEnv() (Config, error) {
 
 		ReplicaURLs: splitReplicaURLs(os.Getenv("CHATDB_REPLICA_URLS")),
 	}
+	cfg.Pooler, cfg.MigrationURL = os.Getenv("CHATDB_POOLER"), os.Getenv("CHATDB_MIGRATION_URL")
 	ints := []struct {
 		name string
 		dst  *int

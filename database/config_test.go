@@ -27,6 +27,8 @@ var envVars = []string{
 	"CHATDB_CLOSE_TIMEOUT",
 	"CHATDB_LOG_QUERIES",
 	"CHATDB_REQUIRE_TLS",
+	"CHATDB_POOLER",
+	"CHATDB_MIGRATION_URL",
 }
 
 // clearEnv unsets every variable ConfigFromEnv reads for the rest of the test.

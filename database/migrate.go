@@ -248,10 +248,22 @@ func WithLockWait(fn func()) MigrateOption {
 // dropping the old table would cascade), and each file must leave `PRAGMA
 // foreign_key_check` clean before it commits.
 //
-// Migrate uses one connection from db's pool throughout and nothing else, so it
-// works with a pool of a single connection. Cost: a few round trips per file
-// besides its statements.
+// The advisory lock belongs to a server session, which a pooler in
+// transaction mode (PgBouncer's pool_mode = transaction) does not give a
+// client: with Config.Pooler set to PoolerTransaction, or when DetectPooler
+// finds such a pooler, Migrate refuses with a *PoolerError (ErrPooler)
+// before taking the lock. When Config.MigrationURL is set, Migrate applies
+// the files there instead, on a pool of its own that it opens and closes:
+// set it to a direct connection to the database.
+//
+// Migrate uses one connection from db's pool throughout, so it works with a
+// pool of a single connection; on PostgreSQL it first opens two connections
+// of its own to look for a pooler (DetectPooler). Cost: a few round trips per
+// file besides its statements.
 func Migrate(ctx context.Context, db *DB, opts ...MigrateOption) (err error) {
+	if db.migration != nil {
+		return db.migrateElsewhere(ctx, opts)
+	}
 	o, dir, err := db.migrateSetup(opts)
 	if err != nil {
 		return err
@@ -265,6 +277,9 @@ func Migrate(ctx context.Context, db *DB, opts ...MigrateOption) (err error) {
 			o.progress(m)
 		}
 		return nil
+	}
+	if err := db.checkSessionLock(ctx); err != nil {
+		return err
 	}
 	conn, err := db.sql.Conn(ctx)
 	if err != nil {

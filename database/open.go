@@ -3,6 +3,7 @@ package database
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -57,6 +58,13 @@ type DB struct {
 	// replicas are Config.ReplicaURLs' pools and their checker (replica.go);
 	// nil without replicas.
 	replicas *replicaSet
+	// connector made the pool's connections (PostgreSQL only), for
+	// DetectPooler's connections outside the pool.
+	connector driver.Connector
+	// pooler is Config.Pooler: "" or PoolerTransaction.
+	pooler string
+	// migration is the Config of Config.MigrationURL, nil when it is unset.
+	migration *Config
 
 	// closeTimeout is Config.CloseTimeout.
 	closeTimeout time.Duration
@@ -89,8 +97,15 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	db := &DB{dialect: t.dialect, logger: logger, logQueries: cfg.LogQueries, closeTimeout: cfg.CloseTimeout, redacted: t.redacted}
+	if db.migration, err = migrationConfig(cfg, t); err != nil {
+		return nil, err
+	}
 	switch t.dialect {
 	case Postgres:
+		if cfg.Pooler, err = checkPooler(cfg.Pooler); err != nil {
+			return nil, err
+		}
+		db.pooler = cfg.Pooler
 		db.secrets = urlSecrets(t.pgURL)
 		if err := checkTLS(t, cfg, logger); err != nil {
 			return nil, err
@@ -99,7 +114,9 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 			return nil, err
 		}
 		db.driver = cfg.Driver
-		db.sql, err = openPostgres(t.pgURL, cfg)
+		if db.connector, err = postgresConnector(t.pgURL, cfg); err == nil {
+			db.sql = sql.OpenDB(db.connector)
+		}
 	case SQLite:
 		db.driver = "sqlite"
 		db.sql, err = openSQLite(t.sqlitePath, cfg)
@@ -185,7 +202,7 @@ func applyPool(db *sql.DB, t target, cfg Config) {
 	}
 }
 
-func openPostgres(u *url.URL, cfg Config) (*sql.DB, error) {
+func postgresConnector(u *url.URL, cfg Config) (driver.Connector, error) {
 	switch cfg.Driver {
 	case DriverPgx:
 		pc, err := pgx.ParseConfig(u.String())
@@ -193,7 +210,10 @@ func openPostgres(u *url.URL, cfg Config) (*sql.DB, error) {
 			return nil, &ConfigError{Reason: "PostgreSQL URL rejected by pgx (check its parameters)"}
 		}
 		pc.ConnectTimeout = cfg.ConnectTimeout
-		return sql.OpenDB(pgdriver.Pgx(*pc, cfg.HealthCheckAfter)), nil
+		if err := pgxPoolerMode(pc, u, cfg.Pooler); err != nil {
+			return nil, err
+		}
+		return pgdriver.Pgx(*pc, cfg.HealthCheckAfter), nil
 	case DriverPQ:
 		c := *u
 		q := c.Query()
@@ -206,6 +226,9 @@ func openPostgres(u *url.URL, cfg Config) (*sql.DB, error) {
 		// One round trip per parameterised statement instead of two (Parse/Describe,
 		// then Bind/Execute). lib/pq then sends []byte arguments in binary format,
 		// which is why JSON columns are written as text (schematype.MessageMetadata).
+		if err := pqPoolerCheck(q, cfg.Pooler); err != nil {
+			return nil, err
+		}
 		if !q.Has("binary_parameters") {
 			q.Set("binary_parameters", "yes")
 		}
@@ -218,7 +241,7 @@ func openPostgres(u *url.URL, cfg Config) (*sql.DB, error) {
 		if err != nil {
 			return nil, &ConfigError{Reason: "PostgreSQL URL rejected by lib/pq (check its parameters)"}
 		}
-		return sql.OpenDB(pgdriver.PQ(conn, cfg.HealthCheckAfter)), nil
+		return pgdriver.PQ(conn, cfg.HealthCheckAfter), nil
 	default:
 		return nil, &ConfigError{Reason: fmt.Sprintf("unknown PostgreSQL driver %q (use %q or %q)", cfg.Driver, DriverPgx, DriverPQ)}
 	}

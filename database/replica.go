@@ -197,10 +197,11 @@ func (db *DB) openReplica(i int, t target, cfg Config, rs *replicaSet) (*replica
 	if err := checkTLSFiles(t.pgURL); err != nil {
 		return nil, err
 	}
-	pool, err := openPostgres(t.pgURL, cfg)
+	conn, err := postgresConnector(t.pgURL, cfg)
 	if err != nil {
 		return nil, err
 	}
+	pool := sql.OpenDB(conn)
 	applyPool(pool, t, cfg)
 	r := &replica{name: name, redacted: t.redacted, secrets: urlSecrets(t.pgURL), sql: pool}
 	r.status.Store(&ReplicaStatus{Name: name, URL: t.redacted, State: ReplicaDown, Err: errors.New("database: not checked yet"), Lag: -1, LagBytes: -1})

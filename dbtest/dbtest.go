@@ -30,17 +30,29 @@ const (
 	PGX Target = "postgres-pgx"
 	// PQ is PostgreSQL through github.com/lib/pq.
 	PQ Target = "postgres-pq"
+	// PGXBouncer is PGX through a PgBouncer in transaction mode that dbtest
+	// starts in front of the server (Config.Pooler is
+	// database.PoolerTransaction, Config.MigrationURL the direct URL). Run
+	// runs it in test processes whose TestMain asks for it (WithPgBouncer).
+	PGXBouncer Target = "postgres-pgx-pgbouncer"
+	// PQBouncer is PQ through the same PgBouncer.
+	PQBouncer Target = "postgres-pq-pgbouncer"
 )
 
-// Targets lists every target, in the order Run runs them.
+// Targets lists the targets every database test runs on, in the order Run
+// runs them. With WithPgBouncer, Run adds PGXBouncer and PQBouncer.
 var Targets = []Target{SQLite, PGX, PQ}
 
 // Postgres reports whether the target is a PostgreSQL one.
-func (t Target) Postgres() bool { return t == PGX || t == PQ }
+func (t Target) Postgres() bool { return t == PGX || t == PQ || t.Pooled() }
+
+// Pooled reports whether the target reaches PostgreSQL through PgBouncer in
+// transaction mode.
+func (t Target) Pooled() bool { return t == PGXBouncer || t == PQBouncer }
 
 // Driver returns the database.Config.Driver value for the target.
 func (t Target) Driver() string {
-	if t == PQ {
+	if t == PQ || t == PQBouncer {
 		return database.DriverPQ
 	}
 	return database.DriverPgx
@@ -58,7 +70,7 @@ func (t Target) Dialect() string {
 // caller asked for t.Parallel itself.
 func Run(t *testing.T, fn func(t *testing.T, target Target)) {
 	t.Helper()
-	for _, target := range Targets {
+	for _, target := range runTargets() {
 		t.Run(string(target), func(t *testing.T) {
 			fn(t, target)
 		})
@@ -69,7 +81,7 @@ func Run(t *testing.T, fn func(t *testing.T, target Target)) {
 // have (advisory locks, SQLSTATEs, killed backends).
 func RunPostgres(t *testing.T, fn func(t *testing.T, target Target)) {
 	t.Helper()
-	for _, target := range Targets {
+	for _, target := range runTargets() {
 		if !target.Postgres() {
 			continue
 		}
@@ -113,6 +125,8 @@ func Config(t testing.TB, target Target) database.Config {
 		return database.Config{URL: sqliteDatabase(t)}
 	case PGX, PQ:
 		return database.Config{URL: postgresDatabase(t), Driver: target.Driver()}
+	case PGXBouncer, PQBouncer:
+		return pooledConfig(t, target, postgresDatabase(t))
 	default:
 		t.Fatalf("dbtest: unknown target %q", target)
 		return database.Config{}
@@ -131,6 +145,11 @@ func EmptyConfig(t testing.TB, target Target) database.Config {
 		name := "chatdb_test_" + randomHex(8)
 		srv.createDatabase(t, name, "")
 		return database.Config{URL: srv.url(name), Driver: target.Driver()}
+	case PGXBouncer, PQBouncer:
+		srv := server(t)
+		name := "chatdb_test_" + randomHex(8)
+		srv.createDatabase(t, name, "")
+		return pooledConfig(t, target, srv.url(name))
 	default:
 		t.Fatalf("dbtest: unknown target %q", target)
 		return database.Config{}
@@ -494,11 +513,12 @@ func (c *cleanupList) run() {
 var cleanups cleanupList
 
 // Main runs the tests and then releases what dbtest set up for the whole process:
-// the SQLite template file and, if one was started, the throwaway PostgreSQL
-// cluster. Call it from TestMain:
+// the SQLite template file and, if they were started, the throwaway PostgreSQL
+// cluster and PgBouncer. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
-func Main(m *testing.M) int {
+func Main(m *testing.M, opts ...MainOption) int {
+	applyMainOptions(opts)
 	code := m.Run()
 	cleanups.run()
 	return code

@@ -21,5 +21,10 @@
 // clear line, unless CHATDB_TEST_REQUIRE_POSTGRES=1, which makes them fail.
 //
 // Packages whose tests use dbtest should call Main from TestMain, so that a
-// throwaway cluster, if one was started, is stopped when the tests end.
+// throwaway cluster, if one was started, is stopped when the tests end. With
+// the WithPgBouncer option, Run also runs every test on PGXBouncer and
+// PQBouncer, through a PgBouncer in transaction mode that dbtest starts in
+// front of the server (the store's tests do):
+//
+//	func TestMain(m *testing.M) { os.Exit(dbtest.Main(m, dbtest.WithPgBouncer())) }
 package dbtest

@@ -7,4 +7,4 @@ import (
 	"github.com/chatdb/chatdb/dbtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(dbtest.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(dbtest.Main(m, dbtest.WithPgBouncer())) }

@@ -79,6 +79,9 @@ sqlite://path or a bare file path. Passwords are never printed.
 Environment (the same as database.ConfigFromEnv):
   DATABASE_URL                database URL
   CHATDB_PG_DRIVER            pgx (default) or pq
+  CHATDB_POOLER               transaction behind PgBouncer in transaction mode
+                              (default none)
+  CHATDB_MIGRATION_URL        direct connection that migrations run on
   CHATDB_MAX_OPEN_CONNS       connections open at once (default 30)
   CHATDB_MAX_IDLE_CONNS       connections kept idle (default 20)
   CHATDB_CONN_MAX_LIFETIME    recycle a connection after (default 30m)

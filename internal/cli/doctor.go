@@ -28,7 +28,9 @@ OK, FAIL or SKIP, with what to do after each failure:
   database    the URL (password redacted), dialect and driver
   connect     the server can be reached and logged in to
   server      the server's product and version
-  pool        the pool settings in effect (max open and idle, lifetimes)
+  pool        the pool settings in effect (max open and idle, lifetimes) and,
+              on PostgreSQL, whether a pooler in transaction mode (PgBouncer)
+              is in between, and whether CHATDB_POOLER says so
   migrations  every migration built into chatdb is applied, none pending
   pool stats  the pool's statistics after the checks
   replica     each read replica of CHATDB_REPLICA_URLS: state, lag, replay position
@@ -262,9 +264,14 @@ func doctor(ctx context.Context, w io.Writer, cfg database.Config) error {
 	if eff.MaxIdleConns < 0 {
 		idle = "0"
 	}
-	r.pass("pool", "max open %s, max idle %s, max lifetime %s, max idle time %s, health check after %s",
+	poolLine := fmt.Sprintf("max open %s, max idle %s, max lifetime %s, max idle time %s, health check after %s",
 		limit(db.Stats().MaxOpenConnections), idle,
 		forever(eff.ConnMaxLifetime), forever(eff.ConnMaxIdleTime), eff.HealthCheckAfter)
+	if note, mismatch, todo := poolerFinding(ctx, db, cfg); mismatch != "" {
+		r.fail("pool", poolLine+"; "+mismatch, todo)
+	} else {
+		r.pass("pool", "%s%s", poolLine, note)
+	}
 
 	// migrations
 	st, err := database.Migrations(ctx, db)

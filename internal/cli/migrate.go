@@ -200,8 +200,11 @@ transaction of its own, under a lock that keeps concurrent runs apart, after
 checking the files against atlas.sum. Progress is recorded in the Atlas CLI's
 revisions table.
 
-The database is --url, else the environment (DATABASE_URL and CHATDB_*; an empty
-DATABASE_URL means the SQLite file chatdb.db). The files are the ones built into
+The database is --url, else the environment (CHATDB_MIGRATION_URL when set, else
+DATABASE_URL, and CHATDB_*; an empty DATABASE_URL means the SQLite file
+chatdb.db). Behind a PgBouncer in transaction mode (CHATDB_POOLER=transaction)
+the lock does not hold, and apply refuses: give it a direct connection with
+--url or CHATDB_MIGRATION_URL. The files are the ones built into
 chatdb, unless --dir names a migrations root (./migrations) to take the
 dialect's directory from, or the dialect's directory itself
 (file://migrations/postgres, as atlas --dir takes it).
@@ -569,11 +572,17 @@ run.`,
 }
 
 // migrateTarget returns the configuration of the database that apply and
-// status (cmd) work on, --url or the environment's, and the options that make
-// Migrate and Migrations read --dir (none when it is empty). --dir is checked
-// here, before anything is opened, so that a wrong one creates no database.
+// status (cmd) work on, and the options that make Migrate and Migrations
+// read --dir (none when it is empty): --url, taken for a direct connection
+// (not the pooler's of CHATDB_POOLER), else CHATDB_MIGRATION_URL, else
+// DATABASE_URL. --dir is checked here, before anything is opened, so that a
+// wrong one creates no database.
 func migrateTarget(ctx context.Context, cmd, url, dir string) (database.Config, []database.MigrateOption, error) {
 	cfg, err := config(ctx, url)
+	if url != "" {
+		cfg.Pooler, cfg.MigrationURL = "", ""
+	}
+	cfg = cfg.ForMigration()
 	if err != nil || dir == "" {
 		return cfg, nil, err
 	}
