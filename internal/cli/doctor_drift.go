@@ -22,6 +22,11 @@ func driftCheck(ctx context.Context, r *report, db *database.DB, cfg database.Co
 	}
 	dev := ""
 	if db.Dialect() == database.Postgres {
+		if cfg.Pooler == database.PoolerTransaction && cfg.MigrationURL == "" {
+			r.skipped++
+			fmt.Fprintf(r.w, "SKIP  %-11s no dev database: the URL goes through a transaction pooler; set CHATDB_MIGRATION_URL to a direct connection\n", "drift")
+			return
+		}
 		dev = serverDevURL(cfg.ForMigration().URL, "")
 	}
 	rep, err := migration.Drift(ctx, db, nil, dev)

@@ -183,7 +183,12 @@ func replayed(ctx context.Context, dialect string, dir migrate.Dir, devURL strin
 	}
 	defer func() { err = errors.Join(err, dev.close()) }()
 	if err := database.Migrate(ctx, dev.db, database.WithDir(dir)); err != nil {
-		return nil, fmt.Errorf("migration: drift: replay the applied files: %w", err)
+		err = fmt.Errorf("migration: drift: replay the applied files: %w", err)
+		if errors.Is(err, database.ErrPooler) {
+			// The dev URL goes through a pooler: no usable dev database.
+			err = &devError{err: err}
+		}
+		return nil, err
 	}
 	drv, err := atlasDriver(dialect, dev.db)
 	if err != nil {
