@@ -57,6 +57,14 @@ func TestMigrateDriftNone(t *testing.T) {
 		code, stdout, stderr := run(t, args("migrate", "drift")...)
 		require.Equal(t, 0, code, stderr)
 		require.Regexp(t, `: no drift: the schema is what its \d+ applied migration\(s\) produce\n$`, stdout)
+		if target.Postgres() {
+			// Without --dev-url: the database's own server.
+			a := args("migrate", "drift")
+			code, stdout, stderr := run(t, a[:len(a)-2]...)
+			require.Equal(t, 0, code, stderr)
+			require.Contains(t, stdout, ": no drift:")
+			require.Regexp(t, `^replaying the applied migrations on a temporary database on postgres://[^ ]*/postgres\b`, stderr)
+		}
 	})
 }
 
