@@ -32,8 +32,10 @@ OK, FAIL or SKIP, with what to do after each failure:
               on PostgreSQL, whether a pooler in transaction mode (PgBouncer)
               is in between, and whether CHATDB_POOLER says so
   migrations  every migration built into chatdb is applied, none pending
-  drift       the schema is what the applied migrations produce (chatdb
-              migrate drift; skipped when no dev database can be made)
+  drift       the schema is what the applied migrations produce, replayed on
+              a temporary database made and dropped on the same server (in
+              memory for SQLite); skipped when none can be made (chatdb
+              migrate drift shows the differences)
   pool stats  the pool's statistics after the checks
   replica     each read replica of CHATDB_REPLICA_URLS: state, lag, replay position
 
