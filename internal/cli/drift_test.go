@@ -2,6 +2,8 @@ package cli_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -152,5 +154,24 @@ func TestDoctorDrift(t *testing.T) {
 		require.Equal(t, cli.ExitAttention, code, stdout+stderr)
 		require.Regexp(t, `(?m)^FAIL  drift       2 difference\(s\) between the schema and its \d+ applied migration\(s\)$`, stdout)
 		require.Contains(t, stdout, "run `chatdb migrate drift` to see them as SQL")
+	})
+}
+
+// TestMigrateApplyDriftUnknownRevision: a database ahead of apply's files is
+// not checked for drift (there is nothing to compare with), and apply says so
+// rather than refusing.
+func TestMigrateApplyDriftUnknownRevision(t *testing.T) {
+	eachDriftTarget(t, func(t *testing.T, target dbtest.Target) {
+		_, args := driftDB(t, target)
+		root := migrationsCopy(t)
+		sub := dialectDirs[target.Dialect()]
+		files := embeddedFiles(t, target.Dialect())
+		require.NoError(t, os.Remove(filepath.Join(root, sub, files[len(files)-1])))
+		code, _, stderr := run(t, "migrate", "hash", "--dir", root, "--dialect", sub)
+		require.Equal(t, 0, code, stderr)
+
+		code, stdout, stderr := run(t, args("migrate", "apply", "--dir", filepath.Join(root, sub))...)
+		require.Equal(t, 0, code, stdout+stderr)
+		require.Contains(t, stderr, "migrate apply: drift not checked: migration: applied revision not in the migration directory: "+files[len(files)-1])
 	})
 }

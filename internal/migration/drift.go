@@ -74,6 +74,11 @@ func (r *DriftReport) Drifted() bool { return len(r.Differences) > 0 }
 //
 // Cost: replaying the applied files, and inspecting both schemas (a few
 // catalogue queries per table).
+//
+// database.Migrate does not call Drift, on purpose: the check creates a
+// database on the server, which an application starting up should neither
+// need the privilege for nor wait on. `chatdb migrate apply` checks before
+// applying, in the deploy, and `chatdb doctor` reports drift.
 func Drift(ctx context.Context, db *database.DB, dir migrate.Dir, devURL string) (*DriftReport, error) {
 	dialect := db.Dialect()
 	if dir == nil {
