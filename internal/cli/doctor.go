@@ -32,6 +32,10 @@ OK, FAIL or SKIP, with what to do after each failure:
               on PostgreSQL, whether a pooler in transaction mode (PgBouncer)
               is in between, and whether CHATDB_POOLER says so
   migrations  every migration built into chatdb is applied, none pending
+  drift       the schema is what the applied migrations produce, replayed on
+              a temporary database made and dropped on the same server (in
+              memory for SQLite); skipped when none can be made (chatdb
+              migrate drift shows the differences)
   pool stats  the pool's statistics after the checks
   replica     each read replica of CHATDB_REPLICA_URLS: state, lag, replay position
 
@@ -70,7 +74,7 @@ could not run, 2 for a wrong command line.`,
 }
 
 // checkNames lists doctor's checks in the order they run.
-var checkNames = []string{"database", "connect", "server", "pool", "migrations", "pool stats"}
+var checkNames = []string{"database", "connect", "server", "pool", "migrations", "drift", "pool stats"}
 
 // report prints doctor's lines and counts the results.
 type report struct {
@@ -292,6 +296,7 @@ func doctor(ctx context.Context, w io.Writer, cfg database.Config) error {
 		}
 		r.pass("migrations", "%d applied, 0 pending (latest %s)", len(st.Applied), latest)
 	}
+	driftCheck(ctx, r, db, cfg, err == nil)
 
 	// pool stats
 	s := db.Stats()

@@ -115,10 +115,10 @@ func TestDoctorHealthy(t *testing.T) {
 		code, stdout, stderr := run(t, append([]string{"doctor"}, dbArgs(target, cfg)...)...)
 		require.Equal(t, cli.ExitOK, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
 		require.Empty(t, stderr)
-		for _, check := range []string{"database", "connect", "server", "pool", "migrations", "pool stats"} {
+		for _, check := range []string{"database", "connect", "server", "pool", "migrations", "drift", "pool stats"} {
 			require.Regexp(t, `(?m)^OK    `+check+` `, stdout)
 		}
-		require.Contains(t, stdout, "6 ok, 0 failed, 0 skipped")
+		require.Contains(t, stdout, "7 ok, 0 failed, 0 skipped")
 		require.Contains(t, stdout, ", 0 pending")
 		require.Contains(t, stdout, "driver "+map[bool]string{true: target.Driver(), false: "sqlite"}[target.Postgres()])
 		require.NotContains(t, stdout, "hunter2")
@@ -145,7 +145,7 @@ func TestDoctorPendingMigrations(t *testing.T) {
 		require.Contains(t, stdout, "chatdb migrate apply")
 		require.Regexp(t, `(?m)^OK    connect `, stdout)
 		require.Regexp(t, `(?m)^OK    pool stats `, stdout, "the checks after a failure still run")
-		require.Contains(t, stdout, "5 ok, 1 failed, 0 skipped")
+		require.Contains(t, stdout, "6 ok, 1 failed, 0 skipped")
 		require.Equal(t, "chatdb: doctor: 1 check(s) failed: migrations\n", stderr)
 
 		// Doctor changes nothing: the migrations are still pending.
@@ -181,10 +181,10 @@ func TestDoctorUnreachable(t *testing.T) {
 			require.Contains(t, stdout, "FAIL  connect     database: cannot connect to postgres://chat:xxxxx@127.0.0.1:")
 			require.Contains(t, stdout, "after 1 attempt(s)", "one attempt unless --wait")
 			require.Contains(t, stdout, "-> nothing accepts connections on 127.0.0.1:")
-			for _, check := range []string{"server", "pool", "migrations", "pool stats"} {
+			for _, check := range []string{"server", "pool", "migrations", "drift", "pool stats"} {
 				require.Regexp(t, `(?m)^SKIP  `+check+` +not connected$`, stdout)
 			}
-			require.Contains(t, stdout, "1 ok, 1 failed, 4 skipped")
+			require.Contains(t, stdout, "1 ok, 1 failed, 5 skipped")
 			require.Equal(t, "chatdb: doctor: 1 check(s) failed: connect\n", stderr)
 			require.NotContains(t, stdout+stderr, "hunter2")
 		})
@@ -207,7 +207,7 @@ func TestDoctorNoSQLiteFile(t *testing.T) {
 	require.Equal(t, cli.ExitAttention, code, stderr)
 	require.Contains(t, stdout, "FAIL  database    sqlite://"+path+": no such file")
 	require.Contains(t, stdout, "chatdb demo")
-	require.Contains(t, stdout, "0 ok, 1 failed, 5 skipped")
+	require.Contains(t, stdout, "0 ok, 1 failed, 6 skipped")
 	require.NoFileExists(t, path, "doctor must not create the database")
 	golden(t, "doctor_no_file.golden", strings.ReplaceAll(stdout, path, "<file>"))
 }
@@ -235,7 +235,7 @@ func TestDoctorEnvironment(t *testing.T) {
 	code, stdout, stderr = run(t, "doctor")
 	require.Equal(t, cli.ExitAttention, code, stderr)
 	require.Contains(t, stdout, "FAIL  database    database: CHATDB_MAX_OPEN_CONNS: not an integer")
-	require.Contains(t, stdout, "0 ok, 1 failed, 5 skipped")
+	require.Contains(t, stdout, "0 ok, 1 failed, 6 skipped")
 
 	// Other commands cannot run without their configuration.
 	code, _, stderr = run(t, "demo")
@@ -264,7 +264,7 @@ func TestDoctorReplicas(t *testing.T) {
 	require.Regexp(t, `(?m)^FAIL  replica     replica1 postgres://chat:xxxxx@127\.0\.0\.1:\d+/chat\?sslmode=disable: down: `, stdout)
 	require.Regexp(t, `(?m)^FAIL  replica     replica2 .*: promoted: not in recovery`, stdout)
 	require.Contains(t, stdout, "-> remove it from CHATDB_REPLICA_URLS")
-	require.Contains(t, stdout, "6 ok, 2 failed, 0 skipped")
+	require.Contains(t, stdout, "7 ok, 2 failed, 0 skipped")
 	require.NotContains(t, stdout+stderr, "hunter2")
 }
 
@@ -279,5 +279,5 @@ func TestDoctorReplicaHealthy(t *testing.T) {
 	code, stdout, stderr := run(t, "doctor", "--url", rs.Primary.URL())
 	require.Equal(t, cli.ExitOK, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
 	require.Regexp(t, `(?m)^OK    replica     replica1 postgres://postgres@127\.0\.0\.1:\d+/postgres\?sslmode=disable: healthy, lag \S+ \(\d+ bytes\), replay at [0-9A-F]+/[0-9A-F]+$`, stdout)
-	require.Contains(t, stdout, "7 ok, 0 failed, 0 skipped")
+	require.Contains(t, stdout, "8 ok, 0 failed, 0 skipped")
 }

@@ -38,7 +38,7 @@ Exit status: 0 on success; 1 when the command failed (the reason is on stderr),
 including a directory that does not match its atlas.sum; 2 for a wrong command
 line; 3 when the command ran and found something that needs attention:
 migrations pending (status), an error-level finding (lint), schema changes that
-no migration has yet (diff --check).`,
+no migration has yet (diff --check), drift from the applied migrations (drift).`,
 		Example: `  chatdb migrate diff add_reactions
   chatdb migrate lint --latest 1
   chatdb migrate status || chatdb migrate apply`,
@@ -46,7 +46,7 @@ no migration has yet (diff --check).`,
 		SuggestionsMinimumDistance: 2, // as the root's
 		RunE:                       func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
-	c.AddCommand(newMigrateDiff(), newMigrateApply(), newMigrateStatus(), newMigrateValidate(), newMigrateHash(), newMigrateLint())
+	c.AddCommand(newMigrateDiff(), newMigrateApply(), newMigrateStatus(), newMigrateValidate(), newMigrateHash(), newMigrateLint(), newMigrateDrift())
 	return c
 }
 
@@ -189,8 +189,8 @@ func diffDialects(flag string) ([]string, error) {
 const DefaultLockTimeout = time.Minute
 
 func newMigrateApply() *cobra.Command {
-	var url, dir string
-	var dryRun bool
+	var url, dir, dev string
+	var dryRun, allowDrift bool
 	var lockTimeout time.Duration
 	c := &cobra.Command{
 		Use:   "apply",
@@ -212,7 +212,12 @@ dialect's directory from, or the dialect's directory itself
 While another migrator holds the lock (another chatdb, or atlas migrate apply
 on PostgreSQL; any writer of the file on SQLite), apply says so once and waits
 for --lock-timeout (default 1m; 0 waits until the lock is free or Ctrl-C),
-then fails with exit status 1, having applied nothing more.`,
+then fails with exit status 1, having applied nothing more.
+
+Before applying, apply checks a database that has applied migrations for drift
+(see chatdb migrate drift, whose --dev-url it takes) and refuses, with exit
+status 1, when its schema differs from what they produce; --allow-drift skips
+the check.`,
 		Example: `  chatdb migrate apply --dry-run
   DATABASE_URL=postgres://app@db.internal/chat chatdb migrate apply`,
 		Args: exactArgs(0, "no arguments"),
@@ -234,6 +239,11 @@ then fails with exit status 1, having applied nothing more.`,
 				return err
 			}
 			defer db.Close()
+			if !allowDrift {
+				if err := driftBeforeApply(ctx, c.ErrOrStderr(), db, cfg.URL, dir, dev); err != nil {
+					return fmt.Errorf("migrate apply: %w", err)
+				}
+			}
 			out := c.OutOrStdout()
 			opts = append(opts, database.WithLockTimeout(lockTimeout), database.WithLockWait(func() {
 				fmt.Fprintf(c.ErrOrStderr(), "migrate apply: %s\n", lockWaitMessage(db, lockTimeout))
@@ -277,6 +287,8 @@ then fails with exit status 1, having applied nothing more.`,
 	f.StringVar(&dir, "dir", "", "read the migrations from this directory instead of the built-in files: "+dirFlagUsage)
 	f.BoolVar(&dryRun, "dry-run", false, "list the pending files without applying them")
 	f.DurationVar(&lockTimeout, "lock-timeout", DefaultLockTimeout, "how long to wait for the migration lock another migrator holds (0: until it is free)")
+	f.BoolVar(&allowDrift, "allow-drift", false, "apply even when the schema has drifted from the applied migrations")
+	f.StringVar(&dev, "dev-url", "", "PostgreSQL server for the drift check's temporary database (default: the database's own server)")
 	return c
 }
 

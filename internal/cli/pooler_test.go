@@ -43,11 +43,13 @@ func TestDoctorPgBouncer(t *testing.T) {
 			code, stdout, stderr := run(t, args...)
 			require.Equal(t, cli.ExitOK, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
 			require.Regexp(t, `(?m)^OK    pool        .*; through a transaction pooler \(CHATDB_POOLER=transaction\); migrations need CHATDB_MIGRATION_URL`, stdout)
-			require.Contains(t, stdout, "6 ok, 0 failed, 0 skipped")
+			require.Regexp(t, `(?m)^SKIP  drift       no dev database: the URL goes through a transaction pooler; set CHATDB_MIGRATION_URL`, stdout)
+			require.Contains(t, stdout, "6 ok, 0 failed, 1 skipped")
 
 			t.Setenv("CHATDB_MIGRATION_URL", cfg.MigrationURL)
 			code, stdout, _ = run(t, args...)
 			require.Equal(t, cli.ExitOK, code, stdout)
+			require.Regexp(t, `(?m)^OK    drift       `, stdout)
 			require.Contains(t, stdout, "; migrations run on CHATDB_MIGRATION_URL")
 			t.Setenv("CHATDB_MIGRATION_URL", "")
 
