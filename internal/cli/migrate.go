@@ -498,13 +498,15 @@ func newMigrateLint() *cobra.Command {
 
 On PostgreSQL chatdb adds analyzers of its own, which atlas migrate lint lacks:
 
-  shard-readiness  keys and foreign keys that stop sharding by chat    warning
+  shard-readiness  keys and foreign keys that stop sharding by chat   warning
                    (SR101, SR102)
-  zero-downtime    on a table the file does not create: an index built warning
-                   without CONCURRENTLY (ZD101), a column type change
-                   that rewrites the table (ZD102), SET NOT NULL
-                   (ZD103), a CHECK or FOREIGN KEY added without NOT
-                   VALID (ZD104)
+  zero-downtime    on a table the file does not create: an index     warning
+                   built without CONCURRENTLY (ZD101), a column
+                   type change that rewrites the table (ZD102), SET
+                   NOT NULL (ZD103), a CHECK or FOREIGN KEY added
+                   without NOT VALID (ZD104)
+                   CONCURRENTLY in a file without -- atlas:txmode    error
+                   none (ZD105)
 
 The rules are atlas.hcl's, so atlas migrate lint agrees. The files under review
 are the newest --latest N (default 1), or with --git-base REF those added since

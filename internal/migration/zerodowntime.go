@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 
 	"ariga.io/atlas/sql/postgres"
 	"ariga.io/atlas/sql/schema"
@@ -53,8 +54,13 @@ import (
 //     ACCESS EXCLUSIVE lock (CHECK) or a SHARE ROW EXCLUSIVE lock on both
 //     tables (FOREIGN KEY). Add it NOT VALID, then VALIDATE CONSTRAINT in a
 //     later statement, which takes a lock that lets reads and writes go on.
+//   - ZD105 (an error): a CONCURRENTLY statement in a file without the
+//     `-- atlas:txmode none` directive. PostgreSQL refuses it inside a
+//     transaction, where Migrate (and the Atlas CLI) run every other file, so
+//     the file would fail when applied; the dev database lint replays on runs
+//     statements one by one and cannot show it.
 //
-// They are warnings (see ZeroDowntimeErrors): how long a lock stalls traffic
+// ZD101 to ZD104 are warnings (see ZeroDowntimeErrors): how long a lock stalls traffic
 // depends on the table's size and load, which the lint cannot see, and a
 // statement on a table of a few rows, or run in a maintenance window, is fine.
 // The file's author decides, and says so with `-- atlas:nolint ZD101 <reason>`
@@ -73,6 +79,7 @@ const (
 	codeTableRewrite       = "ZD102"
 	codeSetNotNull         = "ZD103"
 	codeConstraintValidate = "ZD104"
+	codeConcurrentInTx     = "ZD105"
 )
 
 // zeroDowntime implements sqlcheck.NamedAnalyzer.
@@ -81,11 +88,11 @@ type zeroDowntime struct{}
 // Name implements sqlcheck.NamedAnalyzer.
 func (zeroDowntime) Name() string { return ZeroDowntimeAnalyzer }
 
-// ZeroDowntimeErrors lists the zero-downtime codes (ZD101-ZD104) whose
-// findings fail the lint; the others warn. It is empty: every code warns (see
-// ZeroDowntimeAnalyzer). A program that wants them to fail, as a CI gate for
-// large tables, sets codes here before calling Lint.
-var ZeroDowntimeErrors = map[string]bool{}
+// ZeroDowntimeErrors lists the zero-downtime codes whose findings fail the
+// lint; the others warn. Only ZD105, a file that cannot apply, is an error by
+// default (see ZeroDowntimeAnalyzer). A program that wants the others to fail,
+// as a CI gate for large tables, sets them here before calling Lint.
+var ZeroDowntimeErrors = map[string]bool{codeConcurrentInTx: true}
 
 // isError reports whether a finding of code fails the lint.
 func (zeroDowntime) isError(code string) bool { return ZeroDowntimeErrors[code] }
@@ -98,7 +105,15 @@ var (
 // Analyze implements sqlcheck.Analyzer.
 func (zeroDowntime) Analyze(_ context.Context, p *sqlcheck.Pass) error {
 	var diags []sqlcheck.Diagnostic
+	txNone := false
+	if lf, ok := p.File.File.(interface{ Directive(string) []string }); ok {
+		txNone = slices.Contains(lf.Directive("txmode"), "none")
+	}
 	for _, c := range p.File.Changes {
+		if !txNone && concurrently.MatchString(c.Stmt.Text) {
+			diags = append(diags, sqlcheck.Diagnostic{Pos: c.Stmt.Pos, Code: codeConcurrentInTx,
+				Text: "CONCURRENTLY cannot run inside a transaction, where this file runs: start the file with `-- atlas:txmode none` and a blank line (and keep other changes in files of their own)"})
+		}
 		for _, ch := range c.Changes {
 			m, ok := ch.(*schema.ModifyTable)
 			if !ok || p.File.TableSpan(m.T)&sqlcheck.SpanAdded != 0 {
