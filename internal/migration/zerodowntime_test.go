@@ -50,6 +50,8 @@ func TestZeroDowntimeFindings(t *testing.T) {
 		{name: "index_on_messages", sql: `CREATE INDEX "messages_sender_idx2" ON "messages" ("sender_id");` + "\n", want: []string{"1: ZD101"}},
 		{name: "unique_constraint", sql: alter(`ADD CONSTRAINT "zd_n_key" UNIQUE ("n")`), want: []string{"1: ZD101"}},
 		{name: "index_concurrently", sql: "-- atlas:txmode none\n\n" + `CREATE INDEX CONCURRENTLY "zd_n_idx" ON "zd" ("n");` + "\n"},
+		{name: "unique_constraint_using_index", sql: "-- atlas:txmode none\n\n" + `CREATE UNIQUE INDEX CONCURRENTLY "zd_n_key" ON "zd" ("n");` + "\n" +
+			alter(`ADD CONSTRAINT "zd_n_key" UNIQUE USING INDEX "zd_n_key"`)},
 		{name: "concurrently_in_tx", sql: `CREATE INDEX CONCURRENTLY "zd_n_idx" ON "zd" ("n");` + "\n", want: []string{"1: ZD105"}},
 		{name: "index_on_new_table", sql: `CREATE TABLE "pins" ("id" integer NOT NULL, "n" integer NULL, PRIMARY KEY ("id"));` + "\n" + `CREATE INDEX "pins_n_idx" ON "pins" ("n");` + "\n"},
 		{name: "index_silenced", sql: "-- atlas:nolint ZD101 zd has a few rows only\n" + `CREATE INDEX "zd_n_idx" ON "zd" ("n");` + "\n"},
