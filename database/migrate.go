@@ -228,7 +228,12 @@ func WithLockWait(fn func()) MigrateOption {
 // revisions table (RevisionsTable, the Atlas CLI's format). A file that fails is
 // rolled back as a whole, leaving the database as it was before that file, and
 // the error is a *MigrationError naming the file and the statement; files
-// applied before it stay applied.
+// applied before it stay applied. The exception, on PostgreSQL only, is a file
+// with the Atlas directive `-- atlas:txmode none` at its top (for CREATE INDEX
+// CONCURRENTLY, which PostgreSQL refuses inside a transaction): its statements
+// run one by one outside any transaction, the revisions row updated after
+// each, as the Atlas CLI does; a statement that fails leaves the ones before
+// it applied and the next run resumes there.
 //
 // Concurrent Migrate calls, from this process or others, apply each file once.
 // On PostgreSQL, Migrate holds a session-level advisory lock for the whole run on
@@ -402,8 +407,18 @@ func (db *DB) applyNext(ctx context.Context, l *migrationLock, dir migrate.Dir, 
 		return false, fmt.Errorf("database: migrate: %w", mapError(err))
 	}
 	f := pending[0]
-	if err := checkTxMode(f); err != nil {
+	none, err := checkTxMode(db.dialect, f)
+	if err != nil {
 		return false, err
+	}
+	if none {
+		// Under the advisory lock, what is pending stays pending: run the file
+		// on the lock's connection, outside any transaction.
+		committed = true
+		if err := tx.Rollback(); err != nil {
+			return false, fmt.Errorf("database: migrate: %w", mapError(err))
+		}
+		return false, db.applyNoTx(ctx, l, dir, f, o)
 	}
 	m, err := pendingMigration(drv, f)
 	if err != nil {
@@ -457,20 +472,64 @@ func pendingMigration(drv migrate.Driver, f migrate.File) (Migration, error) {
 	return Migration{Version: f.Version(), Description: f.Desc(), Statements: len(stmts)}, nil
 }
 
-// checkTxMode refuses a file that asks the Atlas CLI to run it outside a
-// transaction (`-- atlas:txmode none`, for CREATE INDEX CONCURRENTLY and the
-// like): Migrate runs every file in one, and the file would fail halfway with a
-// less helpful error. Apply such a file with the Atlas CLI.
-func checkTxMode(f migrate.File) error {
+// checkTxMode reads a file's `-- atlas:txmode` directive and reports whether
+// it is "none": run the file outside a transaction, as the Atlas CLI does, for
+// statements that cannot run inside one, such as CREATE INDEX CONCURRENTLY.
+// That is honoured on PostgreSQL only, where the advisory lock, not the
+// transaction, keeps other migrators out. SQLite has no such statement and its
+// transaction is the lock, so there "none" is refused, as is any mode other
+// than "file" (the default).
+func checkTxMode(dialect string, f migrate.File) (none bool, err error) {
 	lf, ok := f.(interface{ Directive(string) []string })
 	if !ok {
-		return nil
+		return false, nil
 	}
 	for _, mode := range lf.Directive("txmode") {
-		if mode != "file" {
-			return &MigrationError{File: f.Name(), Err: fmt.Errorf("atlas:txmode %s is not supported: Migrate runs each file in a transaction of its own (apply this file with `atlas migrate apply --tx-mode %s`)", mode, mode)}
+		switch {
+		case mode == "file":
+		case mode == "none" && dialect == Postgres:
+			none = true
+		default:
+			return false, &MigrationError{File: f.Name(), Err: fmt.Errorf("atlas:txmode %s is not supported on %s: Migrate runs each file in a transaction of its own, or on PostgreSQL with txmode none outside any (apply this file with `atlas migrate apply --tx-mode %s`)", mode, dialect, mode)}
 		}
 	}
+	return none, nil
+}
+
+// applyNoTx applies f, a PostgreSQL file with `-- atlas:txmode none`, on the
+// lock's connection without a transaction: each statement commits on its own,
+// and the revisions row is written after each, as the Atlas CLI does with
+// --tx-mode none. A statement that fails leaves the ones before it applied and
+// the revision partially applied (with the error); the next run resumes at the
+// failed statement, after the file is fixed so that its applied part keeps its
+// hashes. A CREATE INDEX CONCURRENTLY that fails leaves an INVALID index
+// behind, which InvalidIndexes finds.
+func (db *DB) applyNoTx(ctx context.Context, l *migrationLock, dir migrate.Dir, f migrate.File, o *migrateOptions) error {
+	drv, err := atlasDriver(db.dialect, l.conn)
+	if err != nil {
+		return err
+	}
+	ex, err := newExecutor(drv, dir, &revisions{q: l.conn, dialect: db.dialect})
+	if err != nil {
+		return err
+	}
+	m, err := pendingMigration(drv, f)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := ex.Execute(ctx, f); err != nil {
+		var se *migrate.StmtExecError
+		if errors.As(err, &se) {
+			return &MigrationError{File: f.Name(), Stmt: se.Stmt.Text, Err: fmt.Errorf("%w (txmode none: the statements before it stay applied)", mapError(se.Err))}
+		}
+		return &MigrationError{File: f.Name(), Err: mapError(err)}
+	}
+	m.AppliedAt, m.Duration = start, time.Since(start)
+	db.logger.InfoContext(ctx, "database: applied migration",
+		slog.String("file", f.Name()), slog.Int("statements", m.Statements), slog.Duration("duration", m.Duration),
+		slog.String("txmode", "none"))
+	o.progress(m)
 	return nil
 }
 

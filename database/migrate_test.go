@@ -671,7 +671,7 @@ func TestMigrateErrorsKeepTheirKind(t *testing.T) {
 	require.ErrorIs(t, err, database.ErrConflict)
 }
 
-// TestMigrateRefusesTxModeNone: a file written for the Atlas CLI's non-transactional
+// TestMigrateRefusesTxModeNone: on SQLite, a file written for the Atlas CLI's non-transactional
 // mode is refused with a clear error instead of failing halfway.
 func TestMigrateRefusesTxModeNone(t *testing.T) {
 	t.Parallel()

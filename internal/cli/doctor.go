@@ -31,7 +31,9 @@ OK, FAIL or SKIP, with what to do after each failure:
   pool        the pool settings in effect (max open and idle, lifetimes) and,
               on PostgreSQL, whether a pooler in transaction mode (PgBouncer)
               is in between, and whether CHATDB_POOLER says so
-  migrations  every migration built into chatdb is applied, none pending
+  migrations  every migration built into chatdb is applied, none pending, and
+              on PostgreSQL no index is invalid (left by a failed CREATE INDEX
+              CONCURRENTLY; the line says how to repair it)
   drift       the schema is what the applied migrations produce, replayed on
               a temporary database made and dropped on the same server (in
               memory for SQLite); skipped when none can be made (chatdb
@@ -277,9 +279,14 @@ func doctor(ctx context.Context, w io.Writer, cfg database.Config) error {
 		r.pass("pool", "%s%s", poolLine, note)
 	}
 
-	// migrations
+	// migrations, and the invalid indexes a failed concurrent build left
 	st, err := database.Migrations(ctx, db)
+	invalid, repair, _, ierr := invalidIndexes(ctx, db)
 	switch {
+	case err == nil && ierr != nil:
+		r.fail("migrations", ierr.Error(), "")
+	case err == nil && invalid != "" && len(st.Pending) == 0:
+		r.fail("migrations", fmt.Sprintf("%d applied, 0 pending; %s", len(st.Applied), invalid), repair)
 	case err != nil:
 		r.fail("migrations", err.Error(), "compare the database's revisions table with this chatdb's migrations (`chatdb migrate apply --dry-run`)")
 	case len(st.Pending) > 0:

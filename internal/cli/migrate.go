@@ -340,8 +340,13 @@ The database and the files are chosen as for apply: --url, else the environment
 (DATABASE_URL, and CHATDB_*); the files built into chatdb, unless --dir names a
 migrations root or the dialect's directory.
 
+On PostgreSQL it also lists invalid indexes (pg_index.indisvalid false), which a
+CREATE INDEX CONCURRENTLY that failed or was interrupted leaves behind (such as
+one in a -- atlas:txmode none file), with how to repair each: DROP INDEX
+CONCURRENTLY and create it again, or REINDEX INDEX CONCURRENTLY.
+
 Exit status: 0 when nothing is pending, 3 when something is (so a deploy script
-can ask whether to apply), 1 when status could not tell.`,
+can ask whether to apply) or an index is invalid, 1 when status could not tell.`,
 		Example: `  chatdb migrate status
   chatdb migrate status --url postgres://app@db.internal/chat?sslmode=require
   chatdb migrate status || chatdb migrate apply`,
@@ -369,8 +374,19 @@ can ask whether to apply), 1 when status could not tell.`,
 				return err
 			}
 			fmt.Fprintf(out, "%s: %d applied, %d pending\n", db.URL(), len(st.Applied), len(st.Pending))
+			invalid, err := printInvalidIndexes(ctx, out, db)
+			if err != nil {
+				return fmt.Errorf("migrate status: %w", err)
+			}
+			var attention []string
 			if len(st.Pending) > 0 {
-				return &attentionError{msg: fmt.Sprintf("migrate status: %d migration(s) pending; apply them with `chatdb migrate apply`", len(st.Pending))}
+				attention = append(attention, fmt.Sprintf("%d migration(s) pending; apply them with `chatdb migrate apply`", len(st.Pending)))
+			}
+			if invalid > 0 {
+				attention = append(attention, fmt.Sprintf("%d invalid index(es); repair them as shown", invalid))
+			}
+			if len(attention) > 0 {
+				return &attentionError{msg: "migrate status: " + strings.Join(attention, "; ")}
 			}
 			return nil
 		},
@@ -491,6 +507,18 @@ func newMigrateLint() *cobra.Command {
   incompatible  renaming a table or column under running code          error
                 (BC101, BC102)
   condrop       dropping a foreign key with its column (CD101)         warning
+
+On PostgreSQL chatdb adds analyzers of its own, which atlas migrate lint lacks:
+
+  shard-readiness  keys and foreign keys that stop sharding by chat   warning
+                   (SR101, SR102)
+  zero-downtime    on a table the file does not create: an index     warning
+                   built without CONCURRENTLY (ZD101), a column
+                   type change that rewrites the table (ZD102), SET
+                   NOT NULL (ZD103), a CHECK or FOREIGN KEY added
+                   without NOT VALID (ZD104)
+                   CONCURRENTLY in a file without -- atlas:txmode    error
+                   none (ZD105)
 
 The rules are atlas.hcl's, so atlas migrate lint agrees. The files under review
 are the newest --latest N (default 1), or with --git-base REF those added since

@@ -210,7 +210,14 @@ func TestMigrateLint(t *testing.T) {
 		code, stdout, stderr := run(t, "migrate", "lint", "--dialect", sub, "--dir", filepath.Join("..", "..", "migrations"), "--dev-url", dev)
 		require.Equal(t, cli.ExitOK, code, stderr)
 		require.Contains(t, stdout, sub+": 1 file(s) linted")
-		require.Contains(t, stdout, ": 0 error(s), 0 warning(s)")
+		if dialect == database.SQLite {
+			require.Contains(t, stdout, ": 0 error(s), 0 warning(s)")
+		} else {
+			// The newest file builds an index without CONCURRENTLY: a
+			// zero-downtime warning, pinned by the migration package's
+			// TestZeroDowntimeCommitted.
+			require.Contains(t, stdout, ": 0 error(s), ")
+		}
 
 		users := quote(dialect, "users")
 		dropColumn := "-- Modify \"users\" table\nALTER TABLE " + users + " DROP COLUMN " + quote(dialect, "display_name") + ";\n"

@@ -3,9 +3,12 @@
 // difference as a new migration file with an updated atlas.sum; Check says
 // whether Diff would write one, without writing. Lint runs Atlas's analyzers
 // (destructive, data-dependent and backward-incompatible changes) over the
-// newest files; Validate checks a directory against its atlas.sum and that its
-// files parse; Hash rewrites atlas.sum after a deliberate edit. Applying
-// migrations is database.Migrate's job, not this package's.
+// newest files, and on PostgreSQL chatdb's own: shard-readiness
+// (ShardAnalyzer) and zero-downtime (ZeroDowntimeAnalyzer: statements that
+// lock a table that already exists for a whole build, rewrite or scan);
+// Validate checks a directory against its atlas.sum and that its files parse;
+// Hash rewrites atlas.sum after a deliberate edit. Applying migrations is
+// database.Migrate's job, not this package's.
 //
 // Planning and linting need a clean dev database to replay the directory on: a
 // temporary database created (and dropped) on a PostgreSQL server for

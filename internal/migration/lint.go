@@ -161,7 +161,8 @@ func Lint(ctx context.Context, dialect string, dir migrate.Dir, n int, devURL st
 }
 
 // analyzers returns Atlas's analyzers for dialect, configured by LintRules, and
-// on PostgreSQL chatdb's shard-readiness analyzer (a warning, see ShardAnalyzer).
+// on PostgreSQL chatdb's shard-readiness analyzer (a warning, see ShardAnalyzer)
+// and zero-downtime analyzer (see ZeroDowntimeAnalyzer).
 func analyzers(dialect string) ([]sqlcheck.Analyzer, error) {
 	cfg := &schemahcl.Resource{}
 	for name, isError := range LintRules {
@@ -178,7 +179,7 @@ func analyzers(dialect string) ([]sqlcheck.Analyzer, error) {
 		return nil, fmt.Errorf("migration: lint: no analyzers registered for %s", name)
 	}
 	if dialect == database.Postgres {
-		azs = append(azs, shardReadiness{})
+		azs = append(azs, shardReadiness{}, zeroDowntime{})
 	}
 	return azs, nil
 }
@@ -339,6 +340,12 @@ func analyze(ctx context.Context, dev *sqlclient.Client, sf *sqlcheck.File, file
 		if n, ok := az.(sqlcheck.NamedAnalyzer); ok {
 			name = n.Name()
 		}
+		// chatdb's own analyzers may set the level per code; Atlas's are set
+		// by LintRules.
+		isError := func(string) bool { return LintRules[name] }
+		if lv, ok := az.(interface{ isError(code string) bool }); ok {
+			isError = lv.isError
+		}
 		reported := 0
 		err := az.Analyze(ctx, &sqlcheck.Pass{
 			File: sf,
@@ -351,7 +358,7 @@ func analyze(ctx context.Context, dev *sqlclient.Client, sf *sqlcheck.File, file
 					}
 					findings = append(findings, Finding{
 						File: file, Line: line(sf.File, d.Pos), Analyzer: name, Code: d.Code,
-						Message: d.Text, Error: LintRules[name],
+						Message: d.Text, Error: isError(d.Code),
 					})
 				}
 			}),
