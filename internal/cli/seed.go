@@ -401,6 +401,7 @@ func seed(ctx context.Context, stdout, stderr io.Writer, cfg database.Config, o 
 		}
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
+		settle(lctx, db, 5*time.Second)
 		now, lerr := loadSeedStored(viewer.SystemContext(lctx), db, plan)
 		if lerr != nil {
 			err = errors.Join(err, lerr)
@@ -647,4 +648,36 @@ func (p *progress) done(err error) {
 func (p *progress) line() {
 	el := time.Since(p.start)
 	fmt.Fprintf(p.w, "seed: %-8s %d/%d (%d%%), %.0f rows/s\n", p.what, p.n, p.total, p.n*100/max(p.total, 1), float64(p.n)/max(el.Seconds(), 1e-9))
+}
+
+// settle waits, for at most bound, until the statements that were running on
+// the server when it was called have ended. A statement whose context is
+// cancelled returns at once on the client, but the server may still be
+// running it, and commit it, after that: counting before it ends would say
+// less is stored than there is. On SQLite, statements run in this process and
+// have ended when they return; there is nothing to wait for. It waits for
+// other clients' statements of that moment too, which is why it is bounded.
+func settle(ctx context.Context, db *database.DB, bound time.Duration) {
+	if db.Dialect() != database.Postgres {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	var at time.Time
+	if err := db.SQL().QueryRowContext(ctx, "SELECT now()").Scan(&at); err != nil {
+		return
+	}
+	for {
+		var running int
+		err := db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active' AND query_start < $1`, at).Scan(&running)
+		if err != nil || running == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
