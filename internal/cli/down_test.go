@@ -210,3 +210,25 @@ func TestMigrateDownCount(t *testing.T) {
 		require.Equal(t, cli.ExitUsage, code, stderr)
 	})
 }
+
+// TestMigrateDownWaitsForLock: down takes the lock apply takes; while another
+// migrator holds it, down says so and gives up after --lock-timeout, having
+// changed nothing.
+func TestMigrateDownWaitsForLock(t *testing.T) {
+	eachDriftTarget(t, func(t *testing.T, target dbtest.Target) {
+		root := downDir(t, "add_nickname", nicknameFile)
+		db, args := downDB(t, target, root)
+		code, stdout, stderr := run(t, args("migrate", "apply")...)
+		require.Equal(t, cli.ExitOK, code, stdout+stderr)
+		// db.URL() is redacted; the test databases have no password.
+		release, err := holdMigrationLock(db.URL())
+		require.NoError(t, err)
+		code, stdout, stderr = run(t, args("migrate", "down", "--lock-timeout", "100ms")...)
+		require.NoError(t, release())
+		require.Equal(t, cli.ExitError, code, stdout+stderr)
+		require.Contains(t, stderr, "migration lock timeout")
+		col, idx := hasNickname(t, db)
+		require.True(t, col && idx, "nothing reverted")
+		require.True(t, applied(t, db, root))
+	})
+}
