@@ -46,7 +46,7 @@ no migration has yet (diff --check), drift from the applied migrations (drift).`
 		SuggestionsMinimumDistance: 2, // as the root's
 		RunE:                       func(c *cobra.Command, _ []string) error { return c.Help() },
 	}
-	c.AddCommand(newMigrateDiff(), newMigrateApply(), newMigrateStatus(), newMigrateValidate(), newMigrateHash(), newMigrateLint(), newMigrateDrift())
+	c.AddCommand(newMigrateDiff(), newMigrateApply(), newMigrateStatus(), newMigrateValidate(), newMigrateHash(), newMigrateLint(), newMigrateDrift(), newMigrateDown())
 	return c
 }
 

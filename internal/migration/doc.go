@@ -8,7 +8,9 @@
 // lock a table that already exists for a whole build, rewrite or scan);
 // Validate checks a directory against its atlas.sum and that its files parse;
 // Hash rewrites atlas.sum after a deliberate edit. Applying migrations is
-// database.Migrate's job, not this package's.
+// database.Migrate's job, not this package's; reverting them is PlanDown's
+// (the plan, from the directory's earlier state) and Down's (which runs it
+// through database.Revert).
 //
 // Planning and linting need a clean dev database to replay the directory on: a
 // temporary database created (and dropped) on a PostgreSQL server for

@@ -1,0 +1,111 @@
+package database
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+)
+
+// ErrRevertStale is returned by Revert when the newest applied migrations are
+// no longer the ones the down plan was made for: another migrator applied or
+// reverted files in between. Nothing was changed; plan again.
+var ErrRevertStale = errors.New("database: migrate down: the applied migrations changed since the plan was made")
+
+// Revert runs a down plan: the statements stmts, which take the schema back to
+// what it was before the migrations of versions (the newest applied ones, in
+// any order), then deletes those versions' rows from the revisions table, so
+// that Migrations, and the Atlas CLI, see them as pending again. Planning the
+// statements is the caller's (see internal/migration's PlanDown).
+//
+// It takes the migration lock as Migrate does (the advisory lock on
+// PostgreSQL, honouring WithLockTimeout and WithLockWait, and refusing a
+// transaction pooler; the write lock on SQLite, with foreign key enforcement
+// off and `PRAGMA foreign_key_check` clean before the commit), and runs
+// everything in one transaction on the lock's connection: a statement that
+// fails leaves the database as it was. Under the lock it first checks that
+// versions are still the newest applied migrations, and returns
+// ErrRevertStale when they are not. With Config.MigrationURL set, it runs
+// there, as Migrate does. Other options (WithDir, WithDryRun) are ignored.
+func Revert(ctx context.Context, db *DB, versions, stmts []string, opts ...MigrateOption) (err error) {
+	if len(versions) == 0 {
+		return errors.New("database: migrate down: no versions to revert")
+	}
+	if db.migration != nil {
+		direct, err := Open(ctx, *db.migration)
+		if err != nil {
+			return fmt.Errorf("database: migrate down: MigrationURL: %w", err)
+		}
+		defer func() { err = errors.Join(err, direct.Close()) }()
+		return Revert(ctx, direct, versions, stmts, opts...)
+	}
+	o := &migrateOptions{progress: func(Migration) {}}
+	for _, opt := range opts {
+		opt(o)
+	}
+	if err := db.checkSessionLock(ctx); err != nil {
+		return err
+	}
+	conn, err := db.sql.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("database: migrate down: %w", mapError(err))
+	}
+	defer conn.Close()
+	l := &migrationLock{db: db, conn: conn, o: o}
+	release, err := l.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, release()) }()
+	tx, err := l.begin(ctx)
+	if err != nil {
+		return err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			err = joinRollback(err, tx.Rollback())
+		}
+	}()
+	rrw := &revisions{q: tx, dialect: db.dialect}
+	revs, err := rrw.ReadRevisions(ctx)
+	if err != nil {
+		return err
+	}
+	if len(revs) < len(versions) {
+		return fmt.Errorf("%w: %d applied, %d to revert", ErrRevertStale, len(revs), len(versions))
+	}
+	var newest []string
+	for _, r := range revs[len(revs)-len(versions):] {
+		newest = append(newest, r.Version)
+	}
+	want := slices.Clone(versions)
+	slices.Sort(want)
+	if !slices.Equal(newest, want) {
+		return fmt.Errorf("%w: the newest applied are %s, the plan reverts %s", ErrRevertStale, strings.Join(newest, ", "), strings.Join(want, ", "))
+	}
+	for _, s := range stmts {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return &MigrationError{File: "down plan", Stmt: s, Err: mapError(err)}
+		}
+	}
+	for _, v := range versions {
+		if err := rrw.DeleteRevision(ctx, v); err != nil {
+			return err
+		}
+	}
+	if db.dialect == SQLite {
+		if err := foreignKeyCheck(ctx, tx); err != nil {
+			return &MigrationError{File: "down plan", Err: err}
+		}
+	}
+	committed = true
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("database: migrate down: commit: %w", mapError(err))
+	}
+	db.logger.InfoContext(ctx, "database: reverted migrations",
+		slog.String("versions", strings.Join(versions, ",")), slog.Int("statements", len(stmts)))
+	return nil
+}

@@ -1,0 +1,91 @@
+package migration_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/chatdb/chatdb/database"
+	"github.com/chatdb/chatdb/dbtest"
+	"github.com/chatdb/chatdb/internal/migration"
+	"github.com/chatdb/chatdb/migrations"
+)
+
+// TestDownToEarlierFiles: reverting all files but the first two leaves the
+// schema the first two produce (no drift against them), and only those two
+// applied.
+func TestDownToEarlierFiles(t *testing.T) {
+	eachDialect(t, func(t *testing.T, dialect, dev string) {
+		db, err := database.Open(t.Context(), dbtest.Config(t, driftTarget(dialect)))
+		require.NoError(t, err)
+		t.Cleanup(func() { db.Close() })
+		all, err := migrations.Dir(dialect)
+		require.NoError(t, err)
+		files, err := all.Files()
+		require.NoError(t, err)
+		n := len(files) - 2
+
+		plan, err := migration.PlanDown(t.Context(), db, nil, dev, n)
+		require.NoError(t, err)
+		require.Len(t, plan.Reverted, n)
+		require.Equal(t, files[len(files)-1].Name(), plan.Reverted[0], "newest first")
+		require.NotEmpty(t, plan.Changes)
+		require.Empty(t, plan.Destructive, "the tables are empty")
+		require.NoError(t, migration.Down(t.Context(), db, plan, false))
+
+		first, names := firstFiles(t, dialect, 2)
+		r, err := migration.Drift(t.Context(), db, first, dev)
+		require.NoError(t, err)
+		require.Equal(t, names, r.Applied)
+		require.False(t, r.Drifted(), "%v", r.Differences)
+		st, err := database.Migrations(t.Context(), db)
+		require.NoError(t, err)
+		require.Len(t, st.Applied, 2)
+		require.Len(t, st.Pending, n)
+
+		// And up again.
+		require.NoError(t, database.Migrate(t.Context(), db))
+		r, err = migration.Drift(t.Context(), db, nil, dev)
+		require.NoError(t, err)
+		require.False(t, r.Drifted(), "%v", r.Differences)
+	})
+}
+
+// TestDownBadCount: nothing applied, zero files, or more files than applied.
+func TestDownBadCount(t *testing.T) {
+	eachDialect(t, func(t *testing.T, dialect, dev string) {
+		db, err := database.Open(t.Context(), dbtest.Config(t, driftTarget(dialect)))
+		require.NoError(t, err)
+		t.Cleanup(func() { db.Close() })
+		_, err = migration.PlanDown(t.Context(), db, nil, dev, 0)
+		require.ErrorIs(t, err, migration.ErrDownCount)
+		_, err = migration.PlanDown(t.Context(), db, nil, dev, 1000)
+		require.ErrorIs(t, err, migration.ErrDownCount)
+
+		empty, err := database.Open(t.Context(), dbtest.EmptyConfig(t, driftTarget(dialect)))
+		require.NoError(t, err)
+		t.Cleanup(func() { empty.Close() })
+		_, err = migration.PlanDown(t.Context(), empty, nil, dev, 1)
+		require.ErrorIs(t, err, migration.ErrNothingApplied)
+	})
+}
+
+// TestDownStalePlan: a plan whose versions are no longer the newest applied
+// (another migrator moved on) is refused under the lock, changing nothing.
+func TestDownStalePlan(t *testing.T) {
+	eachDialect(t, func(t *testing.T, dialect, dev string) {
+		db, err := database.Open(t.Context(), dbtest.Config(t, driftTarget(dialect)))
+		require.NoError(t, err)
+		t.Cleanup(func() { db.Close() })
+		plan, err := migration.PlanDown(t.Context(), db, nil, dev, 1)
+		require.NoError(t, err)
+		st, err := database.Migrations(t.Context(), db)
+		require.NoError(t, err)
+		plan.Versions = []string{st.Applied[0].Version}
+		err = migration.Down(t.Context(), db, plan, false)
+		require.ErrorIs(t, err, database.ErrRevertStale)
+		after, err := database.Migrations(t.Context(), db)
+		require.NoError(t, err)
+		require.Equal(t, len(st.Applied), len(after.Applied))
+	})
+}
