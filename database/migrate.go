@@ -176,6 +176,8 @@ type migrateOptions struct {
 	lockTimeout    time.Duration
 	lockTimeoutSet bool
 	lockWait       func()
+	// revertGuards are WithRevertGuards', for Revert.
+	revertGuards []RevertGuard
 }
 
 // WithDir applies dir instead of the migrations embedded in the binary (package

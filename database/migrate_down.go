@@ -2,6 +2,7 @@ package database
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,64 @@ import (
 // no longer the ones the down plan was made for: another migrator applied or
 // reverted files in between. Nothing was changed; plan again.
 var ErrRevertStale = errors.New("database: migrate down: the applied migrations changed since the plan was made")
+
+// ErrRevertData is returned by Revert when a RevertGuard finds data that the
+// plan would delete and that was not there when the plan was made. Nothing
+// was changed; plan again.
+var ErrRevertData = errors.New("database: migrate down: data the plan would delete was written since the plan was made")
+
+// RevertGuard is a check Revert makes under the migration lock, in its
+// transaction, before it runs any statement: Query (a SELECT) must return no
+// row. A down plan guards every table or column it drops that held no data
+// when it was planned, so that data written between the plan and the revert
+// is not dropped with them. On PostgreSQL, Revert first locks Table in SHARE
+// mode, which lets no one write to it until the revert commits: a row
+// committed after the check cannot be lost. On SQLite, the transaction's
+// write lock already keeps every other writer out.
+type RevertGuard struct {
+	// Table is the table the query reads (unquoted).
+	Table string
+	// Query is a SELECT that returns a row when there is data to lose.
+	Query string
+	// Finding says what would be lost, for the error.
+	Finding string
+}
+
+// WithRevertGuards gives Revert the checks of a down plan; other calls ignore
+// them.
+func WithRevertGuards(gs ...RevertGuard) MigrateOption {
+	return func(o *migrateOptions) { o.revertGuards = append(o.revertGuards, gs...) }
+}
+
+// checkRevertGuards locks the guarded tables (PostgreSQL) and runs the
+// guards, in tx.
+func checkRevertGuards(ctx context.Context, dialect string, tx interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}, gs []RevertGuard) error {
+	if dialect == Postgres {
+		locked := make(map[string]bool)
+		for _, g := range gs {
+			if locked[g.Table] {
+				continue
+			}
+			locked[g.Table] = true
+			if _, err := tx.ExecContext(ctx, `LOCK TABLE "`+strings.ReplaceAll(g.Table, `"`, `""`)+`" IN SHARE MODE`); err != nil {
+				return fmt.Errorf("database: migrate down: lock %s: %w", g.Table, mapError(err))
+			}
+		}
+	}
+	for _, g := range gs {
+		var found bool
+		if err := tx.QueryRowContext(ctx, "SELECT EXISTS ("+g.Query+")").Scan(&found); err != nil {
+			return fmt.Errorf("database: migrate down: check %s: %w", g.Table, mapError(err))
+		}
+		if found {
+			return fmt.Errorf("%w: %s", ErrRevertData, g.Finding)
+		}
+	}
+	return nil
+}
 
 // Revert runs a down plan: the statements stmts, which take the schema back to
 // what it was before the migrations of versions (the newest applied ones, in
@@ -85,6 +144,9 @@ func Revert(ctx context.Context, db *DB, versions, stmts []string, opts ...Migra
 	slices.Sort(want)
 	if !slices.Equal(newest, want) {
 		return fmt.Errorf("%w: the newest applied are %s, the plan reverts %s", ErrRevertStale, strings.Join(newest, ", "), strings.Join(want, ", "))
+	}
+	if err := checkRevertGuards(ctx, db.dialect, tx, o.revertGuards); err != nil {
+		return err
 	}
 	for _, s := range stmts {
 		if _, err := tx.ExecContext(ctx, s); err != nil {

@@ -42,6 +42,11 @@ type DownPlan struct {
 	// "[destructive DS103] message: statement". A drop of an empty table or
 	// an all-NULL column loses nothing and is not listed.
 	Destructive []string
+	// Guards are the drops that held no data when planned: Down checks, under
+	// the migration lock and before any statement, that they still hold none
+	// (database.RevertGuard), so that data written after the plan is not
+	// dropped without --allow-destructive.
+	Guards []database.RevertGuard
 }
 
 // DestructiveError is returned by Down when the plan deletes data and that
@@ -140,12 +145,17 @@ func PlanDown(ctx context.Context, db *database.DB, dir migrate.Dir, devURL stri
 			continue
 		}
 		seen[c.Source] = true
-		found, err := destructive(ctx, db, c.Source)
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range found {
-			plan.Destructive = append(plan.Destructive, f+": "+oneLine(stmt))
+		for _, g := range drops(c.Source) {
+			g.Finding += ": " + oneLine(stmt)
+			ok, err := exists(ctx, db, g.Query)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				plan.Destructive = append(plan.Destructive, g.Finding)
+			} else {
+				plan.Guards = append(plan.Guards, g)
+			}
 		}
 	}
 	return plan, nil
@@ -156,40 +166,34 @@ func PlanDown(ctx context.Context, db *database.DB, dir migrate.Dir, devURL stri
 // plan with destructive findings is refused with a *DestructiveError unless
 // allowDestructive.
 func Down(ctx context.Context, db *database.DB, plan *DownPlan, allowDestructive bool, opts ...database.MigrateOption) error {
-	if len(plan.Destructive) > 0 && !allowDestructive {
-		return &DestructiveError{Findings: plan.Destructive}
+	if !allowDestructive {
+		if len(plan.Destructive) > 0 {
+			return &DestructiveError{Findings: plan.Destructive}
+		}
+		opts = append(opts, database.WithRevertGuards(plan.Guards...))
 	}
 	return database.Revert(ctx, db, plan.Versions, plan.Changes, opts...)
 }
 
-// destructive returns the findings about change c that deletes data on db.
-func destructive(ctx context.Context, db *database.DB, c schema.Change) ([]string, error) {
-	var out []string
+// drops returns, for each table or column change c drops, the check that
+// finds data it would delete: dropping a table with rows (DS102), or a column
+// with a value other than NULL in some row (DS103).
+func drops(c schema.Change) []database.RevertGuard {
+	var out []database.RevertGuard
 	switch c := c.(type) {
 	case *schema.DropTable:
-		ok, err := exists(ctx, db, "SELECT 1 FROM "+quote(c.T.Name))
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			out = append(out, fmt.Sprintf("[destructive DS102] dropping table %q deletes its rows", c.T.Name))
-		}
+		out = append(out, database.RevertGuard{Table: c.T.Name, Query: "SELECT 1 FROM " + quote(c.T.Name),
+			Finding: fmt.Sprintf("[destructive DS102] dropping table %q deletes its rows", c.T.Name)})
 	case *schema.ModifyTable:
 		for _, tc := range c.Changes {
-			dc, isDrop := tc.(*schema.DropColumn)
-			if !isDrop {
-				continue
-			}
-			ok, err := exists(ctx, db, "SELECT 1 FROM "+quote(c.T.Name)+" WHERE "+quote(dc.C.Name)+" IS NOT NULL")
-			if err != nil {
-				return nil, err
-			}
-			if ok {
-				out = append(out, fmt.Sprintf("[destructive DS103] dropping column %q of %q deletes its values", dc.C.Name, c.T.Name))
+			if dc, isDrop := tc.(*schema.DropColumn); isDrop {
+				out = append(out, database.RevertGuard{Table: c.T.Name,
+					Query:   "SELECT 1 FROM " + quote(c.T.Name) + " WHERE " + quote(dc.C.Name) + " IS NOT NULL",
+					Finding: fmt.Sprintf("[destructive DS103] dropping column %q of %q deletes its values", dc.C.Name, c.T.Name)})
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 func exists(ctx context.Context, db *database.DB, query string) (bool, error) {

@@ -9,6 +9,8 @@ import (
 	"github.com/chatdb/chatdb/dbtest"
 	"github.com/chatdb/chatdb/internal/migration"
 	"github.com/chatdb/chatdb/migrations"
+	"github.com/chatdb/chatdb/store"
+	"github.com/chatdb/chatdb/viewer"
 )
 
 // TestDownToEarlierFiles: reverting all files but the first two leaves the
@@ -87,5 +89,43 @@ func TestDownStalePlan(t *testing.T) {
 		after, err := database.Migrations(t.Context(), db)
 		require.NoError(t, err)
 		require.Equal(t, len(st.Applied), len(after.Applied))
+	})
+}
+
+// TestDownRechecksDataUnderTheLock: data written between the plan (which saw
+// empty tables) and the revert is found under the migration lock, and the
+// revert refused with nothing changed, rather than dropped with its columns.
+func TestDownRechecksDataUnderTheLock(t *testing.T) {
+	eachDialect(t, func(t *testing.T, dialect, dev string) {
+		ctx := t.Context()
+		db, err := database.Open(ctx, dbtest.Config(t, driftTarget(dialect)))
+		require.NoError(t, err)
+		t.Cleanup(func() { db.Close() })
+		all, err := migrations.Dir(dialect)
+		require.NoError(t, err)
+		files, err := all.Files()
+		require.NoError(t, err)
+		plan, err := migration.PlanDown(ctx, db, nil, dev, len(files)-2)
+		require.NoError(t, err)
+		require.Empty(t, plan.Destructive, "the tables are empty")
+		require.NotEmpty(t, plan.Guards, "the plan drops columns added since the first two files")
+
+		// A chat arrives: its last_seq and large, columns of later files, hold values.
+		s := store.New(db)
+		sys := viewer.SystemContext(ctx)
+		u, err := s.CreateUser(sys, store.NewUser{Email: "late@example.com", DisplayName: "Late"})
+		require.NoError(t, err)
+		_, err = s.CreateGroupChat(viewer.NewContext(ctx, u.ID), "Late", nil)
+		require.NoError(t, err)
+
+		err = migration.Down(ctx, db, plan, false)
+		require.ErrorIs(t, err, database.ErrRevertData)
+		require.Contains(t, err.Error(), "DS103")
+		st, err := database.Migrations(ctx, db)
+		require.NoError(t, err)
+		require.Len(t, st.Applied, len(files), "nothing reverted")
+		r, err := migration.Drift(ctx, db, nil, dev)
+		require.NoError(t, err)
+		require.False(t, r.Drifted(), "the schema is untouched: %v", r.Differences)
 	})
 }
