@@ -59,15 +59,22 @@ func (a *appender) run(ctx context.Context, s *store.Store, as context.Context, 
 	}
 }
 
-func (a *appender) p99() (time.Duration, int) {
+// stats returns the appends' p50, p99 and maximum latencies, how many
+// succeeded, and how many took longer than slow.
+func (a *appender) stats(slow time.Duration) (p50, p99, maxLat time.Duration, n, slowN int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	l := slices.Clone(a.lat)
 	slices.Sort(l)
 	if len(l) == 0 {
-		return 0, 0
+		return 0, 0, 0, 0, 0
 	}
-	return l[(len(l)*99)/100], len(l)
+	for _, d := range l {
+		if d > slow {
+			slowN++
+		}
+	}
+	return l[len(l)/2], l[(len(l)*99)/100], l[len(l)-1], len(l), slowN
 }
 
 // appendFor runs an appender until stop is closed and returns it.
@@ -132,7 +139,7 @@ func TestMigrateStatementLockTimeout(t *testing.T) {
 				"CREATE TABLE lock_marker_y (id integer);\n"+long))
 
 			// (a), (b): the blocker commits once the migration has retried
-			// at least twice and appends went through while it waited.
+			// four times and appends went through while it waited.
 			blocker, err := blockerDB.SQL().BeginTx(ctx, nil)
 			require.NoError(t, err)
 			_, err = blocker.ExecContext(ctx, "LOCK TABLE messages IN ACCESS SHARE MODE")
@@ -146,7 +153,7 @@ func TestMigrateStatementLockTimeout(t *testing.T) {
 			}()
 			liveness, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
-			for counter.n.Load() < 2 || during.count.Load() < 20 {
+			for counter.n.Load() < 4 || during.count.Load() < 20 {
 				select {
 				case err := <-migrated:
 					t.Fatalf("migration ended while the blocker held its lock: %v", err)
@@ -164,9 +171,10 @@ func TestMigrateStatementLockTimeout(t *testing.T) {
 			var hasX bool
 			require.NoError(t, db.SQL().QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'messages' AND column_name = 'lock_x')").Scan(&hasX))
 			require.True(t, hasX)
-			bp, bn := base.p99()
-			dp, dn := during.p99()
-			t.Logf("%s: append p99 without a waiting migration %v (%d appends in 1s); while it waited behind the blocker with lock_timeout 200ms %v (%d appends, %d lock retries)", drv, bp, bn, dp, dn, retries)
+			b50, b99, bmax, bn, _ := base.stats(100 * time.Millisecond)
+			d50, d99, dmax, dn, dslow := during.stats(100 * time.Millisecond)
+			t.Logf("%s: appends without a waiting migration: p50 %v p99 %v max %v (%d in 1s, one appender)", drv, b50, b99, bmax, bn)
+			t.Logf("%s: appends while the migration waited behind the blocker, lock_timeout 200ms, %d tries timed out: p50 %v p99 %v max %v (%d appends, %d over 100ms)", drv, retries, d50, d99, dmax, dn, dslow)
 
 			// (c): the blocker outlasts three tries.
 			blocker, err = blockerDB.SQL().BeginTx(ctx, nil)
