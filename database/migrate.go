@@ -238,7 +238,10 @@ func WithLockWait(fn func()) MigrateOption {
 // CONCURRENTLY, which PostgreSQL refuses inside a transaction): its statements
 // run one by one outside any transaction, the revisions row updated after
 // each, as the Atlas CLI does; a statement that fails leaves the ones before
-// it applied and the next run resumes there.
+// it applied and the next run resumes there. On PostgreSQL each statement
+// runs with a lock_timeout and is tried again when it times out waiting for
+// its lock (WithStatementLockTimeout, WithStatementLockRetries); when its
+// tries run out the file fails with a *StatementLockTimeoutError.
 //
 // Concurrent Migrate calls, from this process or others, apply each file once.
 // On PostgreSQL, Migrate holds a session-level advisory lock for the whole run on
