@@ -77,7 +77,8 @@ func (a *appender) stats(slow time.Duration) (p50, p99, maxLat time.Duration, n,
 	return l[len(l)/2], l[(len(l)*99)/100], l[len(l)-1], len(l), slowN
 }
 
-// appendFor runs an appender until stop is closed and returns it.
+// appendUntil runs an appender until stop is closed; it returns the appender
+// and a function that stops it and waits for its last append.
 func appendUntil(t *testing.T, s *store.Store, as context.Context, msg store.NewMessage, stop <-chan struct{}) (*appender, func()) {
 	a := &appender{}
 	ctx, cancel := context.WithCancel(context.Background())
