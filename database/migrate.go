@@ -178,6 +178,11 @@ type migrateOptions struct {
 	lockWait       func()
 	// revertGuards are WithRevertGuards', for Revert.
 	revertGuards []RevertGuard
+	// Per-statement lock timeout and retries (migrate_stmtlock.go).
+	stmtLockTimeout    time.Duration
+	stmtLockTimeoutSet bool
+	stmtLockRetries    int
+	stmtLockRetriesSet bool
 }
 
 // WithDir applies dir instead of the migrations embedded in the binary (package
@@ -235,7 +240,10 @@ func WithLockWait(fn func()) MigrateOption {
 // CONCURRENTLY, which PostgreSQL refuses inside a transaction): its statements
 // run one by one outside any transaction, the revisions row updated after
 // each, as the Atlas CLI does; a statement that fails leaves the ones before
-// it applied and the next run resumes there.
+// it applied and the next run resumes there. On PostgreSQL each statement
+// runs with a lock_timeout and is tried again when it times out waiting for
+// its lock (WithStatementLockTimeout, WithStatementLockRetries); when its
+// tries run out the file fails with a *StatementLockTimeoutError.
 //
 // Concurrent Migrate calls, from this process or others, apply each file once.
 // On PostgreSQL, Migrate holds a session-level advisory lock for the whole run on
@@ -390,7 +398,8 @@ func (db *DB) applyNext(ctx context.Context, l *migrationLock, dir migrate.Dir, 
 			err = joinRollback(err, tx.Rollback())
 		}
 	}()
-	drv, err := atlasDriver(db.dialect, tx)
+	sx := &stmtLockExec{q: tx, inTx: true, db: db}
+	drv, err := atlasDriver(db.dialect, sx)
 	if err != nil {
 		return false, err
 	}
@@ -426,10 +435,20 @@ func (db *DB) applyNext(ctx context.Context, l *migrationLock, dir migrate.Dir, 
 	if err != nil {
 		return false, err
 	}
+	policy, err := stmtLockPolicyFor(f, o)
+	if err != nil {
+		return false, err
+	}
+	if err := sx.start(ctx, policy); err != nil {
+		return false, err
+	}
 	start := time.Now()
 	if err := ex.Execute(ctx, f); err != nil {
 		var se *migrate.StmtExecError
 		if errors.As(err, &se) {
+			if err := stmtLockError(f.Name(), se); err != nil {
+				return false, err
+			}
 			// Execute also tried to record the failure in the revisions table;
 			// that write dies with the rollback, as the rest of the file does.
 			return false, &MigrationError{File: f.Name(), Stmt: se.Stmt.Text, Err: mapError(se.Err)}
@@ -506,11 +525,20 @@ func checkTxMode(dialect string, f migrate.File) (none bool, err error) {
 // failed statement, after the file is fixed so that its applied part keeps its
 // hashes. A CREATE INDEX CONCURRENTLY that fails leaves an INVALID index
 // behind, which InvalidIndexes finds.
-func (db *DB) applyNoTx(ctx context.Context, l *migrationLock, dir migrate.Dir, f migrate.File, o *migrateOptions) error {
-	drv, err := atlasDriver(db.dialect, l.conn)
+func (db *DB) applyNoTx(ctx context.Context, l *migrationLock, dir migrate.Dir, f migrate.File, o *migrateOptions) (err error) {
+	sx := &stmtLockExec{q: l.conn, db: db}
+	drv, err := atlasDriver(db.dialect, sx)
 	if err != nil {
 		return err
 	}
+	policy, err := stmtLockPolicyFor(f, o)
+	if err != nil {
+		return err
+	}
+	if err := sx.start(ctx, policy); err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, sx.finish(ctx)) }()
 	ex, err := newExecutor(drv, dir, &revisions{q: l.conn, dialect: db.dialect})
 	if err != nil {
 		return err
@@ -523,6 +551,9 @@ func (db *DB) applyNoTx(ctx context.Context, l *migrationLock, dir migrate.Dir, 
 	if err := ex.Execute(ctx, f); err != nil {
 		var se *migrate.StmtExecError
 		if errors.As(err, &se) {
+			if err := stmtLockError(f.Name(), se); err != nil {
+				return err
+			}
 			return &MigrationError{File: f.Name(), Stmt: se.Stmt.Text, Err: fmt.Errorf("%w (txmode none: the statements before it stay applied)", mapError(se.Err))}
 		}
 		return &MigrationError{File: f.Name(), Err: mapError(err)}

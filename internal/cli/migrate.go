@@ -191,7 +191,8 @@ const DefaultLockTimeout = time.Minute
 func newMigrateApply() *cobra.Command {
 	var url, dir, dev string
 	var dryRun, allowDrift bool
-	var lockTimeout time.Duration
+	var lockTimeout, stmtLockTimeout time.Duration
+	var lockRetries int
 	c := &cobra.Command{
 		Use:   "apply",
 		Short: "Apply pending migrations to a database",
@@ -214,6 +215,15 @@ on PostgreSQL; any writer of the file on SQLite), apply says so once and waits
 for --lock-timeout (default 1m; 0 waits until the lock is free or Ctrl-C),
 then fails with exit status 1, having applied nothing more.
 
+On PostgreSQL each statement runs with a lock_timeout of
+--statement-lock-timeout (default 5s; 0 for none; a file's
+"-- chatdb:lock_timeout 10s" comment at its top overrides it), so that a
+statement waiting for a table's lock behind a long transaction does not hold
+up the table's readers and writers queued behind it. A statement that times
+out is tried again after a backoff, up to --lock-retries more times (default
+5), then apply fails with exit status 1 naming the file and the statement,
+that file rolled back. SQLite ignores both flags.
+
 Before applying, apply checks a database that has applied migrations for drift
 (see chatdb migrate drift, whose --dev-url it takes) and refuses, with exit
 status 1, when its schema differs from what they produce; --allow-drift skips
@@ -222,6 +232,9 @@ the check.`,
   DATABASE_URL=postgres://app@db.internal/chat chatdb migrate apply`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(c *cobra.Command, _ []string) error {
+			if stmtLockTimeout < 0 || lockRetries < 0 {
+				return &usageError{cmd: c.CommandPath(), err: errors.New("--statement-lock-timeout and --lock-retries must not be negative")}
+			}
 			ctx := c.Context()
 			cfg, opts, err := migrateTarget(ctx, "migrate apply", url, dir)
 			if err != nil {
@@ -245,6 +258,7 @@ the check.`,
 				}
 			}
 			out := c.OutOrStdout()
+			opts = append(opts, database.WithStatementLockTimeout(stmtLockTimeout), database.WithStatementLockRetries(lockRetries))
 			opts = append(opts, database.WithLockTimeout(lockTimeout), database.WithLockWait(func() {
 				fmt.Fprintf(c.ErrOrStderr(), "migrate apply: %s\n", lockWaitMessage(db, lockTimeout))
 			}))
@@ -287,6 +301,8 @@ the check.`,
 	f.StringVar(&dir, "dir", "", "read the migrations from this directory instead of the built-in files: "+dirFlagUsage)
 	f.BoolVar(&dryRun, "dry-run", false, "list the pending files without applying them")
 	f.DurationVar(&lockTimeout, "lock-timeout", DefaultLockTimeout, "how long to wait for the migration lock another migrator holds (0: until it is free)")
+	f.DurationVar(&stmtLockTimeout, "statement-lock-timeout", database.DefaultStatementLockTimeout, "PostgreSQL lock_timeout of each migration statement (0: none)")
+	f.IntVar(&lockRetries, "lock-retries", database.DefaultStatementLockRetries, "how many more times to try a statement that timed out waiting for its lock")
 	f.BoolVar(&allowDrift, "allow-drift", false, "apply even when the schema has drifted from the applied migrations")
 	f.StringVar(&dev, "dev-url", "", "PostgreSQL server for the drift check's temporary database (default: the database's own server)")
 	return c
