@@ -45,10 +45,7 @@ func WithRevertGuards(gs ...RevertGuard) MigrateOption {
 
 // checkRevertGuards locks the guarded tables (PostgreSQL) and runs the
 // guards, in tx.
-func checkRevertGuards(ctx context.Context, dialect string, tx interface {
-	ExecContext(context.Context, string, ...any) (sql.Result, error)
-	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, gs []RevertGuard) error {
+func checkRevertGuards(ctx context.Context, dialect string, exec execQuerier, tx *sql.Tx, gs []RevertGuard) error {
 	if dialect == Postgres {
 		locked := make(map[string]bool)
 		for _, g := range gs {
@@ -56,7 +53,7 @@ func checkRevertGuards(ctx context.Context, dialect string, tx interface {
 				continue
 			}
 			locked[g.Table] = true
-			if _, err := tx.ExecContext(ctx, `LOCK TABLE "`+strings.ReplaceAll(g.Table, `"`, `""`)+`" IN SHARE MODE`); err != nil {
+			if _, err := exec.ExecContext(ctx, `LOCK TABLE "`+strings.ReplaceAll(g.Table, `"`, `""`)+`" IN SHARE MODE`); err != nil {
 				return fmt.Errorf("database: migrate down: lock %s: %w", g.Table, mapError(err))
 			}
 		}
@@ -145,11 +142,29 @@ func Revert(ctx context.Context, db *DB, versions, stmts []string, opts ...Migra
 	if !slices.Equal(newest, want) {
 		return fmt.Errorf("%w: the newest applied are %s, the plan reverts %s", ErrRevertStale, strings.Join(newest, ", "), strings.Join(want, ", "))
 	}
-	if err := checkRevertGuards(ctx, db.dialect, tx, o.revertGuards); err != nil {
+	// The plan's statements wait for their locks as a migration file's do:
+	// under the statement lock timeout, retried (WithStatementLockTimeout,
+	// WithStatementLockRetries), so that a revert does not queue an ACCESS
+	// EXCLUSIVE lock that stalls the application behind a long transaction.
+	policy := stmtLockPolicy{file: "down plan", timeout: DefaultStatementLockTimeout, retries: DefaultStatementLockRetries}
+	if o.stmtLockTimeoutSet {
+		policy.timeout = o.stmtLockTimeout
+	}
+	if o.stmtLockRetriesSet {
+		policy.retries = o.stmtLockRetries
+	}
+	x := &stmtLockExec{q: tx, inTx: true, db: db}
+	if err := x.start(ctx, policy); err != nil {
+		return err
+	}
+	if err := checkRevertGuards(ctx, db.dialect, x, tx, o.revertGuards); err != nil {
 		return err
 	}
 	for _, s := range stmts {
-		if _, err := tx.ExecContext(ctx, s); err != nil {
+		if _, err := x.ExecContext(ctx, s); err != nil {
+			if errors.Is(err, ErrStatementLockTimeout) {
+				return &MigrationError{File: "down plan", Stmt: truncateStmt(s), Err: err}
+			}
 			return &MigrationError{File: "down plan", Stmt: s, Err: mapError(err)}
 		}
 	}

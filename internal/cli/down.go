@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -15,7 +16,8 @@ import (
 func newMigrateDown() *cobra.Command {
 	var url, dir, dev string
 	var dryRun, allowDestructive bool
-	var lockTimeout time.Duration
+	var lockTimeout, stmtLockTimeout time.Duration
+	var lockRetries int
 	c := &cobra.Command{
 		Use:   "down [N]",
 		Short: "Revert the last N applied migrations (default 1)",
@@ -33,7 +35,8 @@ given. Dropping an empty table or an all-NULL column is not destructive.
 --dry-run prints the plan and its findings and changes nothing.
 
 The plan runs under the migration lock apply takes (see --lock-timeout), in
-one transaction, and the reverted files' rows are deleted from the Atlas
+one transaction, each statement under apply's lock_timeout and retries
+(--statement-lock-timeout, --lock-retries) on PostgreSQL, and the reverted files' rows are deleted from the Atlas
 revisions table: migrate status, and atlas migrate status, then show them
 pending, and migrate apply applies them again.
 
@@ -46,6 +49,9 @@ or refused.`,
 		Args: rangeArgs(0, 1, "at most one argument, the number of files to revert"),
 		RunE: func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
+			if stmtLockTimeout < 0 || lockRetries < 0 {
+				return &usageError{cmd: c.CommandPath(), err: errors.New("--statement-lock-timeout and --lock-retries must not be negative")}
+			}
 			n := 1
 			if len(args) == 1 {
 				v, err := strconv.Atoi(args[0])
@@ -95,7 +101,7 @@ or refused.`,
 			}
 			opts := []database.MigrateOption{database.WithLockTimeout(lockTimeout), database.WithLockWait(func() {
 				fmt.Fprintf(stderr, "migrate down: %s\n", lockWaitMessage(db, lockTimeout))
-			})}
+			}), database.WithStatementLockTimeout(stmtLockTimeout), database.WithStatementLockRetries(lockRetries)}
 			if err := migration.Down(ctx, db, plan, allowDestructive, opts...); err != nil {
 				return fmt.Errorf("migrate down: %w", err)
 			}
@@ -110,5 +116,7 @@ or refused.`,
 	f.BoolVar(&dryRun, "dry-run", false, "print the plan without changing anything")
 	f.BoolVar(&allowDestructive, "allow-destructive", false, "revert even when the plan drops a table or a column that holds data")
 	f.DurationVar(&lockTimeout, "lock-timeout", DefaultLockTimeout, "how long to wait for the migration lock another migrator holds (0: until it is free)")
+	f.DurationVar(&stmtLockTimeout, "statement-lock-timeout", database.DefaultStatementLockTimeout, "PostgreSQL lock_timeout of each statement of the plan (0: none)")
+	f.IntVar(&lockRetries, "lock-retries", database.DefaultStatementLockRetries, "how many more times to try a statement that timed out waiting for its lock")
 	return c
 }

@@ -1,6 +1,8 @@
 package migration_test
 
 import (
+	"time"
+
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -128,4 +130,42 @@ func TestDownRechecksDataUnderTheLock(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, r.Drifted(), "the schema is untouched: %v", r.Differences)
 	})
+}
+
+// TestDownWaitsForLocksBounded: on PostgreSQL a revert's statements wait for
+// their locks under the statement lock timeout, as a migration file's do, and
+// give up cleanly after their tries while a long transaction holds the table:
+// nothing reverted, and the application's statements were never queued behind
+// an ACCESS EXCLUSIVE request for longer than the timeout.
+func TestDownWaitsForLocksBounded(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db, err := database.Open(ctx, dbtest.Config(t, driftTarget(database.Postgres)))
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	all, err := migrations.Dir(database.Postgres)
+	require.NoError(t, err)
+	files, err := all.Files()
+	require.NoError(t, err)
+	dev := devURL(t)
+	plan, err := migration.PlanDown(ctx, db, nil, dev, len(files)-2)
+	require.NoError(t, err)
+
+	blocker, err := db.SQL().BeginTx(ctx, nil)
+	require.NoError(t, err)
+	_, err = blocker.ExecContext(ctx, "LOCK TABLE chats IN ACCESS SHARE MODE")
+	require.NoError(t, err)
+	err = migration.Down(ctx, db, plan, false,
+		database.WithStatementLockTimeout(100*time.Millisecond), database.WithStatementLockRetries(1))
+	require.ErrorIs(t, err, database.ErrStatementLockTimeout)
+	require.NoError(t, blocker.Rollback())
+	st, err := database.Migrations(ctx, db)
+	require.NoError(t, err)
+	require.Len(t, st.Applied, len(files), "nothing reverted")
+
+	// Once the blocker is gone, the same plan reverts.
+	require.NoError(t, migration.Down(ctx, db, plan, false, database.WithStatementLockTimeout(100*time.Millisecond)))
+	st, err = database.Migrations(ctx, db)
+	require.NoError(t, err)
+	require.Len(t, st.Applied, 2)
 }
