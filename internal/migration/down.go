@@ -107,35 +107,16 @@ func PlanDown(ctx context.Context, db *database.DB, dir migrate.Dir, devURL stri
 	if err != nil {
 		return nil, err
 	}
-	want, err := replayed(ctx, dialect, applied.dir, devURL)
+	drv, changes, err := liveToFiles(ctx, db, applied.dir, devURL, "down")
 	if err != nil {
 		return nil, err
-	}
-	drv, err := atlasDriver(dialect, db)
-	if err != nil {
-		return nil, err
-	}
-	have, err := drv.InspectSchema(ctx, "", &schema.InspectOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("migration: down: inspect %s: %w", db.URL(), database.MapError(err))
-	}
-	normalize(dialect, have)
-	normalize(dialect, want)
-	want.Name = have.Name
-	changes, err := drv.SchemaDiff(have, want)
-	if err != nil {
-		return nil, fmt.Errorf("migration: down: compare: %w", err)
 	}
 	if len(changes) == 0 {
 		return plan, nil
 	}
-	noQualifier := ""
-	p, err := drv.PlanChanges(ctx, "down", changes, func(o *migrate.PlanOptions) {
-		o.SchemaQualifier = &noQualifier
-		o.Indent = "  "
-	})
+	p, err := planAsFiles(ctx, drv, "down", changes)
 	if err != nil {
-		return nil, fmt.Errorf("migration: down: plan: %w", err)
+		return nil, err
 	}
 	seen := make(map[schema.Change]bool)
 	for _, c := range p.Changes {

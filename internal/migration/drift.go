@@ -99,39 +99,17 @@ func Drift(ctx context.Context, db *database.DB, dir migrate.Dir, devURL string)
 	for _, f := range applied.files {
 		report.Applied = append(report.Applied, f.Name())
 	}
-	want, err := replayed(ctx, dialect, applied.dir, devURL)
+	drv, changes, err := liveToFiles(ctx, db, applied.dir, devURL, "drift")
 	if err != nil {
 		return nil, err
-	}
-	drv, err := atlasDriver(dialect, db)
-	if err != nil {
-		return nil, err
-	}
-	have, err := drv.InspectSchema(ctx, "", &schema.InspectOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("migration: drift: inspect %s: %w", db.URL(), database.MapError(err))
-	}
-	normalize(dialect, have)
-	normalize(dialect, want)
-	// The files name no schema: they create their tables in whichever schema
-	// is current, which need not be called the same in both databases.
-	want.Name = have.Name
-	changes, err := drv.SchemaDiff(have, want)
-	if err != nil {
-		return nil, fmt.Errorf("migration: drift: compare: %w", err)
 	}
 	if len(changes) == 0 {
 		return report, nil
 	}
 	report.Differences = describe(changes)
-	noQualifier := ""
-	plan, err := drv.PlanChanges(ctx, "drift", changes, func(o *migrate.PlanOptions) {
-		// As the migration files are written: no schema names.
-		o.SchemaQualifier = &noQualifier
-		o.Indent = "  "
-	})
+	plan, err := planAsFiles(ctx, drv, "drift", changes)
 	if err != nil {
-		return nil, fmt.Errorf("migration: drift: plan: %w", err)
+		return nil, err
 	}
 	for _, c := range plan.Changes {
 		report.Changes = append(report.Changes, c.Cmd+";")
@@ -181,14 +159,14 @@ func appliedFiles(dir migrate.Dir, applied []database.Migration) (*appliedSet, e
 
 // replayed applies dir on a clean dev database and returns the schema it
 // leaves.
-func replayed(ctx context.Context, dialect string, dir migrate.Dir, devURL string) (_ *schema.Schema, err error) {
+func replayed(ctx context.Context, op, dialect string, dir migrate.Dir, devURL string) (_ *schema.Schema, err error) {
 	dev, err := openDev(ctx, dialect, devURL)
 	if err != nil {
 		return nil, &devError{err: err}
 	}
 	defer func() { err = errors.Join(err, dev.close()) }()
 	if err := database.Migrate(ctx, dev.db, database.WithDir(dir)); err != nil {
-		err = fmt.Errorf("migration: drift: replay the applied files: %w", err)
+		err = fmt.Errorf("migration: %s: replay the applied files: %w", op, err)
 		if errors.Is(err, database.ErrPooler) {
 			// The dev URL goes through a pooler: no usable dev database.
 			err = &devError{err: err}
@@ -201,7 +179,7 @@ func replayed(ctx context.Context, dialect string, dir migrate.Dir, devURL strin
 	}
 	s, err := drv.InspectSchema(ctx, "", &schema.InspectOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("migration: drift: inspect the dev database: %w", database.MapError(err))
+		return nil, fmt.Errorf("migration: %s: inspect the dev database: %w", op, database.MapError(err))
 	}
 	return s, nil
 }
@@ -302,4 +280,48 @@ func changeName(c schema.Change) string {
 		n = n[i+1:]
 	}
 	return "a change of kind " + n
+}
+
+// liveToFiles replays the files of dir on a clean dev database (see replayed)
+// and returns the changes that take db's live schema to theirs, with the
+// driver to plan them. Comments are not compared (normalize). op names the
+// caller in errors.
+func liveToFiles(ctx context.Context, db *database.DB, dir migrate.Dir, devURL, op string) (migrate.Driver, []schema.Change, error) {
+	dialect := db.Dialect()
+	want, err := replayed(ctx, op, dialect, dir, devURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	drv, err := atlasDriver(dialect, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	have, err := drv.InspectSchema(ctx, "", &schema.InspectOptions{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("migration: %s: inspect %s: %w", op, db.URL(), database.MapError(err))
+	}
+	normalize(dialect, have)
+	normalize(dialect, want)
+	// The files name no schema: they create their tables in whichever schema
+	// is current, which need not be called the same in both databases.
+	want.Name = have.Name
+	changes, err := drv.SchemaDiff(have, want)
+	if err != nil {
+		return nil, nil, fmt.Errorf("migration: %s: compare: %w", op, err)
+	}
+	return drv, changes, nil
+}
+
+// planAsFiles plans changes with drv as the migration files are written: no
+// schema names, indented.
+func planAsFiles(ctx context.Context, drv migrate.Driver, op string, changes []schema.Change) (*migrate.Plan, error) {
+	noQualifier := ""
+	plan, err := drv.PlanChanges(ctx, op, changes, func(o *migrate.PlanOptions) {
+		o.SchemaQualifier = &noQualifier
+		o.Indent = "  "
+	})
+	if err != nil {
+		return nil, fmt.Errorf("migration: %s: plan: %w", op, err)
+	}
+	return plan, nil
 }
