@@ -293,12 +293,29 @@ func Migrate(ctx context.Context, db *DB, opts ...MigrateOption) (err error) {
 		}
 		return nil
 	}
+	return db.withMigrationLock(ctx, o, "migrate", func(l *migrationLock) error {
+		if err := prepareRevisions(ctx, l); err != nil {
+			return err
+		}
+		for {
+			done, err := db.applyNext(ctx, l, dir, o)
+			if err != nil || done {
+				return err
+			}
+		}
+	})
+}
+
+// withMigrationLock runs fn holding the migration lock (see migrationLock) on
+// a connection of db's own, as Migrate and Revert do. op names the caller in
+// errors.
+func (db *DB) withMigrationLock(ctx context.Context, o *migrateOptions, op string, fn func(*migrationLock) error) (err error) {
 	if err := db.checkSessionLock(ctx); err != nil {
 		return err
 	}
 	conn, err := db.sql.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("database: migrate: %w", mapError(err))
+		return fmt.Errorf("database: %s: %w", op, mapError(err))
 	}
 	defer conn.Close()
 	l := &migrationLock{db: db, conn: conn, o: o}
@@ -307,15 +324,7 @@ func Migrate(ctx context.Context, db *DB, opts ...MigrateOption) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, release()) }()
-	if err := prepareRevisions(ctx, l); err != nil {
-		return err
-	}
-	for {
-		done, err := db.applyNext(ctx, l, dir, o)
-		if err != nil || done {
-			return err
-		}
-	}
+	return fn(l)
 }
 
 // Migrations reports which migrations db has applied and which are pending, from

@@ -101,20 +101,13 @@ func Revert(ctx context.Context, db *DB, versions, stmts []string, opts ...Migra
 	for _, opt := range opts {
 		opt(o)
 	}
-	if err := db.checkSessionLock(ctx); err != nil {
-		return err
-	}
-	conn, err := db.sql.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("database: migrate down: %w", mapError(err))
-	}
-	defer conn.Close()
-	l := &migrationLock{db: db, conn: conn, o: o}
-	release, err := l.acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, release()) }()
+	return db.withMigrationLock(ctx, o, "migrate down", func(l *migrationLock) error {
+		return db.revertLocked(ctx, l, o, versions, stmts)
+	})
+}
+
+// revertLocked is Revert's work, under the migration lock l.
+func (db *DB) revertLocked(ctx context.Context, l *migrationLock, o *migrateOptions, versions, stmts []string) (err error) {
 	tx, err := l.begin(ctx)
 	if err != nil {
 		return err
