@@ -46,6 +46,30 @@ func ParseURL(raw string) (URLInfo, error) {
 	return URLInfo{Dialect: t.dialect, Redacted: t.redacted, SQLitePath: t.sqlitePath}, nil
 }
 
+// OtherDatabase returns raw, a PostgreSQL URL or libpq key/value string, as a
+// postgres:// URL of database dbname on the same server (or servers), with the
+// same user, password and settings: for a tool that works beside the database
+// raw names, such as chatdb's temporary dev databases, which are made from the
+// server's postgres database. Errors are ParseURL's, and a *ConfigError for an
+// SQLite URL; none quotes raw.
+func OtherDatabase(raw, dbname string) (string, error) {
+	t, err := parseURL(raw)
+	if err != nil {
+		return "", err
+	}
+	if t.dialect != Postgres {
+		return "", configErr("not a PostgreSQL URL")
+	}
+	u := *t.pgURL
+	q := u.Query()
+	// A key/value string's dbname is a query parameter of its URL form, which
+	// would win over the path.
+	q.Del("dbname")
+	u.RawQuery = q.Encode()
+	u.Path, u.RawPath = "/"+dbname, ""
+	return u.String(), nil
+}
+
 // IsPostgresURL reports whether raw is written as a PostgreSQL URL: it starts
 // with postgres:// or postgresql://, in any case. It says nothing of the rest,
 // which ParseURL checks; a key/value string is PostgreSQL too, but not a URL

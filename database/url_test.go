@@ -147,3 +147,27 @@ func mustParse(t *testing.T, raw string) *url.URL {
 	require.NoError(t, err)
 	return u
 }
+
+// TestOtherDatabase: the same server and settings, another database, from a
+// URL or a key/value string; an SQLite URL or a malformed one is a
+// *ConfigError that does not quote it.
+func TestOtherDatabase(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ raw, want string }{
+		{"postgres://app:pw@db:5432/chat?sslmode=require", "postgres://app:pw@db:5432/postgres?sslmode=require"},
+		{"POSTGRESQL://app@db/chat", "postgresql://app@db/postgres"},
+		{"postgres://app@db1:5432,db2:5433/chat?target_session_attrs=read-write", "postgres://app@db1:5432,db2:5433/postgres?target_session_attrs=read-write"},
+		{"host=db1,db2 port=5432,5433 user=app password='p w' dbname=chat sslmode=verify-full",
+			"postgres:///postgres?host=db1%2Cdb2&password=p+w&port=5432%2C5433&sslmode=verify-full&user=app"},
+	} {
+		got, err := database.OtherDatabase(tc.raw, "postgres")
+		require.NoError(t, err, tc.raw)
+		require.Equal(t, tc.want, got)
+	}
+	for _, raw := range []string{"sqlite://chat.db", "chat.db", "postgres://app:hunter2@db:bad/chat", "host=db password=hunter2 bogus=1"} {
+		_, err := database.OtherDatabase(raw, "postgres")
+		var ce *database.ConfigError
+		require.ErrorAs(t, err, &ce, raw)
+		require.NotContains(t, err.Error(), "hunter2")
+	}
+}

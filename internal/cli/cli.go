@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -207,20 +206,10 @@ func devURL(flag string) string {
 		return flag
 	}
 	raw := os.Getenv("DATABASE_URL")
-	if !isPostgresURL(raw) {
+	if info, err := database.ParseURL(raw); raw == "" || err != nil || info.Dialect != database.Postgres {
 		return DefaultDevURL
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return raw // Open refuses it, without printing it
-	}
-	u.Path, u.RawPath = "/postgres", ""
-	q := u.Query()
-	if q.Has("dbname") {
-		q.Set("dbname", "postgres")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
+	return serverDevURL(raw, "")
 }
 
 // openDB opens the database named by url, or by the environment

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 
 	"ariga.io/atlas/sql/migrate"
@@ -105,22 +104,18 @@ func drift(ctx context.Context, stderr io.Writer, db *database.DB, target string
 }
 
 // serverDevURL returns flag when it is set, else target's server reached
-// through its postgres database.
+// through its postgres database, as createdb connects (database.OtherDatabase:
+// a URL or a key/value string). A target that does not parse gives "", which
+// the planners refuse (migration.ErrDevURL) without printing it.
 func serverDevURL(target, flag string) string {
 	if flag != "" {
 		return flag
 	}
-	u, err := url.Parse(target)
+	u, err := database.OtherDatabase(target, "postgres")
 	if err != nil {
-		return target // Drift refuses it, without printing it
+		return ""
 	}
-	u.Path, u.RawPath = "/postgres", ""
-	q := u.Query()
-	if q.Has("dbname") {
-		q.Set("dbname", "postgres")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
+	return u
 }
 
 // driftBeforeApply refuses, unless allowed, to apply migrations to a database

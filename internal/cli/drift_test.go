@@ -2,8 +2,11 @@ package cli_test
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -174,4 +177,23 @@ func TestMigrateApplyDriftUnknownRevision(t *testing.T) {
 		require.Equal(t, 0, code, stdout+stderr)
 		require.Contains(t, stderr, "migrate apply: drift not checked: migration: applied revision not in the migration directory: "+files[len(files)-1])
 	})
+}
+
+// TestMigrateDriftKeyValueURL: a database named by a libpq key/value string
+// (the form README recommends for a multi-host cluster) gets its dev database
+// on the same server, as a URL does; before, the string was taken for a path
+// and the dev database for an SQLite file, so drift, and apply's drift check,
+// failed on every such deployment.
+func TestMigrateDriftKeyValueURL(t *testing.T) {
+	t.Parallel()
+	cfg := dbtest.Config(t, dbtest.PGX)
+	u, err := url.Parse(cfg.URL)
+	require.NoError(t, err)
+	kv := fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable", u.Hostname(), u.Port(), u.User.Username(), strings.TrimPrefix(u.Path, "/"))
+	code, stdout, stderr := run(t, "migrate", "drift", "--url", kv)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	require.Contains(t, stdout, ": no drift:")
+	require.Regexp(t, `^replaying the applied migrations on a temporary database on postgres:///postgres\?`, stderr)
+	code, stdout, stderr = run(t, "migrate", "apply", "--url", kv)
+	require.Equal(t, 0, code, "apply checks for drift first: stdout:\n%s\nstderr:\n%s", stdout, stderr)
 }
