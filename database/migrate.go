@@ -272,9 +272,10 @@ func WithLockWait(fn func()) MigrateOption {
 // set it to a direct connection to the database.
 //
 // Migrate uses one connection from db's pool throughout, so it works with a
-// pool of a single connection; on PostgreSQL it first opens two connections
-// of its own to look for a pooler (DetectPooler). Cost: a few round trips per
-// file besides its statements.
+// pool of a single connection; on PostgreSQL, when files are pending, it first
+// opens two connections of its own to look for a pooler (DetectPooler). Cost:
+// with nothing pending, reading the revisions table; else, the lock and a few
+// round trips per file besides its statements.
 func Migrate(ctx context.Context, db *DB, opts ...MigrateOption) (err error) {
 	if db.migration != nil {
 		return db.migrateElsewhere(ctx, opts)
@@ -291,6 +292,14 @@ func Migrate(ctx context.Context, db *DB, opts ...MigrateOption) (err error) {
 		for _, m := range st.Pending {
 			o.progress(m)
 		}
+		return nil
+	}
+	// Nothing pending, as at most of an application's start-ups: no lock to
+	// take, no pooler to look for (two connections), one read of the
+	// revisions. Files another migrator commits meanwhile are its to apply.
+	// An error here (no revisions table yet, say) is left to the locked path,
+	// which reports it as Migrate always has.
+	if st, err := db.migrationStatus(ctx, dir); err == nil && len(st.Pending) == 0 {
 		return nil
 	}
 	return db.withMigrationLock(ctx, o, "migrate", func(l *migrationLock) error {

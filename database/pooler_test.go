@@ -266,6 +266,14 @@ func TestMigrateThroughPgBouncer(t *testing.T) {
 			require.NoError(t, database.Migrate(ctx, openPooled(t, c), database.WithDryRun(), database.WithProgress(func(database.Migration) { n++ })))
 			require.Equal(t, all, n)
 
+			// A MigrationURL that is itself the pooler's is found out too.
+			c = cfg
+			c.MigrationURL = cfg.URL
+			err := database.Migrate(ctx, openPooled(t, c))
+			var pe *database.PoolerError
+			require.True(t, errors.As(err, &pe) && pe.Detected, "%v", err)
+			require.Equal(t, all, pending(t), "nothing applied")
+
 			// With MigrationURL, the files are applied there, and the pool
 			// through PgBouncer sees them.
 			db := openPooled(t, cfg)
@@ -277,12 +285,12 @@ func TestMigrateThroughPgBouncer(t *testing.T) {
 			require.Len(t, st.Applied, all)
 			require.NoError(t, database.Migrate(ctx, db), "a second run finds nothing to do")
 
-			// A MigrationURL that is itself the pooler's is found out too.
+			// With nothing pending, Migrate takes no lock and looks for no
+			// pooler (an application's every start-up): through the pooler,
+			// with no MigrationURL, it succeeds.
 			c = cfg
-			c.MigrationURL = cfg.URL
-			err = database.Migrate(ctx, openPooled(t, c))
-			var pe *database.PoolerError
-			require.True(t, errors.As(err, &pe) && pe.Detected, "%v", err)
+			c.MigrationURL = ""
+			require.NoError(t, database.Migrate(ctx, openPooled(t, c)), "nothing pending: no lock needed")
 		})
 	}
 }
