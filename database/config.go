@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of Config. They follow the system chatdb replaces: 20 pooled connections
@@ -131,6 +133,18 @@ type Config struct {
 	// migrations) and, when LogQueries is set, every statement at debug level with
 	// its arguments left out. Nil means nothing is logged.
 	Logger *slog.Logger
+
+	// TracerProvider receives the OpenTelemetry spans of every SQL statement
+	// (with the database semantic conventions: db.system.name, db.operation.name,
+	// db.query.text without arguments, server.address), of each new
+	// connection, and, through DB.TracerProvider, the store's operations; the
+	// wait for a pool connection and transaction retries are events. Nil
+	// means the global provider (otel.GetTracerProvider), a no-op until the
+	// application sets one. A provider of package
+	// go.opentelemetry.io/otel/trace/noop turns the instrumentation off
+	// altogether: the drivers are then not wrapped at all. See trace.go and
+	// README.md, "Tracing".
+	TracerProvider trace.TracerProvider
 
 	// LogQueries logs each statement ent runs at debug level. Arguments are never
 	// logged: they carry message bodies and password hashes.
