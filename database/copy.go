@@ -10,6 +10,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/lib/pq"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chatdb/chatdb/internal/pgdriver"
 )
@@ -49,6 +52,13 @@ func (db *DB) CopyFrom(ctx context.Context, conn *sql.Conn, table string, column
 		n   int64
 		err error
 	)
+	if db.dialect == Postgres {
+		// COPY runs on the driver's connection itself (conn.Raw), under
+		// otelsql: its span is started here.
+		var end func(error)
+		ctx, end = db.copySpan(ctx, table)
+		defer func() { end(err) }()
+	}
 	switch {
 	case db.dialect == SQLite:
 		per := max(MaxParamsSQLite/len(columns), 1)
@@ -67,6 +77,28 @@ func (db *DB) CopyFrom(ctx context.Context, conn *sql.Conn, table string, column
 		return n, fmt.Errorf("database: copy into %s: %w", table, scrub(mapError(err), db.secrets...))
 	}
 	return n, nil
+}
+
+// copySpan starts the span of a COPY into table, as otelsql's statement spans
+// are (trace.go), and returns the function that ends it with the COPY's error.
+func (db *DB) copySpan(ctx context.Context, table string) (context.Context, func(error)) {
+	if tracingOff(db.tracer) {
+		return ctx, func(error) {}
+	}
+	ctx, span := db.tracer.Tracer(instrumentationName).Start(ctx, "COPY", trace.WithSpanKind(trace.SpanKindClient))
+	if span.IsRecording() {
+		span.SetAttributes(db.traceAttrs...)
+		span.SetAttributes(semconv.DBOperationName("COPY"), semconv.DBCollectionName(table),
+			semconv.DBQueryText("COPY "+quoteIdent(table)+" FROM STDIN"))
+	}
+	return ctx, func(err error) {
+		if err != nil {
+			span.SetAttributes(errorAttributes(err)...)
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "")
+		}
+		span.End()
+	}
 }
 
 func copyPgx(ctx context.Context, conn *sql.Conn, table string, columns []string, rows [][]any) (int64, error) {

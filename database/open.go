@@ -20,6 +20,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/lib/pq"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"modernc.org/sqlite"
 
 	"github.com/chatdb/chatdb/ent"
@@ -66,6 +68,12 @@ type DB struct {
 	// migration is the Config of Config.MigrationURL, nil when it is unset.
 	migration *Config
 
+	// tracer is Config.TracerProvider, or the global one, wrapped so that
+	// its spans record errors without their text (trace.go).
+	tracer trace.TracerProvider
+	// traceAttrs are the attributes of the pool's spans (trace.go).
+	traceAttrs []attribute.KeyValue
+
 	// closeTimeout is Config.CloseTimeout.
 	closeTimeout time.Duration
 	closeOnce    sync.Once
@@ -96,7 +104,8 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{dialect: t.dialect, logger: logger, logQueries: cfg.LogQueries, closeTimeout: cfg.CloseTimeout, redacted: t.redacted}
+	db := &DB{dialect: t.dialect, logger: logger, logQueries: cfg.LogQueries, closeTimeout: cfg.CloseTimeout, redacted: t.redacted,
+		tracer: safeProvider(tracerProvider(cfg))}
 	if db.migration, err = migrationConfig(cfg, t); err != nil {
 		return nil, err
 	}
@@ -115,11 +124,13 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		}
 		db.driver = cfg.Driver
 		if db.connector, err = postgresConnector(t.pgURL, cfg); err == nil {
-			db.sql = sql.OpenDB(db.connector)
+			db.traceAttrs = postgresAttributes(t)
+			db.sql = openTraced(db.connector, db.tracer, db.traceAttrs)
 		}
 	case SQLite:
 		db.driver = "sqlite"
-		db.sql, err = openSQLite(t.sqlitePath, cfg)
+		db.traceAttrs = sqliteAttributes()
+		db.sql = openTraced(openSQLiteConnector(t.sqlitePath, cfg), db.tracer, db.traceAttrs)
 	}
 	if err != nil {
 		return nil, err
@@ -129,7 +140,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.sql.Close()
 		return nil, err
 	}
-	db.client = db.newClient(entsql.OpenDB(t.dialect, db.sql))
+	db.client = db.newClient(db.tracedPool(entsql.OpenDB(t.dialect, db.sql)))
 	if len(cfg.ReplicaURLs) > 0 {
 		if err := db.openReplicas(ctx, cfg, replicaTargets); err != nil {
 			db.sql.Close()
@@ -247,7 +258,8 @@ func postgresConnector(u *url.URL, cfg Config) (driver.Connector, error) {
 	}
 }
 
-func openSQLite(path string, cfg Config) (*sql.DB, error) {
+// openSQLiteConnector returns the connector of the SQLite database at path.
+func openSQLiteConnector(path string, cfg Config) driver.Connector {
 	q := url.Values{}
 	q.Add("_pragma", "foreign_keys(1)")
 	if path != ":memory:" {
@@ -266,7 +278,7 @@ func openSQLite(path string, cfg Config) (*sql.DB, error) {
 	dsn := "file:" + path + "?" + q.Encode()
 	// Writers of the file queue in this process before they reach SQLite's
 	// lock (sqlitegate.go).
-	return sql.OpenDB(newSQLiteConnector(dsn, path, cfg.SQLiteBusyTimeout)), nil
+	return newSQLiteConnector(dsn, path, cfg.SQLiteBusyTimeout)
 }
 
 // pingWithRetry pings until it succeeds, the server answers with an error that

@@ -201,11 +201,11 @@ func (db *DB) openReplica(i int, t target, cfg Config, rs *replicaSet) (*replica
 	if err != nil {
 		return nil, err
 	}
-	pool := sql.OpenDB(conn)
+	pool := openTraced(conn, db.tracer, postgresAttributes(t))
 	applyPool(pool, t, cfg)
 	r := &replica{name: name, redacted: t.redacted, secrets: urlSecrets(t.pgURL), sql: pool}
 	r.status.Store(&ReplicaStatus{Name: name, URL: t.redacted, State: ReplicaDown, Err: errors.New("database: not checked yet"), Lag: -1, LagBytes: -1})
-	r.client = db.newClient(&replicaDriver{Driver: entsql.OpenDB(Postgres, pool), r: r, rs: rs})
+	r.client = db.newClient(db.tracedPool(&replicaDriver{Driver: entsql.OpenDB(Postgres, pool), r: r, rs: rs}))
 	return r, nil
 }
 

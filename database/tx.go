@@ -103,6 +103,7 @@ func (db *DB) WithTxContext(ctx context.Context, fn func(ctx context.Context, tx
 			return err
 		}
 		sleep := backoff/2 + rand.N(backoff/2+1)
+		noteTxRetry(ctx, attempt+1, sleep, err)
 		select {
 		case <-ctx.Done():
 			return errors.Join(err, ctx.Err())
@@ -146,10 +147,12 @@ func (db *DB) WithConnTx(ctx context.Context, fn func(ctx context.Context, conn 
 		return err
 	}
 	NoteWrite(ctx)
+	start := time.Now()
 	conn, err := db.sql.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("database: begin: %w", mapError(err))
 	}
+	notePoolWait(ctx, start)
 	defer conn.Close()
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {

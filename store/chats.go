@@ -31,6 +31,8 @@ import (
 // After a lost race, a SELECT of the winner's chat and one of the viewer's
 // membership.
 func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ *Chat, created bool, err error) {
+	ctx, span := s.startOp(ctx, "CreateDirectChat", uuid.Nil)
+	defer span.end(&err)
 	const op = "create direct chat"
 	if err := ownTx(ctx); err != nil {
 		return nil, false, fail(op, err)
@@ -106,7 +108,9 @@ func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ 
 // owner's INSERTs with their rules' SELECTs, then AddMembers's bulk path (a
 // temporary table filled by COPY, one check of the users, one INSERT ...
 // SELECT, a count) and a SELECT of the chat.
-func (s *Store) CreateGroupChat(ctx context.Context, title string, userIDs []uuid.UUID) (*Chat, error) {
+func (s *Store) CreateGroupChat(ctx context.Context, title string, userIDs []uuid.UUID) (_ *Chat, err error) {
+	ctx, span := s.startOp(ctx, "CreateGroupChat", uuid.Nil)
+	defer span.end(&err)
 	const op = "create group chat"
 	if err := ownTx(ctx); err != nil {
 		return nil, fail(op, err)
@@ -148,7 +152,9 @@ func (s *Store) CreateGroupChat(ctx context.Context, title string, userIDs []uui
 //
 // Cost: one transaction of 6 round trips: BEGIN, the chat rule's SELECT and the
 // chat INSERT, the membership rule's SELECT and the owner's INSERT, COMMIT.
-func (s *Store) CreateAssistantChat(ctx context.Context, title string) (*Chat, error) {
+func (s *Store) CreateAssistantChat(ctx context.Context, title string) (_ *Chat, err error) {
+	ctx, span := s.startOp(ctx, "CreateAssistantChat", uuid.Nil)
+	defer span.end(&err)
 	const op = "create assistant chat"
 	if err := ownTx(ctx); err != nil {
 		return nil, fail(op, err)
@@ -173,7 +179,9 @@ func (s *Store) CreateAssistantChat(ctx context.Context, title string) (*Chat, e
 // (database.ErrNotFound otherwise, as if it did not exist).
 //
 // Cost: one SELECT.
-func (s *Store) GetChat(ctx context.Context, chatID uuid.UUID) (*Chat, error) {
+func (s *Store) GetChat(ctx context.Context, chatID uuid.UUID) (_ *Chat, err error) {
+	ctx, span := s.startOp(ctx, "GetChat", chatID)
+	defer span.end(&err)
 	c, err := s.reader(ctx).Chat.Query().Where(chat.ID(chatID), chat.DeletedAtIsNil()).Only(ctx)
 	if err != nil {
 		return nil, fail("get chat", err)
@@ -189,7 +197,9 @@ func (s *Store) GetChat(ctx context.Context, chatID uuid.UUID) (*Chat, error) {
 // Cost: a SELECT of the user, then a transaction of the rule's SELECT, the
 // chat's (the new member's read position and inbox order), the INSERT, and
 // while the chat is not large a count of its members: 7 round trips.
-func (s *Store) AddMember(ctx context.Context, chatID, userID uuid.UUID, role membership.Role) (*Membership, error) {
+func (s *Store) AddMember(ctx context.Context, chatID, userID uuid.UUID, role membership.Role) (_ *Membership, err error) {
+	ctx, span := s.startOp(ctx, "AddMember", chatID)
+	defer span.end(&err)
 	const op = "add member"
 	if err := ownTx(ctx); err != nil {
 		return nil, fail(op, err)
@@ -234,7 +244,9 @@ func (s *Store) AddMember(ctx context.Context, chatID, userID uuid.UUID, role me
 //
 // Cost: one DELETE, with the policy in its WHERE clause; when it removes
 // nothing, a SELECT more to tell ErrForbidden from database.ErrNotFound.
-func (s *Store) RemoveMember(ctx context.Context, chatID, userID uuid.UUID) error {
+func (s *Store) RemoveMember(ctx context.Context, chatID, userID uuid.UUID) (err error) {
+	ctx, span := s.startOp(ctx, "RemoveMember", chatID)
+	defer span.end(&err)
 	const op = "remove member"
 	if err := ownTx(ctx); err != nil {
 		return fail(op, err)
@@ -253,7 +265,9 @@ func (s *Store) RemoveMember(ctx context.Context, chatID, userID uuid.UUID) erro
 //
 // Cost: one UPDATE, with the policy in its WHERE clause, and a SELECT of the
 // result; when it updates nothing, a SELECT to say why instead.
-func (s *Store) SetRole(ctx context.Context, chatID, userID uuid.UUID, role membership.Role) (*Membership, error) {
+func (s *Store) SetRole(ctx context.Context, chatID, userID uuid.UUID, role membership.Role) (_ *Membership, err error) {
+	ctx, span := s.startOp(ctx, "SetRole", chatID)
+	defer span.end(&err)
 	const op = "set role"
 	if err := ownTx(ctx); err != nil {
 		return nil, fail(op, err)
@@ -285,7 +299,9 @@ func (s *Store) SetRole(ctx context.Context, chatID, userID uuid.UUID, role memb
 //
 // Cost: one UPDATE, with the policy in its WHERE clause, and a SELECT of the
 // result.
-func (s *Store) ArchiveChat(ctx context.Context, chatID uuid.UUID) (*Chat, error) {
+func (s *Store) ArchiveChat(ctx context.Context, chatID uuid.UUID) (_ *Chat, err error) {
+	ctx, span := s.startOp(ctx, "ArchiveChat", chatID)
+	defer span.end(&err)
 	const op = "archive chat"
 	if err := ownTx(ctx); err != nil {
 		return nil, fail(op, err)
@@ -314,7 +330,9 @@ func (s *Store) ArchiveChat(ctx context.Context, chatID uuid.UUID) (*Chat, error
 // profile the viewer may not see (deleted users) are left out.
 //
 // Cost: two SELECTs (memberships, then their users in one IN query).
-func (s *Store) Members(ctx context.Context, chatID uuid.UUID) ([]Member, error) {
+func (s *Store) Members(ctx context.Context, chatID uuid.UUID) (_ []Member, err error) {
+	ctx, span := s.startOp(ctx, "Members", chatID)
+	defer span.end(&err)
 	reader := s.reader(ctx)
 	ms, err := reader.Membership.Query().
 		Where(membership.ChatID(chatID)).

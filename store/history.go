@@ -75,7 +75,9 @@ type historyRange struct {
 // Cost: one SELECT of Limit+1 rows, with the read rule checked once in its
 // WHERE; a second SELECT when the page is empty, to tell an empty range from a
 // chat the viewer cannot see.
-func (s *Store) History(ctx context.Context, chatID uuid.UUID, q HistoryQuery) (*HistoryPage, error) {
+func (s *Store) History(ctx context.Context, chatID uuid.UUID, q HistoryQuery) (_ *HistoryPage, err error) {
+	ctx, span := s.startOp(ctx, "History", chatID)
+	defer span.end(&err)
 	const op = "history"
 	a, err := actorOf(ctx)
 	if err != nil {

@@ -54,7 +54,9 @@ var importColumns = []string{
 // msgs, the chat UPDATE, one
 // UPDATE per distinct sender (their read position), one of the members'
 // inbox order when the chat is not large, and COMMIT.
-func (s *Store) ImportMessages(ctx context.Context, chatID uuid.UUID, msgs []NewMessage) (int, error) {
+func (s *Store) ImportMessages(ctx context.Context, chatID uuid.UUID, msgs []NewMessage) (_ int, err error) {
+	ctx, span := s.startOp(ctx, "ImportMessages", chatID)
+	defer span.end(&err)
 	const op = "import messages"
 	if err := ownTx(ctx); err != nil {
 		return 0, fail(op, err)

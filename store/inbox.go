@@ -56,7 +56,9 @@ type InboxEntry struct {
 // the viewer's large chats (memberships_user_large_idx, a few per user), and
 // only the page's rows get a last message and an unread count (see inboxSQL
 // in sqlbackend.go).
-func (s *Store) Inbox(ctx context.Context, q InboxQuery) ([]InboxEntry, error) {
+func (s *Store) Inbox(ctx context.Context, q InboxQuery) (_ []InboxEntry, err error) {
+	ctx, span := s.startOp(ctx, "Inbox", uuid.Nil)
+	defer span.end(&err)
 	const op = "inbox"
 	me, err := viewerUser(ctx)
 	if err != nil {
@@ -87,7 +89,9 @@ func (s *Store) Inbox(ctx context.Context, q InboxQuery) ([]InboxEntry, error) {
 // Cost on PostgreSQL: one statement (a WITH query that reads the message and
 // updates the membership), one round trip. On SQLite: a transaction of one
 // SELECT of the message and one conditional UPDATE.
-func (s *Store) MarkRead(ctx context.Context, chatID, messageID uuid.UUID) error {
+func (s *Store) MarkRead(ctx context.Context, chatID, messageID uuid.UUID) (err error) {
+	ctx, span := s.startOp(ctx, "MarkRead", chatID)
+	defer span.end(&err)
 	const op = "mark read"
 	if err := ownTx(ctx); err != nil {
 		return fail(op, err)

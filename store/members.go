@@ -56,7 +56,9 @@ func WithFanOutLimit(n int) Option {
 // memberships; while the chat is not large, a read of its members (at most the
 // fan-out limit) and, when the new members take it over the limit, one UPDATE
 // of the chat and of those members, once in its life.
-func (s *Store) AddMembers(ctx context.Context, chatID uuid.UUID, userIDs []uuid.UUID, role membership.Role) (int, error) {
+func (s *Store) AddMembers(ctx context.Context, chatID uuid.UUID, userIDs []uuid.UUID, role membership.Role) (_ int, err error) {
+	ctx, span := s.startOp(ctx, "AddMembers", chatID)
+	defer span.end(&err)
 	const op = "add members"
 	if err := ownTx(ctx); err != nil {
 		return 0, fail(op, err)

@@ -63,7 +63,9 @@ type NewMessage struct {
 // why. On SQLite: one transaction of a SELECT of the chat under the rules, a
 // SELECT of the ID, the INSERT and the bumps of the chat and its members'
 // inbox order, in process.
-func (s *Store) AppendMessage(ctx context.Context, m NewMessage) (*Message, error) {
+func (s *Store) AppendMessage(ctx context.Context, m NewMessage) (_ *Message, err error) {
+	ctx, span := s.startOp(ctx, "AppendMessage", m.ChatID)
+	defer span.end(&err)
 	const op = "append message"
 	a, err := actorOf(ctx)
 	if err != nil {
@@ -98,7 +100,9 @@ func (s *Store) AppendMessage(ctx context.Context, m NewMessage) (*Message, erro
 //
 // Cost: one UPDATE, with the rule in its WHERE clause, and a SELECT of the
 // result; when it updates nothing, a SELECT to say why instead.
-func (s *Store) EditMessage(ctx context.Context, messageID uuid.UUID, content string) (*Message, error) {
+func (s *Store) EditMessage(ctx context.Context, messageID uuid.UUID, content string) (_ *Message, err error) {
+	ctx, span := s.startOp(ctx, "EditMessage", uuid.Nil)
+	defer span.end(&err)
 	const op = "edit message"
 	if err := ownTx(ctx); err != nil {
 		return nil, fail(op, err)
@@ -134,7 +138,9 @@ func (s *Store) EditMessage(ctx context.Context, messageID uuid.UUID, content st
 //
 // Cost: one UPDATE, with the rule in its WHERE clause; when it updates
 // nothing, a SELECT more to tell ErrForbidden from database.ErrNotFound.
-func (s *Store) DeleteMessage(ctx context.Context, messageID uuid.UUID) error {
+func (s *Store) DeleteMessage(ctx context.Context, messageID uuid.UUID) (err error) {
+	ctx, span := s.startOp(ctx, "DeleteMessage", uuid.Nil)
+	defer span.end(&err)
 	const op = "delete message"
 	if err := ownTx(ctx); err != nil {
 		return fail(op, err)

@@ -42,7 +42,9 @@ type ProfileUpdate struct {
 //
 // Cost: one INSERT; with a password hash, a transaction of two INSERTs
 // (4 round trips).
-func (s *Store) CreateUser(ctx context.Context, u NewUser) (*User, error) {
+func (s *Store) CreateUser(ctx context.Context, u NewUser) (_ *User, err error) {
+	ctx, span := s.startOp(ctx, "CreateUser", uuid.Nil)
+	defer span.end(&err)
 	const op = "create user"
 	if err := ownTx(ctx); err != nil {
 		return nil, fail(op, err)
@@ -60,7 +62,6 @@ func (s *Store) CreateUser(ctx context.Context, u NewUser) (*User, error) {
 		}
 		return client.Credential.Create().SetUserID(created.ID).SetPasswordHash(u.PasswordHash).Exec(ctx)
 	}
-	var err error
 	if u.PasswordHash == "" {
 		err = create(ctx, s.client)
 	} else {
@@ -77,7 +78,9 @@ func (s *Store) CreateUser(ctx context.Context, u NewUser) (*User, error) {
 // and a deleted viewer finds nobody.
 //
 // Cost: one SELECT by primary key, with the viewer's liveness checked in it.
-func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (*User, error) {
+func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (_ *User, err error) {
+	ctx, span := s.startOp(ctx, "GetUser", uuid.Nil)
+	defer span.end(&err)
 	a, err := actorOf(ctx)
 	if err != nil {
 		return nil, fail("get user", err)
@@ -98,7 +101,9 @@ func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (*User, error) {
 // must find an account created a moment ago, on any server.
 //
 // Cost: one SELECT by the unique index on email.
-func (s *Store) UserByEmail(ctx context.Context, email string) (*User, error) {
+func (s *Store) UserByEmail(ctx context.Context, email string) (_ *User, err error) {
+	ctx, span := s.startOp(ctx, "UserByEmail", uuid.Nil)
+	defer span.end(&err)
 	if schema.ValidateText(email) != nil {
 		// No stored email holds a NUL or invalid UTF-8, and PostgreSQL would
 		// refuse the parameter outright.
@@ -122,7 +127,9 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (*User, error) {
 // changed a moment ago must not still let the old one in.
 //
 // Cost: one SELECT by the unique index on credentials.user_id.
-func (s *Store) PasswordHash(ctx context.Context, id uuid.UUID) (string, error) {
+func (s *Store) PasswordHash(ctx context.Context, id uuid.UUID) (_ string, err error) {
+	ctx, span := s.startOp(ctx, "PasswordHash", uuid.Nil)
+	defer span.end(&err)
 	c, err := s.client.Credential.Query().
 		Where(credential.UserID(id), func(sel *sql.Selector) { sel.Where(rule.Live(id)) }).
 		Only(ctx)
@@ -138,7 +145,9 @@ func (s *Store) PasswordHash(ctx context.Context, id uuid.UUID) (string, error) 
 //
 // Cost: a transaction of the user's UPDATE, the credential's upsert or DELETE
 // when the hash changes, and a SELECT of the result.
-func (s *Store) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate) (*User, error) {
+func (s *Store) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate) (_ *User, err error) {
+	ctx, span := s.startOp(ctx, "UpdateProfile", uuid.Nil)
+	defer span.end(&err)
 	const op = "update profile"
 	if err := ownTx(ctx); err != nil {
 		return nil, fail(op, err)
@@ -147,7 +156,7 @@ func (s *Store) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate
 		return nil, fail(op, err)
 	}
 	var out *ent.User
-	err := s.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
+	err = s.db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
 		up := tx.User.Update().Where(user.ID(id), user.DeletedAtIsNil()).SetUpdatedAt(s.clock())
 		if p.DisplayName != nil {
 			up.SetDisplayName(*p.DisplayName)
@@ -193,7 +202,9 @@ func (s *Store) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate
 // database.ErrNotFound.
 //
 // Cost: one UPDATE.
-func (s *Store) DeleteUser(ctx context.Context, id uuid.UUID) error {
+func (s *Store) DeleteUser(ctx context.Context, id uuid.UUID) (err error) {
+	ctx, span := s.startOp(ctx, "DeleteUser", uuid.Nil)
+	defer span.end(&err)
 	const op = "delete user"
 	if err := ownTx(ctx); err != nil {
 		return fail(op, err)

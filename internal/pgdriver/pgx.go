@@ -28,6 +28,11 @@ func Pgx(cfg pgx.ConnConfig, healthCheckAfter time.Duration) driver.Connector {
 // for what database/sql cannot express, such as COPY. It returns false for any
 // other connection.
 func PgxConn(dc any) (*pgx.Conn, bool) {
+	// A traced pool's connections (database/trace.go: otelsql's) give the
+	// connection under them with Raw.
+	if r, ok := dc.(interface{ Raw() driver.Conn }); ok {
+		dc = r.Raw()
+	}
 	// The wrapper's embedded field named Conn hides stdlib.Conn's Conn method:
 	// unwrap it by type.
 	switch c := dc.(type) {

@@ -1,0 +1,410 @@
+package database_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/chatdb/chatdb/database"
+	"github.com/chatdb/chatdb/dbtest"
+	"github.com/chatdb/chatdb/ent"
+	"github.com/chatdb/chatdb/viewer"
+)
+
+// tracedDB opens a database of the test's own with an SDK tracer provider
+// that exports every span, as it ends, to the returned in-memory exporter.
+func tracedDB(t *testing.T, target dbtest.Target, opts ...dbtest.Option) (*database.DB, *tracetest.InMemoryExporter, trace.Tracer) {
+	t.Helper()
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	opts = append(opts, dbtest.WithConfig(func(cfg *database.Config) { cfg.TracerProvider = tp }))
+	return dbtest.Open(t, target, opts...), exp, tp.Tracer("test")
+}
+
+// childrenOf returns the spans whose parent is parent, in the order they ended.
+func childrenOf(spans tracetest.SpanStubs, parent trace.SpanContext) tracetest.SpanStubs {
+	var out tracetest.SpanStubs
+	for _, s := range spans {
+		if s.Parent.SpanID() == parent.SpanID() && s.Parent.TraceID() == parent.TraceID() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// spanNamed returns the span called name; it fails the test without one.
+func spanNamed(t *testing.T, spans tracetest.SpanStubs, name string) tracetest.SpanStub {
+	t.Helper()
+	for _, s := range spans {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no span %q among %v", name, spanNames(spans))
+	return tracetest.SpanStub{}
+}
+
+func spanNames(spans tracetest.SpanStubs) []string {
+	var names []string
+	for _, s := range spans {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
+// attrs returns the attributes as a map of their values' strings.
+func attrs(kvs []attribute.KeyValue) map[string]string {
+	m := map[string]string{}
+	for _, kv := range kvs {
+		m[string(kv.Key)] = kv.Value.Emit()
+	}
+	return m
+}
+
+// requireNothingOf fails when any span's name, attribute, event or status
+// description contains one of secrets.
+func requireNothingOf(t *testing.T, spans tracetest.SpanStubs, secrets ...string) {
+	t.Helper()
+	for _, s := range spans {
+		texts := []string{s.Name, s.Status.Description}
+		for _, kv := range s.Attributes {
+			texts = append(texts, kv.Value.Emit())
+		}
+		for _, e := range s.Events {
+			texts = append(texts, e.Name)
+			for _, kv := range e.Attributes {
+				texts = append(texts, kv.Value.Emit())
+			}
+		}
+		for _, text := range texts {
+			for _, secret := range secrets {
+				require.NotContains(t, text, secret, "span %q carries an argument", s.Name)
+			}
+		}
+	}
+}
+
+// TestTraceStatements: each statement is a client span under the caller's,
+// with the database conventions' attributes and the statement's text without
+// its arguments, and the caller's span gets the pool wait.
+func TestTraceStatements(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
+		t.Parallel()
+		db, exp, tracer := tracedDB(t, target)
+		require.True(t, db.Traced())
+		ctx, root := tracer.Start(viewer.SystemContext(t.Context()), "test")
+		email := "secret-" + uuid.NewString() + "@example.com"
+		_, err := db.Client().User.Create().SetEmail(email).SetDisplayName("Hidden Name").Save(ctx)
+		require.NoError(t, err)
+		root.End()
+
+		spans := exp.GetSpans()
+		children := childrenOf(spans, root.SpanContext())
+		insert := spanNamed(t, children, "INSERT")
+		assert.Equal(t, trace.SpanKindClient, insert.SpanKind)
+		a := attrs(insert.Attributes)
+		assert.Equal(t, "INSERT", a["db.operation.name"])
+		assert.Regexp(t, "^INSERT INTO .users. ", a["db.query.text"])
+		if target.Postgres() {
+			assert.Equal(t, "postgresql", a["db.system.name"])
+			assert.Equal(t, "postgresql", a["db.system"])
+			assert.Equal(t, "127.0.0.1", a["server.address"])
+			assert.Equal(t, "5432", a["server.port"])
+			assert.True(t, strings.HasPrefix(a["db.namespace"], "chatdb_test_"), a["db.namespace"])
+		} else {
+			assert.Equal(t, "sqlite", a["db.system.name"])
+			assert.NotContains(t, a, "server.address")
+		}
+		rootStub := spanNamed(t, spans, "test")
+		var waits int
+		for _, e := range rootStub.Events {
+			if e.Name == database.EventPoolWait {
+				waits++
+				assert.Contains(t, attrs(e.Attributes), "chatdb.pool.wait")
+			}
+		}
+		assert.Positive(t, waits, "the caller's span has a pool-wait event")
+		requireNothingOf(t, spans, email, "Hidden Name")
+	})
+}
+
+// TestTraceFailedStatement: a statement the server refuses is a span with
+// status Error, the SQLSTATE (or SQLite code) as db.response.status_code and
+// error.type, and an exception event without the error's text, which quotes
+// the argument on PostgreSQL.
+func TestTraceFailedStatement(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
+		t.Parallel()
+		db, exp, tracer := tracedDB(t, target)
+		ctx, root := tracer.Start(viewer.SystemContext(t.Context()), "test")
+		secret := "secret-" + uuid.NewString()
+		var n int
+		var err error
+		if target.Postgres() {
+			// invalid input syntax for type integer: "secret-..."
+			err = db.SQL().QueryRowContext(ctx, `SELECT $1::int`, secret).Scan(&n)
+		} else {
+			err = db.SQL().QueryRowContext(ctx, `SELECT no_such_column FROM users WHERE email = $1`, secret).Scan(&n)
+		}
+		require.Error(t, err)
+		if target.Postgres() {
+			require.Contains(t, err.Error(), secret, "the server quotes the argument in its message, which is why spans must not carry it")
+		}
+		// A unique violation, through ent.
+		email := "dup-" + uuid.NewString() + "@example.com"
+		_, err = db.Client().User.Create().SetEmail(email).SetDisplayName("A").Save(ctx)
+		require.NoError(t, err)
+		_, err = db.Client().User.Create().SetEmail(email).SetDisplayName("B").Save(ctx)
+		require.ErrorIs(t, database.MapError(err), database.ErrConflict)
+		root.End()
+
+		spans := exp.GetSpans()
+		var failed tracetest.SpanStubs
+		for _, s := range childrenOf(spans, root.SpanContext()) {
+			if s.Status.Code == codes.Error {
+				failed = append(failed, s)
+			}
+		}
+		require.Len(t, failed, 2, "spans: %v", spanNames(spans))
+		wantCodes := []string{"22P02", "23505"}
+		if !target.Postgres() {
+			wantCodes = []string{"1", "2067"} // SQLITE_ERROR, SQLITE_CONSTRAINT_UNIQUE
+		}
+		for i, s := range failed {
+			a := attrs(s.Attributes)
+			assert.Equal(t, wantCodes[i], a["db.response.status_code"], s.Name)
+			assert.Equal(t, wantCodes[i], a["error.type"], s.Name)
+			var exc map[string]string
+			for _, e := range s.Events {
+				if e.Name == "exception" {
+					exc = attrs(e.Attributes)
+				}
+			}
+			require.NotNil(t, exc, "exception event on %s", s.Name)
+			assert.Contains(t, exc["exception.message"], wantCodes[i])
+			assert.NotEmpty(t, exc["exception.type"])
+		}
+		requireNothingOf(t, spans, secret, email)
+	})
+}
+
+// TestTraceTxRetry: a transaction that fails with a serialization failure and
+// runs again shows both attempts' BEGIN, the rollback, the commit, and a retry
+// event on the caller's span.
+func TestTraceTxRetry(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
+		t.Parallel()
+		db, exp, tracer := tracedDB(t, target)
+		ctx, root := tracer.Start(viewer.SystemContext(t.Context()), "test")
+		var attempts atomic.Int32
+		err := db.WithTxContext(ctx, func(ctx context.Context, tx *ent.Tx) error {
+			if _, err := tx.ExecContext(ctx, `UPDATE users SET display_name = display_name WHERE id IS NULL`); err != nil {
+				return err
+			}
+			if attempts.Add(1) > 1 {
+				return nil
+			}
+			if target.Postgres() {
+				_, err := tx.ExecContext(ctx, `DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$`)
+				return err
+			}
+			// SQLite serializes writers and never fails this way: the
+			// function reports it, as it would a conflict found in Go.
+			return fmt.Errorf("found a conflict: %w", database.ErrSerialization)
+		}, database.WithRetry(3))
+		require.NoError(t, err)
+		root.End()
+
+		spans := exp.GetSpans()
+		children := childrenOf(spans, root.SpanContext())
+		var begins, commits, rollbacks int
+		for _, s := range children {
+			switch s.Name {
+			case "BEGIN":
+				begins++
+			case "COMMIT":
+				commits++
+			case "ROLLBACK":
+				rollbacks++
+			}
+		}
+		assert.Equal(t, 2, begins, "spans: %v", spanNames(children))
+		assert.Equal(t, 1, commits)
+		assert.Equal(t, 1, rollbacks)
+		if target.Postgres() {
+			do := spanNamed(t, children, "DO")
+			assert.Equal(t, codes.Error, do.Status.Code)
+			assert.Equal(t, "40001", attrs(do.Attributes)["db.response.status_code"])
+		}
+		rootStub := spanNamed(t, spans, "test")
+		var retry map[string]string
+		for _, e := range rootStub.Events {
+			if e.Name == database.EventTxRetry {
+				retry = attrs(e.Attributes)
+			}
+		}
+		require.NotNil(t, retry, "a retry event")
+		assert.Equal(t, "2", retry["chatdb.tx.attempt"])
+		assert.Equal(t, "serialization", retry["error.type"])
+	})
+}
+
+// TestTracePoolWait: a statement that waits for the pool's one connection
+// says how long on the caller's span.
+func TestTracePoolWait(t *testing.T) {
+	t.Parallel()
+	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
+		t.Parallel()
+		db, exp, tracer := tracedDB(t, target, dbtest.WithConfig(func(cfg *database.Config) {
+			cfg.MaxOpenConns, cfg.MaxIdleConns = 1, 1
+		}))
+		conn, err := db.SQL().Conn(t.Context())
+		require.NoError(t, err)
+		const hold = 200 * time.Millisecond
+		go func() {
+			time.Sleep(hold)
+			conn.Close()
+		}()
+		ctx, root := tracer.Start(t.Context(), "test")
+		rows, err := db.Client().QueryContext(ctx, `SELECT 1`)
+		require.NoError(t, err)
+		require.NoError(t, rows.Close())
+		root.End()
+		var waited time.Duration
+		for _, e := range spanNamed(t, exp.GetSpans(), "test").Events {
+			if e.Name == database.EventPoolWait {
+				for _, kv := range e.Attributes {
+					if kv.Key == "chatdb.pool.wait" {
+						waited = time.Duration(kv.Value.AsFloat64() * float64(time.Second))
+					}
+				}
+			}
+		}
+		// The statement asked for the connection after the hold began, so it
+		// waited most of it; a bound well below the hold leaves room for that.
+		assert.Greater(t, waited, hold/2)
+	})
+}
+
+// TestTraceCopy: CopyFrom, which runs on the driver's connection under the
+// instrumentation, has a COPY span of its own on PostgreSQL, under the
+// caller's span, and WithConnTx notes its pool wait.
+func TestTraceCopy(t *testing.T) {
+	t.Parallel()
+	dbtest.RunPostgres(t, func(t *testing.T, target dbtest.Target) {
+		t.Parallel()
+		db, exp, tracer := tracedDB(t, target)
+		ctx, root := tracer.Start(viewer.SystemContext(t.Context()), "test")
+		err := db.WithConnTx(ctx, func(ctx context.Context, conn *sql.Conn, _ *ent.Client) error {
+			if _, err := conn.ExecContext(ctx, `CREATE TEMP TABLE copied (v text) ON COMMIT DROP`); err != nil {
+				return err
+			}
+			_, err := db.CopyFrom(ctx, conn, "copied", []string{"v"}, [][]any{{"secret-copy-value"}, {"b"}})
+			return err
+		})
+		require.NoError(t, err)
+		root.End()
+		spans := exp.GetSpans()
+		cp := spanNamed(t, childrenOf(spans, root.SpanContext()), "COPY")
+		a := attrs(cp.Attributes)
+		assert.Equal(t, "COPY", a["db.operation.name"])
+		assert.Equal(t, "copied", a["db.collection.name"])
+		assert.Equal(t, "postgresql", a["db.system.name"])
+		var waits int
+		for _, e := range spanNamed(t, spans, "test").Events {
+			if e.Name == database.EventPoolWait {
+				waits++
+			}
+		}
+		assert.Positive(t, waits)
+		requireNothingOf(t, spans, "secret-copy-value")
+	})
+}
+
+// TestTracingOff: a noop provider turns the instrumentation off; no provider
+// means the global one, which the application may set after Open.
+func TestTracingOff(t *testing.T) {
+	// Not parallel: it sets the global provider, and puts it back.
+	target := dbtest.SQLite
+	off := dbtest.Open(t, target, dbtest.WithConfig(func(cfg *database.Config) { cfg.TracerProvider = noop.NewTracerProvider() }))
+	assert.False(t, off.Traced())
+
+	global := dbtest.Open(t, target)
+	require.True(t, global.Traced())
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	defer tp.Shutdown(context.Background())
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(tp)
+	defer otel.SetTracerProvider(prev)
+
+	ctx, root := tp.Tracer("test").Start(t.Context(), "test")
+	require.NoError(t, off.SQL().PingContext(ctx))
+	_, err := off.SQL().ExecContext(ctx, `SELECT 1`)
+	require.NoError(t, err)
+	_, err = global.SQL().ExecContext(ctx, `SELECT 2`)
+	require.NoError(t, err)
+	root.End()
+	var selects int
+	for _, s := range exp.GetSpans() {
+		if s.Name == "SELECT" {
+			selects++
+			assert.Equal(t, "SELECT 2", attrs(s.Attributes)["db.query.text"])
+		}
+	}
+	assert.Equal(t, 1, selects, "only the pool without a provider of its own traces, through the global one")
+}
+
+func TestOperation(t *testing.T) {
+	for query, want := range map[string]string{
+		"SELECT 1":              "SELECT",
+		"  select * from users": "SELECT",
+		"-- a comment\nINSERT INTO t VALUES ($1)": "INSERT",
+		"/* c */ update t set a = 1":              "UPDATE",
+		"WITH c AS (SELECT id FROM chats WHERE title = ')(' ) INSERT INTO messages SELECT * FROM c":    "INSERT",
+		`WITH "x" AS (DELETE FROM t RETURNING *), y AS (SELECT 1) SELECT * FROM "x"`:                   "DELETE",
+		"WITH c AS (SELECT id FROM chats FOR UPDATE), ins AS (INSERT INTO m SELECT 1) SELECT * FROM c": "INSERT",
+		"WITH c AS (SELECT id FROM chats FOR NO KEY UPDATE) SELECT 'UPDATE' FROM c":                    "SELECT",
+		"WITH i AS (INSERT INTO t VALUES (1) ON CONFLICT DO UPDATE SET a = 1) SELECT 1":                "INSERT",
+		"WITH c AS (SELECT 1 FOR UPDATE) SELECT * FROM c":                                              "SELECT",
+		"with recursive r(n) as (values (1) union all select n+1 from r) select n from r":              "SELECT",
+		"BEGIN":                           "BEGIN",
+		"pragma foreign_keys":             "PRAGMA",
+		"vacuum":                          "VACUUM",
+		"frobnicate now":                  "FROBNICATE",
+		"":                                "",
+		"   -- only a comment":            "",
+		"WITH unterminated AS (SELECT ')": "WITH",
+	} {
+		assert.Equal(t, want, database.Operation(query), query)
+	}
+}
+
+func TestErrorClass(t *testing.T) {
+	assert.Equal(t, "ok", database.ErrorClass(nil))
+	assert.Equal(t, "not_found", database.ErrorClass(fmt.Errorf("x: %w", database.ErrNotFound)))
+	assert.Equal(t, "canceled", database.ErrorClass(context.Canceled))
+	assert.Equal(t, "deadline_exceeded", database.ErrorClass(fmt.Errorf("x: %w", context.DeadlineExceeded)))
+	assert.Equal(t, "serialization", database.ErrorClass(&database.Error{Kind: database.ErrSerialization, Code: "40001"}))
+	assert.Equal(t, "error", database.ErrorClass(errors.New("something secret")))
+}
