@@ -28,15 +28,44 @@ const mixedGoroutines = 16
 // side by side (bench/cmd/report pairs them) cancels that, where one second
 // of each stack after the other does not.
 func forEachStack(b *testing.B, ops []string, fn func(b *testing.B, s bench.Stack)) {
+	forEachStackOf(b, stackNames(), ops, false, fn)
+}
+
+// forEachStackOf is forEachStack over the stacks names lists, in that order.
+// With closeIdle, each stack closes its idle connections (bench.IdleCloser)
+// once its slice is over, outside the slice's runs: the slice's first,
+// smaller runs open them again, and its last run, the one go test reports,
+// finds them open as before.
+func forEachStackOf(b *testing.B, names, ops []string, closeIdle bool, fn func(b *testing.B, s bench.Stack)) {
 	for range benchSlices() {
-		for _, name := range stackNames() {
+		for _, name := range names {
+			var s bench.Stack
 			b.Run(name, func(b *testing.B) {
-				s := stack(b, name, ops...)
+				s = stack(b, name, ops...)
 				b.ReportAllocs()
 				fn(b, s)
 			})
+			if ic, ok := s.(bench.IdleCloser); ok && closeIdle {
+				ic.CloseIdle()
+			}
 		}
 	}
+}
+
+// mixedStackNames are the stacks BenchmarkMixed runs: stackNames, with the
+// tracing stacks (bench.TracingStacks) right after chatdb, so that the three
+// configurations of chatdb's tracing run one after the other in each slice.
+func mixedStackNames() []string {
+	var names []string
+	for _, n := range stackNames() {
+		names = append(names, n)
+		if n == "chatdb" {
+			for _, t := range bench.TracingStacks {
+				names = append(names, t.Name)
+			}
+		}
+	}
+	return names
 }
 
 // benchSlices returns BENCH_SLICES, or 1.
@@ -178,13 +207,16 @@ func BenchmarkImport(b *testing.B) {
 // BenchmarkMixed runs mixedGoroutines goroutines sharing b.N operations: four in
 // five read a history page of the big chat, one in five appends to the
 // goroutine's own chat (so appends wait on no other goroutine's row lock).
+// It alone also runs the tracing stacks (see mixedStackNames); on a stack that
+// records spans it reports the spans exported per operation (spans/op). Each
+// stack closes its idle connections after its slice (see forEachStackOf).
 func BenchmarkMixed(b *testing.B) {
 	d := dataset(b)
 	ctx := context.Background()
 	if len(d.MixedChats) < mixedGoroutines {
 		b.Fatalf("data set has %d mixed chats, want %d", len(d.MixedChats), mixedGoroutines)
 	}
-	forEachStack(b, []string{"HistoryPage", "AppendMessage"}, func(b *testing.B, s bench.Stack) {
+	forEachStackOf(b, mixedStackNames(), []string{"HistoryPage", "AppendMessage"}, true, func(b *testing.B, s bench.Stack) {
 		// Open the pool's connections before timing: every stack starts the timed
 		// part with mixedGoroutines connections ready.
 		var wg sync.WaitGroup
@@ -196,6 +228,17 @@ func BenchmarkMixed(b *testing.B) {
 			}()
 		}
 		wg.Wait()
+		// The warm-up's spans are flushed before timing, and the count taken
+		// after it flushes the timed part's: the flush is never timed.
+		sc, counting := s.(bench.SpanCounter)
+		var spans0 int64
+		if counting {
+			n, err := sc.ExportedSpans(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			spans0 = n
+		}
 		var next atomic.Int64
 		errs := make(chan error, mixedGoroutines)
 		n := int64(b.N)
@@ -232,6 +275,13 @@ func BenchmarkMixed(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+		if counting {
+			n, err := sc.ExportedSpans(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(n-spans0)/float64(b.N), "spans/op")
+		}
 		if err := d.ClearAppends(ctx); err != nil {
 			b.Fatal(err)
 		}

@@ -63,6 +63,8 @@ func (s *chatdbStack) Name() string { return s.name }
 
 func (s *chatdbStack) Close() error { return s.db.Close() }
 
+func (s *chatdbStack) CloseIdle() { closeIdle(s.db.SQL()) }
+
 func (s *chatdbStack) GetUser(ctx context.Context, as, id uuid.UUID, got *User) error {
 	u, err := s.store.GetUser(viewer.NewContext(ctx, as), id)
 	if err != nil {

@@ -10,6 +10,14 @@
 //	ent        stock ent, the obvious way (chatdb's generated client, privacy bypassed)
 //	gorm       GORM with its PostgreSQL driver, the obvious way
 //
+// Mixed alone also runs chatdb on pgx under two more tracer providers
+// (database.Config.TracerProvider; see TracingStacks), next to chatdb, whose
+// nil provider is the global one, a no-op by default (tracing off):
+//
+//	chatdb-untraced  noop.NewTracerProvider(): the instrumentation off, the
+//	                 drivers not wrapped, chatdb as it was before tracing
+//	chatdb-traced    an SDK provider recording every span to an in-memory exporter
+//
 // The operations: GetUser, AppendMessage (under the chat's lock, at the chat's
 // next seq, with the chat's, the sender's and, in chats of up to 32 members,
 // every member's bump), HistoryPage (50 messages by keyset on seq in a chat of

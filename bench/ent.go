@@ -58,6 +58,8 @@ func (s *entStack) Name() string { return "ent" }
 
 func (s *entStack) Close() error { return s.client.Close() }
 
+func (s *entStack) CloseIdle() { closeIdle(s.db) }
+
 func allow(ctx context.Context) context.Context {
 	return privacy.DecisionContext(ctx, privacy.Allow)
 }

@@ -164,6 +164,12 @@ func (s *gormStack) Close() error {
 	return sqlDB.Close()
 }
 
+func (s *gormStack) CloseIdle() {
+	if sqlDB, err := s.db.DB(); err == nil {
+		closeIdle(sqlDB)
+	}
+}
+
 func (s *gormStack) GetUser(ctx context.Context, as, id uuid.UUID, got *User) error {
 	var u gormUser
 	if err := s.db.WithContext(ctx).First(&u, "id = ? AND deleted_at IS NULL AND EXISTS (SELECT 1 FROM users v WHERE v.id = ? AND v.deleted_at IS NULL)", id, as).Error; err != nil {

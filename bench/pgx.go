@@ -43,6 +43,9 @@ func OpenPgx(ctx context.Context, url string) (Stack, error) {
 
 func (s *pgxStack) Name() string { return "pgx" }
 
+// CloseIdle closes the pool's connections: those in use close when released.
+func (s *pgxStack) CloseIdle() { s.pool.Reset() }
+
 func (s *pgxStack) Close() error {
 	s.pool.Close()
 	return nil

@@ -59,6 +59,8 @@ func (s *pqStack) Name() string { return s.name }
 
 func (s *pqStack) Close() error { return s.db.Close() }
 
+func (s *pqStack) CloseIdle() { closeIdle(s.db) }
+
 func (s *pqStack) GetUser(ctx context.Context, as, id uuid.UUID, got *User) error {
 	var u User
 	err := s.db.QueryRowContext(ctx, sqlGetUser, id, as).Scan(&u.ID, &u.CreatedAt, &u.UpdatedAt, &u.DeletedAt,

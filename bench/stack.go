@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -31,7 +32,8 @@ import (
 // no conversion the stack would not pay in an application.
 type Stack interface {
 	// Name is the sub-benchmark name: "pgx", "pq", "chatdb", "chatdb-pq", "ent"
-	// or "gorm".
+	// or "gorm"; in BenchmarkMixed also "chatdb-untraced" and "chatdb-traced"
+	// (see TracingStacks).
 	Name() string
 
 	// GetUser reads one live (not soft-deleted) user by ID, every column, as
@@ -146,6 +148,26 @@ const (
 	MaxIdle = 20
 )
 
+// IdleCloser is a stack whose pool can close its idle connections. Every
+// stack implements it. BenchmarkMixed has each stack close them once its
+// slice is over: each of its stacks opens mixedGoroutines (16) connections,
+// and eight stacks holding theirs between their turns would pass
+// PostgreSQL's default max_connections (100).
+type IdleCloser interface {
+	// CloseIdle closes the pool's connections that are not in use; the pool
+	// opens new ones when it is next asked.
+	CloseIdle()
+}
+
+var _ = []IdleCloser{(*pgxStack)(nil), (*pqStack)(nil), (*chatdbStack)(nil), (*tracedStack)(nil),
+	(*entStack)(nil), (*gormStack)(nil)}
+
+// closeIdle closes db's idle connections and lets it keep MaxIdle again.
+func closeIdle(db *sql.DB) {
+	db.SetMaxIdleConns(0)
+	db.SetMaxIdleConns(MaxIdle)
+}
+
 // Opener opens a stack on the database that url names.
 type Opener func(ctx context.Context, url string) (Stack, error)
 
@@ -162,9 +184,15 @@ var Stacks = []struct {
 	{"gorm", OpenGorm},
 }
 
-// Open opens the stack called name.
+// Open opens the stack called name: one of Stacks, of TracingStacks, or
+// pq-default.
 func Open(ctx context.Context, name, url string) (Stack, error) {
 	for _, s := range Stacks {
+		if s.Name == name {
+			return s.Open(ctx, url)
+		}
+	}
+	for _, s := range TracingStacks {
 		if s.Name == name {
 			return s.Open(ctx, url)
 		}

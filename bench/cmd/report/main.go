@@ -2,6 +2,10 @@
 // of `go test -bench` output per round, the round-trip counts TestRoundTrips
 // printed, benchstat's summary and a few facts about the machine.
 //
+// BenchmarkMixed also runs chatdb under two more tracer providers
+// (chatdb-untraced, chatdb-traced); they have a section of their own, "Tracing
+// overhead (Mixed)", and stay out of the other tables.
+//
 // Ratios are computed per round (each stack against pgx in the same round, which
 // ran in the same process minutes apart) and the median of the rounds is shown,
 // so that drift between rounds cancels out.
@@ -341,6 +345,7 @@ func (r *report) write(w *strings.Builder) {
 
 	r.writeTargets(w)
 	w.WriteString(r.notes)
+	r.writeTracing(w)
 	r.writeAbsolute(w, stacks)
 	r.writeRoundTrips(w, stacks)
 	r.writeGrowth(w)
@@ -743,4 +748,62 @@ func (r *report) writeGroupCreation(w *strings.Builder) bool {
 	fmt.Fprintf(w, "(into a table with memberships' columns and indexes, no foreign keys): memberships written per second.\n\n")
 	fmt.Fprintf(w, "| how | time per group | rows/s | × pgx CopyFrom |\n| --- | --- | --- | --- |\n%s\n\n", strings.Join(rows, "\n"))
 	return true
+}
+
+// tracingTarget is the issue's bound on chatdb's Mixed ops/s with tracing off
+// (a nil Config.TracerProvider: the drivers wrapped, spans not recorded)
+// against chatdb with the instrumentation off altogether (chatdb-untraced,
+// the code path before tracing): at most 2% slower.
+const tracingTarget = 0.98
+
+// tracingRows are the rows of the tracing section: the stack, what its
+// Config.TracerProvider is, and whether its ratio to chatdb-untraced has the
+// target (with a recorder the cost is reported, not bounded).
+var tracingRows = []struct {
+	stack, provider string
+	target          bool
+}{
+	{"chatdb-untraced", "`noop.NewTracerProvider()`: instrumentation off, drivers not wrapped (chatdb before tracing; the base)", false},
+	{"chatdb", "nil: the global provider, a no-op by default (tracing off, the default)", true},
+	{"chatdb-traced", "SDK provider, AlwaysSample, batch span processor, in-memory exporter (tracing on)", false},
+}
+
+// writeTracing writes the section on what tracing costs Mixed, when the run
+// has the tracing stacks.
+func (r *report) writeTracing(w *strings.Builder) {
+	if !r.present("Mixed", "chatdb-untraced") && !r.present("Mixed", "chatdb-traced") {
+		return
+	}
+	const base = "chatdb-untraced"
+	fmt.Fprintf(w, "## Tracing overhead (Mixed)\n\n")
+	fmt.Fprintf(w, "Mixed (16 goroutines, 80%% history pages, 20%% appends) on chatdb over pgx under three tracer providers (`database.Config.TracerProvider`), ")
+	fmt.Fprintf(w, "run in the same slices as the other stacks, one after the other. ")
+	fmt.Fprintf(w, "The ratio is ops/s against chatdb-untraced: the median over the rounds of each round's median ratio between slices measured side by side; ")
+	fmt.Fprintf(w, "the range is that of the rounds' ratios. Target: tracing off costs at most 2%% (ratio ≥ %.2f); tracing on is reported, with no target. ", tracingTarget)
+	fmt.Fprintf(w, "allocs/op are the client's, per operation; spans/op the spans the in-memory exporter received per operation.\n\n")
+	fmt.Fprintf(w, "| stack | tracer provider | ops/s | allocs/op | spans/op | × %s | rounds' range | target | met |\n", base)
+	fmt.Fprintf(w, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, row := range tracingRows {
+		if !r.present("Mixed", row.stack) {
+			continue
+		}
+		name := "Mixed/" + row.stack
+		count := func(v float64) string { return fmt.Sprintf("%.0f", v) }
+		ops, allocs := r.metric(name, "ops/s", count), r.metric(name, "allocs/op", count)
+		spans := r.metric(name, "spans/op", func(v float64) string { return fmt.Sprintf("%.1f", v) })
+		ratio, span := "–", "–"
+		if row.stack == base {
+			ratio = "1 (base)"
+		} else if xs := r.ratios("Mixed", row.stack, base, "ops/s"); len(xs) > 0 {
+			ratio = fmt.Sprintf("%.3f×", median(xs))
+			span = fmt.Sprintf("%.3f–%.3f", slices.Min(xs), slices.Max(xs))
+		}
+		goal, met := "–", "–"
+		if row.target {
+			goal = fmt.Sprintf("≥ %.2f×", tracingTarget)
+			met = metMark(r.ratios("Mixed", row.stack, base, "ops/s"), func(v float64) bool { return v >= tracingTarget })
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", row.stack, row.provider, ops, allocs, spans, ratio, span, goal, met)
+	}
+	fmt.Fprintln(w)
 }
