@@ -139,11 +139,11 @@ type Config struct {
 	// db.query.text without arguments, server.address), of each new
 	// connection, and, through DB.TracerProvider, the store's operations; the
 	// wait for a pool connection and transaction retries are events. Nil
-	// means the global provider (otel.GetTracerProvider), a no-op until the
-	// application sets one. A provider of package
-	// go.opentelemetry.io/otel/trace/noop turns the instrumentation off
-	// altogether: the drivers are then not wrapped at all. See trace.go and
-	// README.md, "Tracing".
+	// means the global provider (otel.GetTracerProvider): nothing is traced
+	// until the application sets one, before or after Open, and until then
+	// the instrumentation costs an atomic load per call. A provider of package
+	// go.opentelemetry.io/otel/trace/noop turns it off altogether: the
+	// drivers are then not wrapped. See trace.go and README.md, "Tracing".
 	TracerProvider trace.TracerProvider
 
 	// LogQueries logs each statement ent runs at debug level. Arguments are never

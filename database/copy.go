@@ -10,9 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/lib/pq"
-	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/chatdb/chatdb/internal/pgdriver"
 )
@@ -54,7 +52,7 @@ func (db *DB) CopyFrom(ctx context.Context, conn *sql.Conn, table string, column
 	)
 	if db.dialect == Postgres {
 		// COPY runs on the driver's connection itself (conn.Raw), under
-		// otelsql: its span is started here.
+		// the tracing wrapper: its span is started here.
 		var end func(error)
 		ctx, end = db.copySpan(ctx, table)
 		defer func() { end(err) }()
@@ -79,26 +77,19 @@ func (db *DB) CopyFrom(ctx context.Context, conn *sql.Conn, table string, column
 	return n, nil
 }
 
-// copySpan starts the span of a COPY into table, as otelsql's statement spans
-// are (trace.go), and returns the function that ends it with the COPY's error.
+// copySpan starts the span of a COPY into table, as the statements' spans
+// are (tracedriver.go), and returns the function that ends it with the
+// COPY's error.
 func (db *DB) copySpan(ctx context.Context, table string) (context.Context, func(error)) {
-	if tracingOff(db.tracer) {
+	if !db.tracing.on() {
 		return ctx, func(error) {}
 	}
-	ctx, span := db.tracer.Tracer(instrumentationName).Start(ctx, "COPY", trace.WithSpanKind(trace.SpanKindClient))
+	c := &tracedConnector{t: db.tracing, attrs: db.traceAttrs}
+	ctx, span := c.start(ctx, "COPY", "COPY "+quoteIdent(table)+" FROM STDIN")
 	if span.IsRecording() {
-		span.SetAttributes(db.traceAttrs...)
-		span.SetAttributes(semconv.DBOperationName("COPY"), semconv.DBCollectionName(table),
-			semconv.DBQueryText("COPY "+quoteIdent(table)+" FROM STDIN"))
+		span.SetAttributes(semconv.DBCollectionName(table))
 	}
-	return ctx, func(err error) {
-		if err != nil {
-			span.SetAttributes(errorAttributes(err)...)
-			span.RecordError(err)
-			span.SetStatus(codes.Error, "")
-		}
-		span.End()
-	}
+	return ctx, func(err error) { endSpan(span, err) }
 }
 
 func copyPgx(ctx context.Context, conn *sql.Conn, table string, columns []string, rows [][]any) (int64, error) {

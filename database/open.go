@@ -21,7 +21,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/lib/pq"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
 	"modernc.org/sqlite"
 
 	"github.com/chatdb/chatdb/ent"
@@ -68,10 +67,9 @@ type DB struct {
 	// migration is the Config of Config.MigrationURL, nil when it is unset.
 	migration *Config
 
-	// tracer is Config.TracerProvider, or the global one, wrapped so that
-	// its spans record errors without their text (trace.go).
-	tracer trace.TracerProvider
-	// traceAttrs are the attributes of the pool's spans (trace.go).
+	// tracing is the instrumentation (trace.go); nil when it is off.
+	tracing *tracing
+	// traceAttrs are the attributes of the primary's spans (trace.go).
 	traceAttrs []attribute.KeyValue
 
 	// closeTimeout is Config.CloseTimeout.
@@ -105,7 +103,7 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	db := &DB{dialect: t.dialect, logger: logger, logQueries: cfg.LogQueries, closeTimeout: cfg.CloseTimeout, redacted: t.redacted,
-		tracer: safeProvider(tracerProvider(cfg))}
+		tracing: newTracing(cfg)}
 	if db.migration, err = migrationConfig(cfg, t); err != nil {
 		return nil, err
 	}
@@ -125,12 +123,12 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		db.driver = cfg.Driver
 		if db.connector, err = postgresConnector(t.pgURL, cfg); err == nil {
 			db.traceAttrs = postgresAttributes(t)
-			db.sql = openTraced(db.connector, db.tracer, db.traceAttrs)
+			db.sql = sql.OpenDB(db.tracing.traced(db.connector, db.traceAttrs))
 		}
 	case SQLite:
 		db.driver = "sqlite"
 		db.traceAttrs = sqliteAttributes()
-		db.sql = openTraced(openSQLiteConnector(t.sqlitePath, cfg), db.tracer, db.traceAttrs)
+		db.sql = sql.OpenDB(db.tracing.traced(openSQLiteConnector(t.sqlitePath, cfg), db.traceAttrs))
 	}
 	if err != nil {
 		return nil, err

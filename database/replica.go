@@ -201,7 +201,7 @@ func (db *DB) openReplica(i int, t target, cfg Config, rs *replicaSet) (*replica
 	if err != nil {
 		return nil, err
 	}
-	pool := openTraced(conn, db.tracer, postgresAttributes(t))
+	pool := sql.OpenDB(db.tracing.traced(conn, postgresAttributes(t)))
 	applyPool(pool, t, cfg)
 	r := &replica{name: name, redacted: t.redacted, secrets: urlSecrets(t.pgURL), sql: pool}
 	r.status.Store(&ReplicaStatus{Name: name, URL: t.redacted, State: ReplicaDown, Err: errors.New("database: not checked yet"), Lag: -1, LagBytes: -1})

@@ -109,7 +109,7 @@ func TestTraceStatements(t *testing.T) {
 	dbtest.Run(t, func(t *testing.T, target dbtest.Target) {
 		t.Parallel()
 		db, exp, tracer := tracedDB(t, target)
-		require.True(t, db.Traced())
+		require.True(t, db.Tracing())
 		ctx, root := tracer.Start(viewer.SystemContext(t.Context()), "test")
 		email := "secret-" + uuid.NewString() + "@example.com"
 		_, err := db.Client().User.Create().SetEmail(email).SetDisplayName("Hidden Name").Save(ctx)
@@ -342,21 +342,24 @@ func TestTraceCopy(t *testing.T) {
 }
 
 // TestTracingOff: a noop provider turns the instrumentation off; no provider
-// means the global one, which the application may set after Open.
+// means the global one, which makes no spans until the application sets it,
+// even after Open.
 func TestTracingOff(t *testing.T) {
 	// Not parallel: it sets the global provider, and puts it back.
 	target := dbtest.SQLite
 	off := dbtest.Open(t, target, dbtest.WithConfig(func(cfg *database.Config) { cfg.TracerProvider = noop.NewTracerProvider() }))
-	assert.False(t, off.Traced())
+	assert.False(t, off.Tracing())
 
 	global := dbtest.Open(t, target)
-	require.True(t, global.Traced())
+	require.False(t, global.Tracing(), "no provider set yet")
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	defer tp.Shutdown(context.Background())
 	prev := otel.GetTracerProvider()
 	otel.SetTracerProvider(tp)
 	defer otel.SetTracerProvider(prev)
+	require.True(t, global.Tracing(), "the global provider, set after Open")
+	assert.False(t, off.Tracing())
 
 	ctx, root := tp.Tracer("test").Start(t.Context(), "test")
 	require.NoError(t, off.SQL().PingContext(ctx))
@@ -373,6 +376,10 @@ func TestTracingOff(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, selects, "only the pool without a provider of its own traces, through the global one")
+
+	// A pool opened after the global provider is set uses it.
+	later := dbtest.Open(t, target)
+	assert.True(t, later.Tracing())
 }
 
 func TestOperation(t *testing.T) {

@@ -37,8 +37,8 @@ type Store struct {
 	fanOut int
 	// policy forces the ent-policy backend (see WithPolicyBackend in the tests).
 	policy bool
-	// tracer starts the operations' spans (trace.go); nil when the
-	// database's tracing is off.
+	// tracer starts the operations' spans (trace.go), while the
+	// database's tracing is on.
 	tracer trace.Tracer
 	// b runs the operations that have a hand-written statement of their own:
 	// chosen once, by New.
@@ -93,9 +93,7 @@ func WithImportBatchSize(n int) Option {
 // rule folded in.
 func New(db *database.DB, opts ...Option) *Store {
 	s := &Store{db: db, client: db.Client(), now: schema.Now, fanOut: DefaultFanOutLimit}
-	if db.Traced() {
-		s.tracer = db.TracerProvider().Tracer(tracerName)
-	}
+	s.tracer = db.TracerProvider().Tracer(tracerName)
 	for _, opt := range opts {
 		opt(s)
 	}

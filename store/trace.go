@@ -40,10 +40,14 @@ type opSpan struct{ span trace.Span }
 // startOp starts the span of the operation called method, on chatID unless
 // that is uuid.Nil.
 func (s *Store) startOp(ctx context.Context, method string, chatID uuid.UUID) (context.Context, opSpan) {
-	if s.tracer == nil {
+	if !s.db.Tracing() {
 		return ctx, opSpan{}
 	}
-	ctx, span := s.tracer.Start(ctx, "chatdb.store."+method)
+	name, ok := opSpanNames[method]
+	if !ok {
+		name = "chatdb.store." + method
+	}
+	ctx, span := s.tracer.Start(ctx, name)
 	if !span.IsRecording() {
 		return ctx, opSpan{}
 	}
@@ -52,6 +56,23 @@ func (s *Store) startOp(ctx context.Context, method string, chatID uuid.UUID) (c
 	}
 	return ctx, opSpan{span: span}
 }
+
+// opSpanNames are the span names of the operations, made once: startOp runs
+// on every call, traced or not, and a name built per call would cost an
+// allocation each time.
+var opSpanNames = func() map[string]string {
+	m := map[string]string{}
+	for _, op := range []string{
+		"CreateUser", "GetUser", "UserByEmail", "PasswordHash", "UpdateProfile", "DeleteUser",
+		"CreateDirectChat", "CreateGroupChat", "CreateAssistantChat", "GetChat", "AddMember",
+		"AddMembers", "RemoveMember", "SetRole", "ArchiveChat", "Members",
+		"AppendMessage", "EditMessage", "DeleteMessage", "ImportMessages",
+		"History", "Inbox", "MarkRead",
+	} {
+		m[op] = "chatdb.store." + op
+	}
+	return m
+}()
 
 // end ends the span with the result *errp. A failure the caller caused or may
 // expect (ErrNotFound, ErrForbidden, invalid input, a conflict) is a result,

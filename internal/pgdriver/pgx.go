@@ -28,7 +28,7 @@ func Pgx(cfg pgx.ConnConfig, healthCheckAfter time.Duration) driver.Connector {
 // for what database/sql cannot express, such as COPY. It returns false for any
 // other connection.
 func PgxConn(dc any) (*pgx.Conn, bool) {
-	// A traced pool's connections (database/trace.go: otelsql's) give the
+	// A traced pool's connections (database/tracedriver.go) give the
 	// connection under them with Raw.
 	if r, ok := dc.(interface{ Raw() driver.Conn }); ok {
 		dc = r.Raw()
