@@ -217,14 +217,23 @@ func BenchmarkMixed(b *testing.B) {
 		b.Fatalf("data set has %d mixed chats, want %d", len(d.MixedChats), mixedGoroutines)
 	}
 	forEachStackOf(b, mixedStackNames(), []string{"HistoryPage", "AppendMessage"}, true, func(b *testing.B, s bench.Stack) {
-		// Open the pool's connections before timing: every stack starts the timed
-		// part with mixedGoroutines connections ready.
+		// Open the pool's connections before timing, and run both operations on
+		// them: every stack starts the timed part with mixedGoroutines
+		// connections ready, their statements prepared (the connections are new
+		// in each slice: forEachStackOf closes them after it, and a statement's
+		// first run on a connection costs the stacks unequally). Two rounds of
+		// both, all goroutines at once, reach nearly every connection.
 		var wg sync.WaitGroup
-		for range mixedGoroutines {
+		for g := range mixedGoroutines {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				s.HistoryPage(ctx, d.Reader, d.Cursors[0], bench.HistoryLimit, nil)
+				m := bench.Message{ChatID: d.MixedChats[g], SenderID: &d.Sender, Role: "user", Content: bench.Texts[0]}
+				for range 2 {
+					s.HistoryPage(ctx, d.Reader, d.Cursors[0], bench.HistoryLimit, nil)
+					m.ID = uuid.Must(uuid.NewV7())
+					s.AppendMessage(ctx, &m)
+				}
 			}()
 		}
 		wg.Wait()

@@ -249,36 +249,35 @@ func ErrorClass(err error) string {
 	if !errors.As(err, &e) {
 		errors.As(mapError(err), &e)
 	}
-	if e != nil {
-		if class, ok := errorClasses[e.Kind]; ok {
-			return class
-		}
-	}
-	for kind, class := range errorClasses {
-		if errors.Is(err, kind) {
-			return class
+	for _, c := range errorClasses {
+		if e != nil && e.Kind == c.kind || errors.Is(err, c.kind) {
+			return c.class
 		}
 	}
 	return "error"
 }
 
-// errorClasses are the classes of the kinds of Error.
-var errorClasses = map[error]string{
-	ErrNotFound:         "not_found",
-	ErrConflict:         "conflict",
-	ErrInvalidReference: "invalid_reference",
-	ErrCheck:            "check",
-	ErrInvalid:          "invalid",
-	ErrTimeout:          "timeout",
-	ErrSerialization:    "serialization",
-	ErrNestedTx:         "nested_tx",
-	ErrBadConn:          "bad_conn",
-	ErrCommitUnknown:    "commit_unknown",
-	ErrPermission:       "permission",
-	ErrClosed:           "closed",
-	ErrReadOnly:         "read_only",
-	ErrSchema:           "schema",
-	ErrTxAborted:        "tx_aborted",
+// errorClasses are the classes of the kinds of Error, in the order
+// ErrorClass tries them.
+var errorClasses = []struct {
+	kind  error
+	class string
+}{
+	{ErrNotFound, "not_found"},
+	{ErrConflict, "conflict"},
+	{ErrInvalidReference, "invalid_reference"},
+	{ErrCheck, "check"},
+	{ErrInvalid, "invalid"},
+	{ErrTimeout, "timeout"},
+	{ErrSerialization, "serialization"},
+	{ErrNestedTx, "nested_tx"},
+	{ErrBadConn, "bad_conn"},
+	{ErrCommitUnknown, "commit_unknown"},
+	{ErrPermission, "permission"},
+	{ErrClosed, "closed"},
+	{ErrReadOnly, "read_only"},
+	{ErrSchema, "schema"},
+	{ErrTxAborted, "tx_aborted"},
 }
 
 // Operation returns the SQL operation of query, in capitals, as the

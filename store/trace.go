@@ -99,6 +99,9 @@ func (o opSpan) end(errp *error) {
 var expectedClasses = map[string]bool{
 	"forbidden": true, "invalid_cursor": true, "not_found": true, "invalid": true,
 	"conflict": true, "invalid_reference": true, "check": true, "nested_tx": true,
+	// The caller gave up; its deadline passing (deadline_exceeded) is a
+	// fault: something was slow.
+	"canceled": true,
 }
 
 // ErrorClass names err's class for telemetry and logs: "ok" for nil,
