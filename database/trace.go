@@ -448,9 +448,9 @@ type poolWait struct {
 }
 
 // markPoolWait returns ctx marked with the start of a wait for a connection,
-// when ctx's span records.
-func markPoolWait(ctx context.Context) context.Context {
-	if !trace.SpanFromContext(ctx).IsRecording() {
+// when tracing is on and ctx's span records.
+func (t *tracing) markPoolWait(ctx context.Context) context.Context {
+	if !t.on() || !trace.SpanFromContext(ctx).IsRecording() {
 		return ctx
 	}
 	return context.WithValue(ctx, poolWaitKey{}, &poolWait{start: time.Now()})
@@ -483,6 +483,7 @@ func notePoolWait(ctx context.Context, start time.Time) {
 // marking each statement and transaction's wait for a connection.
 type poolWaitDriver struct {
 	entdialect.Driver
+	t *tracing
 }
 
 // tracedPool returns drv, the ent driver of a pool, marking pool waits unless
@@ -491,15 +492,15 @@ func (db *DB) tracedPool(drv entdialect.Driver) entdialect.Driver {
 	if db.tracing == nil {
 		return drv
 	}
-	return poolWaitDriver{Driver: drv}
+	return poolWaitDriver{Driver: drv, t: db.tracing}
 }
 
 func (d poolWaitDriver) Exec(ctx context.Context, query string, args, v any) error {
-	return d.Driver.Exec(markPoolWait(ctx), query, args, v)
+	return d.Driver.Exec(d.t.markPoolWait(ctx), query, args, v)
 }
 
 func (d poolWaitDriver) Query(ctx context.Context, query string, args, v any) error {
-	return d.Driver.Query(markPoolWait(ctx), query, args, v)
+	return d.Driver.Query(d.t.markPoolWait(ctx), query, args, v)
 }
 
 // ExecContext and QueryContext are ent's client.ExecContext and QueryContext,
@@ -511,7 +512,7 @@ func (d poolWaitDriver) ExecContext(ctx context.Context, query string, args ...a
 	if !ok {
 		return nil, errors.New("database: the driver does not support ExecContext")
 	}
-	return ex.ExecContext(markPoolWait(ctx), query, args...)
+	return ex.ExecContext(d.t.markPoolWait(ctx), query, args...)
 }
 
 func (d poolWaitDriver) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
@@ -521,7 +522,7 @@ func (d poolWaitDriver) QueryContext(ctx context.Context, query string, args ...
 	if !ok {
 		return nil, errors.New("database: the driver does not support QueryContext")
 	}
-	return q.QueryContext(markPoolWait(ctx), query, args...)
+	return q.QueryContext(d.t.markPoolWait(ctx), query, args...)
 }
 
 // BeginTx is ent's client.BeginTx, which WithTx uses.
@@ -532,11 +533,11 @@ func (d poolWaitDriver) BeginTx(ctx context.Context, opts *sql.TxOptions) (entdi
 	if !ok {
 		return nil, errors.New("database: the driver does not support BeginTx")
 	}
-	return b.BeginTx(markPoolWait(ctx), opts)
+	return b.BeginTx(d.t.markPoolWait(ctx), opts)
 }
 
 func (d poolWaitDriver) Tx(ctx context.Context) (entdialect.Tx, error) {
-	return d.Driver.Tx(markPoolWait(ctx))
+	return d.Driver.Tx(d.t.markPoolWait(ctx))
 }
 
 // noteTxRetry adds EventTxRetry to ctx's span.
