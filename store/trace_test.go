@@ -1,7 +1,6 @@
 package store_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/google/uuid"
@@ -9,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
@@ -23,9 +21,7 @@ import (
 func tracedEnv(t *testing.T, target dbtest.Target, opts ...store.Option) (*env, *tracetest.InMemoryExporter) {
 	t.Helper()
 	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	t.Cleanup(func() { tp.Shutdown(context.Background()) })
-	db := dbtest.Open(t, target, frugal, dbtest.WithConfig(func(cfg *database.Config) { cfg.TracerProvider = tp }))
+	db := dbtest.Open(t, target, frugal, dbtest.WithTracing(t, exp))
 	return &env{t: t, target: target, db: db, s: store.New(db, opts...)}, exp
 }
 
@@ -146,32 +142,10 @@ func TestTraceAppend(t *testing.T) {
 					s := opSpan(t, spans, "chatdb.store."+name)
 					assert.Equal(t, "ok", spanAttrs(s.Attributes)["chatdb.result"], name)
 				}
-				requireClean(t, spans, body, "TraceAlice", "TraceBob", "TraceEve", "@example.com")
+				dbtest.RequireSpansClean(t, spans, body, "TraceAlice", "TraceBob", "TraceEve", "@example.com")
 			})
 		}
 	})
-}
-
-// requireClean fails when any span's attribute, event or status carries one
-// of secrets.
-func requireClean(t *testing.T, spans tracetest.SpanStubs, secrets ...string) {
-	t.Helper()
-	for _, s := range spans {
-		texts := []string{s.Name, s.Status.Description}
-		for _, kv := range s.Attributes {
-			texts = append(texts, kv.Value.Emit())
-		}
-		for _, ev := range s.Events {
-			for _, kv := range ev.Attributes {
-				texts = append(texts, kv.Value.Emit())
-			}
-		}
-		for _, text := range texts {
-			for _, secret := range secrets {
-				require.NotContains(t, text, secret, "span %s", s.Name)
-			}
-		}
-	}
 }
 
 // TestTraceImport: an import's COPY (PostgreSQL) or INSERTs (SQLite) are
@@ -204,6 +178,6 @@ func TestTraceImport(t *testing.T) {
 			}
 		}
 		assert.True(t, found, "a %s span under the import", want)
-		requireClean(t, spans, body, "ImpAlice", "ImpBob")
+		dbtest.RequireSpansClean(t, spans, body, "ImpAlice", "ImpBob")
 	})
 }
