@@ -141,7 +141,8 @@ type Config struct {
 	// wait for a pool connection and transaction retries are events. Nil
 	// means the global provider (otel.GetTracerProvider): nothing is traced
 	// until the application sets one, before or after Open, and until then
-	// the instrumentation costs an atomic load per call. A provider of package
+	// the instrumentation costs an atomic load per statement and per store
+	// operation. A provider of package
 	// go.opentelemetry.io/otel/trace/noop turns it off altogether: the
 	// drivers are then not wrapped. See trace.go and README.md, "Tracing".
 	TracerProvider trace.TracerProvider

@@ -84,8 +84,7 @@ func (db *DB) copySpan(ctx context.Context, table string) (context.Context, func
 	if !db.tracing.on() {
 		return ctx, func(error) {}
 	}
-	c := &tracedConnector{t: db.tracing, attrs: db.traceAttrs}
-	ctx, span := c.start(ctx, "COPY", "COPY "+quoteIdent(table)+" FROM STDIN")
+	ctx, span := db.tracing.start(ctx, db.traceAttrs, "COPY", "COPY "+quoteIdent(table)+" FROM STDIN")
 	if span.IsRecording() {
 		span.SetAttributes(semconv.DBCollectionName(table))
 	}

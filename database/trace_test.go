@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -67,6 +68,17 @@ func spanNames(spans tracetest.SpanStubs) []string {
 	return names
 }
 
+// events returns the attributes of span's events called name, in order.
+func events(span tracetest.SpanStub, name string) []map[string]string {
+	var out []map[string]string
+	for _, e := range span.Events {
+		if e.Name == name {
+			out = append(out, attrs(e.Attributes))
+		}
+	}
+	return out
+}
+
 // attrs returns the attributes as a map of their values' strings.
 func attrs(kvs []attribute.KeyValue) map[string]string {
 	m := map[string]string{}
@@ -89,11 +101,19 @@ func TestTraceStatements(t *testing.T) {
 		email := "secret-" + uuid.NewString() + "@example.com"
 		_, err := db.Client().User.Create().SetEmail(email).SetDisplayName("Hidden Name").Save(ctx)
 		require.NoError(t, err)
+		// ent's own transactions, as a stranger to chatdb's WithTx opens them.
+		tx, err := db.Client().Tx(ctx)
+		require.NoError(t, err)
+		_, err = tx.User.Query().Count(ctx)
+		require.NoError(t, err)
+		require.NoError(t, tx.Commit())
 		root.End()
 
 		spans := exp.GetSpans()
 		children := childrenOf(spans, root.SpanContext())
 		insert := spanNamed(t, children, "INSERT")
+		spanNamed(t, children, "BEGIN")
+		spanNamed(t, children, "COMMIT")
 		assert.Equal(t, trace.SpanKindClient, insert.SpanKind)
 		a := attrs(insert.Attributes)
 		assert.Equal(t, "INSERT", a["db.operation.name"])
@@ -108,15 +128,11 @@ func TestTraceStatements(t *testing.T) {
 			assert.Equal(t, "sqlite", a["db.system.name"])
 			assert.NotContains(t, a, "server.address")
 		}
-		rootStub := spanNamed(t, spans, "test")
-		var waits int
-		for _, e := range rootStub.Events {
-			if e.Name == database.EventPoolWait {
-				waits++
-				assert.Contains(t, attrs(e.Attributes), "chatdb.pool.wait")
-			}
+		waits := events(spanNamed(t, spans, "test"), database.EventPoolWait)
+		require.NotEmpty(t, waits, "the caller's span has a pool-wait event")
+		for _, w := range waits {
+			assert.Contains(t, w, "chatdb.pool.wait")
 		}
-		assert.Positive(t, waits, "the caller's span has a pool-wait event")
 		dbtest.RequireSpansClean(t, spans, email, "Hidden Name")
 	})
 }
@@ -168,13 +184,9 @@ func TestTraceFailedStatement(t *testing.T) {
 			a := attrs(s.Attributes)
 			assert.Equal(t, wantCodes[i], a["db.response.status_code"], s.Name)
 			assert.Equal(t, wantCodes[i], a["error.type"], s.Name)
-			var exc map[string]string
-			for _, e := range s.Events {
-				if e.Name == "exception" {
-					exc = attrs(e.Attributes)
-				}
-			}
-			require.NotNil(t, exc, "exception event on %s", s.Name)
+			excs := events(s, "exception")
+			require.Len(t, excs, 1, "exception event on %s", s.Name)
+			exc := excs[0]
 			assert.Contains(t, exc["exception.message"], wantCodes[i])
 			assert.NotEmpty(t, exc["exception.type"])
 		}
@@ -231,14 +243,9 @@ func TestTraceTxRetry(t *testing.T) {
 			assert.Equal(t, codes.Error, do.Status.Code)
 			assert.Equal(t, "40001", attrs(do.Attributes)["db.response.status_code"])
 		}
-		rootStub := spanNamed(t, spans, "test")
-		var retry map[string]string
-		for _, e := range rootStub.Events {
-			if e.Name == database.EventTxRetry {
-				retry = attrs(e.Attributes)
-			}
-		}
-		require.NotNil(t, retry, "a retry event")
+		retries := events(spanNamed(t, spans, "test"), database.EventTxRetry)
+		require.Len(t, retries, 1, "a retry event")
+		retry := retries[0]
 		assert.Equal(t, "2", retry["chatdb.tx.attempt"])
 		assert.Equal(t, "serialization", retry["error.type"])
 	})
@@ -272,17 +279,11 @@ func TestTracePoolWait(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, rows.Close())
 		root.End()
-		var waited time.Duration
-		for _, e := range spanNamed(t, exp.GetSpans(), "test").Events {
-			if e.Name == database.EventPoolWait {
-				for _, kv := range e.Attributes {
-					if kv.Key == "chatdb.pool.wait" {
-						waited = time.Duration(kv.Value.AsFloat64() * float64(time.Second))
-					}
-				}
-			}
-		}
-		assert.GreaterOrEqual(t, waited, hold)
+		got := events(spanNamed(t, exp.GetSpans(), "test"), database.EventPoolWait)
+		require.Len(t, got, 1)
+		waited, err := strconv.ParseFloat(got[0]["chatdb.pool.wait"], 64)
+		require.NoError(t, err)
+		assert.GreaterOrEqual(t, time.Duration(waited*float64(time.Second)), hold)
 	})
 }
 
@@ -310,13 +311,7 @@ func TestTraceCopy(t *testing.T) {
 		assert.Equal(t, "COPY", a["db.operation.name"])
 		assert.Equal(t, "copied", a["db.collection.name"])
 		assert.Equal(t, "postgresql", a["db.system.name"])
-		var waits int
-		for _, e := range spanNamed(t, spans, "test").Events {
-			if e.Name == database.EventPoolWait {
-				waits++
-			}
-		}
-		assert.Positive(t, waits)
+		assert.NotEmpty(t, events(spanNamed(t, spans, "test"), database.EventPoolWait))
 		dbtest.RequireSpansClean(t, spans, "secret-copy-value")
 	})
 }
@@ -332,6 +327,12 @@ func TestTracingOff(t *testing.T) {
 
 	global := dbtest.Open(t, target)
 	require.False(t, global.Tracing(), "no provider set yet")
+	typedNil := dbtest.Open(t, target, dbtest.WithConfig(func(cfg *database.Config) {
+		cfg.TracerProvider = (*sdktrace.TracerProvider)(nil)
+	}))
+	require.False(t, typedNil.Tracing(), "a typed nil provider is none: the global one")
+	_, err := typedNil.SQL().ExecContext(t.Context(), `SELECT 3`)
+	require.NoError(t, err)
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	defer tp.Shutdown(context.Background())
@@ -343,7 +344,7 @@ func TestTracingOff(t *testing.T) {
 
 	ctx, root := tp.Tracer("test").Start(t.Context(), "test")
 	require.NoError(t, off.SQL().PingContext(ctx))
-	_, err := off.SQL().ExecContext(ctx, `SELECT 1`)
+	_, err = off.SQL().ExecContext(ctx, `SELECT 1`)
 	require.NoError(t, err)
 	_, err = global.SQL().ExecContext(ctx, `SELECT 2`)
 	require.NoError(t, err)

@@ -58,26 +58,31 @@ func (c *tracedConnector) Close() error {
 // clientKind is made once: an option made per span would be an allocation.
 var clientKind = trace.WithSpanKind(trace.SpanKindClient)
 
+// start starts a client span of the pool's (see tracing.start).
+func (c *tracedConnector) start(ctx context.Context, op, query string) (context.Context, trace.Span) {
+	return c.t.start(ctx, c.attrs, op, query)
+}
+
 // start starts a client span called op (a statement's operation, BEGIN,
-// COMMIT, ...) under ctx's span, with the pool's attributes, op as
+// COMMIT, ...) under ctx's span, with attrs (the pool's), op as
 // db.operation.name and query, the statement's text without its arguments,
 // as db.query.text.
-func (c *tracedConnector) start(ctx context.Context, op, query string) (context.Context, trace.Span) {
+func (t *tracing) start(ctx context.Context, attrs []attribute.KeyValue, op, query string) (context.Context, trace.Span) {
 	name := op
 	if name == "" {
 		name = "SQL"
 	}
-	ctx, span := c.t.tracer.Start(ctx, name, clientKind)
+	ctx, span := t.tracer.Start(ctx, name, clientKind)
 	if span.IsRecording() {
-		attrs := make([]attribute.KeyValue, 0, len(c.attrs)+2)
-		attrs = append(attrs, c.attrs...)
+		all := make([]attribute.KeyValue, 0, len(attrs)+2)
+		all = append(all, attrs...)
 		if op != "" && op != "connect" {
-			attrs = append(attrs, semconv.DBOperationName(op))
+			all = append(all, semconv.DBOperationName(op))
 		}
 		if query != "" {
-			attrs = append(attrs, semconv.DBQueryText(query))
+			all = append(all, semconv.DBQueryText(query))
 		}
-		span.SetAttributes(attrs...)
+		span.SetAttributes(all...)
 	}
 	return ctx, span
 }

@@ -31,7 +31,7 @@ import (
 // After a lost race, a SELECT of the winner's chat and one of the viewer's
 // membership.
 func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ *Chat, created bool, err error) {
-	ctx, span := s.startOp(ctx, "CreateDirectChat", uuid.Nil)
+	ctx, span := s.startOp(ctx, "chatdb.store.CreateDirectChat", uuid.Nil)
 	defer span.end(&err)
 	const op = "create direct chat"
 	if err := ownTx(ctx); err != nil {
@@ -109,7 +109,7 @@ func (s *Store) CreateDirectChat(ctx context.Context, otherUserID uuid.UUID) (_ 
 // temporary table filled by COPY, one check of the users, one INSERT ...
 // SELECT, a count) and a SELECT of the chat.
 func (s *Store) CreateGroupChat(ctx context.Context, title string, userIDs []uuid.UUID) (_ *Chat, err error) {
-	ctx, span := s.startOp(ctx, "CreateGroupChat", uuid.Nil)
+	ctx, span := s.startOp(ctx, "chatdb.store.CreateGroupChat", uuid.Nil)
 	defer span.end(&err)
 	const op = "create group chat"
 	if err := ownTx(ctx); err != nil {
@@ -153,7 +153,7 @@ func (s *Store) CreateGroupChat(ctx context.Context, title string, userIDs []uui
 // Cost: one transaction of 6 round trips: BEGIN, the chat rule's SELECT and the
 // chat INSERT, the membership rule's SELECT and the owner's INSERT, COMMIT.
 func (s *Store) CreateAssistantChat(ctx context.Context, title string) (_ *Chat, err error) {
-	ctx, span := s.startOp(ctx, "CreateAssistantChat", uuid.Nil)
+	ctx, span := s.startOp(ctx, "chatdb.store.CreateAssistantChat", uuid.Nil)
 	defer span.end(&err)
 	const op = "create assistant chat"
 	if err := ownTx(ctx); err != nil {
@@ -180,7 +180,7 @@ func (s *Store) CreateAssistantChat(ctx context.Context, title string) (_ *Chat,
 //
 // Cost: one SELECT.
 func (s *Store) GetChat(ctx context.Context, chatID uuid.UUID) (_ *Chat, err error) {
-	ctx, span := s.startOp(ctx, "GetChat", chatID)
+	ctx, span := s.startOp(ctx, "chatdb.store.GetChat", chatID)
 	defer span.end(&err)
 	c, err := s.reader(ctx).Chat.Query().Where(chat.ID(chatID), chat.DeletedAtIsNil()).Only(ctx)
 	if err != nil {
@@ -198,7 +198,7 @@ func (s *Store) GetChat(ctx context.Context, chatID uuid.UUID) (_ *Chat, err err
 // chat's (the new member's read position and inbox order), the INSERT, and
 // while the chat is not large a count of its members: 7 round trips.
 func (s *Store) AddMember(ctx context.Context, chatID, userID uuid.UUID, role membership.Role) (_ *Membership, err error) {
-	ctx, span := s.startOp(ctx, "AddMember", chatID)
+	ctx, span := s.startOp(ctx, "chatdb.store.AddMember", chatID)
 	defer span.end(&err)
 	const op = "add member"
 	if err := ownTx(ctx); err != nil {
@@ -245,7 +245,7 @@ func (s *Store) AddMember(ctx context.Context, chatID, userID uuid.UUID, role me
 // Cost: one DELETE, with the policy in its WHERE clause; when it removes
 // nothing, a SELECT more to tell ErrForbidden from database.ErrNotFound.
 func (s *Store) RemoveMember(ctx context.Context, chatID, userID uuid.UUID) (err error) {
-	ctx, span := s.startOp(ctx, "RemoveMember", chatID)
+	ctx, span := s.startOp(ctx, "chatdb.store.RemoveMember", chatID)
 	defer span.end(&err)
 	const op = "remove member"
 	if err := ownTx(ctx); err != nil {
@@ -266,7 +266,7 @@ func (s *Store) RemoveMember(ctx context.Context, chatID, userID uuid.UUID) (err
 // Cost: one UPDATE, with the policy in its WHERE clause, and a SELECT of the
 // result; when it updates nothing, a SELECT to say why instead.
 func (s *Store) SetRole(ctx context.Context, chatID, userID uuid.UUID, role membership.Role) (_ *Membership, err error) {
-	ctx, span := s.startOp(ctx, "SetRole", chatID)
+	ctx, span := s.startOp(ctx, "chatdb.store.SetRole", chatID)
 	defer span.end(&err)
 	const op = "set role"
 	if err := ownTx(ctx); err != nil {
@@ -300,7 +300,7 @@ func (s *Store) SetRole(ctx context.Context, chatID, userID uuid.UUID, role memb
 // Cost: one UPDATE, with the policy in its WHERE clause, and a SELECT of the
 // result.
 func (s *Store) ArchiveChat(ctx context.Context, chatID uuid.UUID) (_ *Chat, err error) {
-	ctx, span := s.startOp(ctx, "ArchiveChat", chatID)
+	ctx, span := s.startOp(ctx, "chatdb.store.ArchiveChat", chatID)
 	defer span.end(&err)
 	const op = "archive chat"
 	if err := ownTx(ctx); err != nil {
@@ -331,7 +331,7 @@ func (s *Store) ArchiveChat(ctx context.Context, chatID uuid.UUID) (_ *Chat, err
 //
 // Cost: two SELECTs (memberships, then their users in one IN query).
 func (s *Store) Members(ctx context.Context, chatID uuid.UUID) (_ []Member, err error) {
-	ctx, span := s.startOp(ctx, "Members", chatID)
+	ctx, span := s.startOp(ctx, "chatdb.store.Members", chatID)
 	defer span.end(&err)
 	reader := s.reader(ctx)
 	ms, err := reader.Membership.Query().

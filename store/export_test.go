@@ -7,7 +7,3 @@ package store
 func WithPolicyBackend() Option {
 	return func(s *Store) { s.policy = true }
 }
-
-// OpSpanNames are the operations' span names made once (trace.go), for
-// TestEveryOperationTraced. Tests only.
-var OpSpanNames = opSpanNames

@@ -76,7 +76,7 @@ type historyRange struct {
 // WHERE; a second SELECT when the page is empty, to tell an empty range from a
 // chat the viewer cannot see.
 func (s *Store) History(ctx context.Context, chatID uuid.UUID, q HistoryQuery) (_ *HistoryPage, err error) {
-	ctx, span := s.startOp(ctx, "History", chatID)
+	ctx, span := s.startOp(ctx, "chatdb.store.History", chatID)
 	defer span.end(&err)
 	const op = "history"
 	a, err := actorOf(ctx)

@@ -55,7 +55,7 @@ var importColumns = []string{
 // UPDATE per distinct sender (their read position), one of the members'
 // inbox order when the chat is not large, and COMMIT.
 func (s *Store) ImportMessages(ctx context.Context, chatID uuid.UUID, msgs []NewMessage) (_ int, err error) {
-	ctx, span := s.startOp(ctx, "ImportMessages", chatID)
+	ctx, span := s.startOp(ctx, "chatdb.store.ImportMessages", chatID)
 	defer span.end(&err)
 	const op = "import messages"
 	if err := ownTx(ctx); err != nil {

@@ -57,7 +57,7 @@ type InboxEntry struct {
 // only the page's rows get a last message and an unread count (see inboxSQL
 // in sqlbackend.go).
 func (s *Store) Inbox(ctx context.Context, q InboxQuery) (_ []InboxEntry, err error) {
-	ctx, span := s.startOp(ctx, "Inbox", uuid.Nil)
+	ctx, span := s.startOp(ctx, "chatdb.store.Inbox", uuid.Nil)
 	defer span.end(&err)
 	const op = "inbox"
 	me, err := viewerUser(ctx)
@@ -90,7 +90,7 @@ func (s *Store) Inbox(ctx context.Context, q InboxQuery) (_ []InboxEntry, err er
 // updates the membership), one round trip. On SQLite: a transaction of one
 // SELECT of the message and one conditional UPDATE.
 func (s *Store) MarkRead(ctx context.Context, chatID, messageID uuid.UUID) (err error) {
-	ctx, span := s.startOp(ctx, "MarkRead", chatID)
+	ctx, span := s.startOp(ctx, "chatdb.store.MarkRead", chatID)
 	defer span.end(&err)
 	const op = "mark read"
 	if err := ownTx(ctx); err != nil {

@@ -57,7 +57,7 @@ func WithFanOutLimit(n int) Option {
 // fan-out limit) and, when the new members take it over the limit, one UPDATE
 // of the chat and of those members, once in its life.
 func (s *Store) AddMembers(ctx context.Context, chatID uuid.UUID, userIDs []uuid.UUID, role membership.Role) (_ int, err error) {
-	ctx, span := s.startOp(ctx, "AddMembers", chatID)
+	ctx, span := s.startOp(ctx, "chatdb.store.AddMembers", chatID)
 	defer span.end(&err)
 	const op = "add members"
 	if err := ownTx(ctx); err != nil {

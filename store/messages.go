@@ -64,7 +64,7 @@ type NewMessage struct {
 // SELECT of the ID, the INSERT and the bumps of the chat and its members'
 // inbox order, in process.
 func (s *Store) AppendMessage(ctx context.Context, m NewMessage) (_ *Message, err error) {
-	ctx, span := s.startOp(ctx, "AppendMessage", m.ChatID)
+	ctx, span := s.startOp(ctx, "chatdb.store.AppendMessage", m.ChatID)
 	defer span.end(&err)
 	const op = "append message"
 	a, err := actorOf(ctx)
@@ -101,7 +101,7 @@ func (s *Store) AppendMessage(ctx context.Context, m NewMessage) (_ *Message, er
 // Cost: one UPDATE, with the rule in its WHERE clause, and a SELECT of the
 // result; when it updates nothing, a SELECT to say why instead.
 func (s *Store) EditMessage(ctx context.Context, messageID uuid.UUID, content string) (_ *Message, err error) {
-	ctx, span := s.startOp(ctx, "EditMessage", uuid.Nil)
+	ctx, span := s.startOp(ctx, "chatdb.store.EditMessage", uuid.Nil)
 	defer span.end(&err)
 	const op = "edit message"
 	if err := ownTx(ctx); err != nil {
@@ -139,7 +139,7 @@ func (s *Store) EditMessage(ctx context.Context, messageID uuid.UUID, content st
 // Cost: one UPDATE, with the rule in its WHERE clause; when it updates
 // nothing, a SELECT more to tell ErrForbidden from database.ErrNotFound.
 func (s *Store) DeleteMessage(ctx context.Context, messageID uuid.UUID) (err error) {
-	ctx, span := s.startOp(ctx, "DeleteMessage", uuid.Nil)
+	ctx, span := s.startOp(ctx, "chatdb.store.DeleteMessage", uuid.Nil)
 	defer span.end(&err)
 	const op = "delete message"
 	if err := ownTx(ctx); err != nil {

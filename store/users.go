@@ -43,7 +43,7 @@ type ProfileUpdate struct {
 // Cost: one INSERT; with a password hash, a transaction of two INSERTs
 // (4 round trips).
 func (s *Store) CreateUser(ctx context.Context, u NewUser) (_ *User, err error) {
-	ctx, span := s.startOp(ctx, "CreateUser", uuid.Nil)
+	ctx, span := s.startOp(ctx, "chatdb.store.CreateUser", uuid.Nil)
 	defer span.end(&err)
 	const op = "create user"
 	if err := ownTx(ctx); err != nil {
@@ -79,7 +79,7 @@ func (s *Store) CreateUser(ctx context.Context, u NewUser) (_ *User, err error) 
 //
 // Cost: one SELECT by primary key, with the viewer's liveness checked in it.
 func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (_ *User, err error) {
-	ctx, span := s.startOp(ctx, "GetUser", uuid.Nil)
+	ctx, span := s.startOp(ctx, "chatdb.store.GetUser", uuid.Nil)
 	defer span.end(&err)
 	a, err := actorOf(ctx)
 	if err != nil {
@@ -102,7 +102,7 @@ func (s *Store) GetUser(ctx context.Context, id uuid.UUID) (_ *User, err error) 
 //
 // Cost: one SELECT by the unique index on email.
 func (s *Store) UserByEmail(ctx context.Context, email string) (_ *User, err error) {
-	ctx, span := s.startOp(ctx, "UserByEmail", uuid.Nil)
+	ctx, span := s.startOp(ctx, "chatdb.store.UserByEmail", uuid.Nil)
 	defer span.end(&err)
 	if schema.ValidateText(email) != nil {
 		// No stored email holds a NUL or invalid UTF-8, and PostgreSQL would
@@ -128,7 +128,7 @@ func (s *Store) UserByEmail(ctx context.Context, email string) (_ *User, err err
 //
 // Cost: one SELECT by the unique index on credentials.user_id.
 func (s *Store) PasswordHash(ctx context.Context, id uuid.UUID) (_ string, err error) {
-	ctx, span := s.startOp(ctx, "PasswordHash", uuid.Nil)
+	ctx, span := s.startOp(ctx, "chatdb.store.PasswordHash", uuid.Nil)
 	defer span.end(&err)
 	c, err := s.client.Credential.Query().
 		Where(credential.UserID(id), func(sel *sql.Selector) { sel.Where(rule.Live(id)) }).
@@ -146,7 +146,7 @@ func (s *Store) PasswordHash(ctx context.Context, id uuid.UUID) (_ string, err e
 // Cost: a transaction of the user's UPDATE, the credential's upsert or DELETE
 // when the hash changes, and a SELECT of the result.
 func (s *Store) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate) (_ *User, err error) {
-	ctx, span := s.startOp(ctx, "UpdateProfile", uuid.Nil)
+	ctx, span := s.startOp(ctx, "chatdb.store.UpdateProfile", uuid.Nil)
 	defer span.end(&err)
 	const op = "update profile"
 	if err := ownTx(ctx); err != nil {
@@ -203,7 +203,7 @@ func (s *Store) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate
 //
 // Cost: one UPDATE.
 func (s *Store) DeleteUser(ctx context.Context, id uuid.UUID) (err error) {
-	ctx, span := s.startOp(ctx, "DeleteUser", uuid.Nil)
+	ctx, span := s.startOp(ctx, "chatdb.store.DeleteUser", uuid.Nil)
 	defer span.end(&err)
 	const op = "delete user"
 	if err := ownTx(ctx); err != nil {
